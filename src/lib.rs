@@ -1,0 +1,2 @@
+//! aetos: a Keystone-authenticated, multi-tenant front door to Prometheus.
+#![forbid(unsafe_code)]
