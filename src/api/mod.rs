@@ -1,0 +1,304 @@
+//! The HTTP API: one request, one straight path through the stages
+//! `authn → authz → tenancy → backend`.
+//!
+//! [`handle`] is the only entry point; it resolves the route from the
+//! table in [`routes`], and each stage returns a plain value or an error
+//! answer. Nothing here knows how a stage works inside.
+
+pub mod errors;
+pub mod filter;
+pub mod rewrite;
+pub mod routes;
+pub mod versions;
+
+use std::sync::Arc;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use crate::auth::{self, AuthError};
+use crate::authz::{self, Access};
+use crate::backend::{BackendError, BackendRequest, FORWARDED_REQUEST_HEADERS, FORWARDED_RESPONSE_HEADERS};
+use crate::identity::Identity;
+use crate::server::{Authn, State};
+use rewrite::Params;
+use routes::{Api, Route, Scoping};
+
+/// Entry point for every request.
+pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<State>) -> HttpResponse {
+    let path = routes::strip_root(req.path(), &state.root_path);
+    match routes::route(path) {
+        Some(Route::Versions) if req.method() == Method::GET || req.method() == Method::HEAD => {
+            versions::versions(&req, &state)
+        }
+        Some(Route::Healthcheck) if req.method() == Method::GET || req.method() == Method::HEAD => {
+            versions::healthcheck(&req, &state).await
+        }
+        Some(Route::Metrics) if req.method() == Method::GET => own_metrics(&req, &state).await,
+        Some(Route::Versions) | Some(Route::Healthcheck) | Some(Route::Metrics) => {
+            method_not_allowed(&["GET", "HEAD"])
+        }
+        Some(Route::Api(api, backend_path)) => {
+            if !api.allows(req.method()) {
+                return method_not_allowed(api.methods);
+            }
+            api_request(req, payload, state, api, backend_path).await
+        }
+        None => errors::prom_error(StatusCode::NOT_FOUND, "not_found", "404 page not found"),
+    }
+}
+
+fn method_not_allowed(methods: &[&str]) -> HttpResponse {
+    HttpResponse::build(StatusCode::METHOD_NOT_ALLOWED)
+        .insert_header(("Allow", methods.join(", ")))
+        .content_type("application/json")
+        .body(
+            serde_json::json!({"status": "error", "errorType": "bad_data",
+                "error": format!("method not allowed; use {}", methods.join(" or "))})
+            .to_string(),
+        )
+}
+
+/// `GET /metrics` on the API listener: authenticated, and allowed by
+/// `telemetry:metrics` (admin or service by default). The separate metrics
+/// listener, when configured, serves the same text without a token.
+async fn own_metrics(req: &HttpRequest, state: &State) -> HttpResponse {
+    let identity = match authenticate(req, state).await {
+        Ok(i) => i,
+        Err(AuthError::Unavailable(_)) => return errors::identity_unavailable(),
+        Err(_) => return errors::unauthorized(&state.www_authenticate_uri),
+    };
+    if !state
+        .enforcer
+        .enforce("telemetry:metrics", &identity.policy_target(), &identity.credentials())
+    {
+        return errors::forbidden();
+    }
+    metrics_response(&state.metrics)
+}
+
+/// The exposition text as an HTTP answer.
+pub fn metrics_response(m: &crate::metrics::Metrics) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(m.encode())
+}
+
+/// Authentication stage.
+async fn authenticate(req: &HttpRequest, state: &State) -> Result<Arc<Identity>, AuthError> {
+    match &state.authn {
+        Authn::Noauth => Ok(Arc::new(auth::noauth_identity(req.headers()))),
+        Authn::Keystone(a) => {
+            if let Some(token) = auth::token_from_headers(req.headers()) {
+                return a.authenticate(&token).await;
+            }
+            match auth::basic_from_headers(req.headers()) {
+                Some((id, secret)) => a.authenticate_basic(&id, &secret).await,
+                None => Err(AuthError::MissingToken),
+            }
+        }
+    }
+}
+
+async fn api_request(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<State>,
+    api: Api,
+    backend_path: String,
+) -> HttpResponse {
+    req.extensions_mut().insert(RequestFacts {
+        api: api.name,
+        mode: "unauthenticated",
+    });
+    // authn
+    let identity = match authenticate(&req, &state).await {
+        Ok(i) => i,
+        Err(AuthError::MissingToken) | Err(AuthError::InvalidToken) => {
+            return errors::unauthorized(&state.www_authenticate_uri)
+        }
+        Err(AuthError::Unavailable(why)) => {
+            tracing::warn!("identity service unavailable: {why}");
+            return errors::identity_unavailable();
+        }
+    };
+    // authz
+    let access = authz::authorize(&state.enforcer, &identity, &api);
+    set_mode(&req, authz::mode_name(&access));
+    let access = match access {
+        Ok(a) => a,
+        Err(denied) => {
+            tracing::info!(user = identity.user_id.as_deref().unwrap_or("-"),
+                project = identity.project_id.as_deref().unwrap_or("-"),
+                rule = %denied.rule, "policy denied the request");
+            return errors::forbidden();
+        }
+    };
+    // the request as the backend will see it
+    let body = match read_body(payload, state.max_body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut breq = match backend_request(&req, &api, backend_path, body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    // tenancy
+    let project = match &access {
+        Access::Privileged => None,
+        Access::Scoped { project } => {
+            match rewrite::scope_params(&breq.params, api.scoping, &state.label, project) {
+                Ok(p) => breq.params = p,
+                Err(e) => {
+                    tracing::info!("refused a scoped request: {e}");
+                    return errors::bad_data(&e.to_string());
+                }
+            }
+            if api.scoping == Scoping::FilterResponse {
+                // The answer is filtered as JSON: ask for it uncompressed.
+                breq.headers.retain(|(k, _)| k != "accept-encoding");
+            }
+            Some(project.clone())
+        }
+    };
+    // backend
+    let started = std::time::Instant::now();
+    let sent = state.backend.send(breq).await;
+    state
+        .metrics
+        .backend_duration
+        .get_or_create(&crate::metrics::RouteLabel { route: api.name.to_owned() })
+        .observe(started.elapsed().as_secs_f64());
+    let resp = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            let kind = match &e {
+                BackendError::Timeout(_) => "timeout",
+                BackendError::Unreachable(_) => "unreachable",
+                BackendError::Credentials { .. } => "credentials",
+                BackendError::Other(_) => "other",
+            };
+            state.metrics.kind(&state.metrics.backend_errors, kind);
+            return backend_error(e);
+        }
+    };
+    match (project, api.scoping) {
+        (Some(project), Scoping::FilterResponse) => filter::filtered(resp, &api, &state, &project).await,
+        _ => stream_unfiltered(resp),
+    }
+}
+
+/// What the access log and metrics need to know about a request.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestFacts {
+    pub api: &'static str,
+    pub mode: &'static str,
+}
+
+fn set_mode(req: &HttpRequest, mode: &'static str) {
+    if let Some(f) = req.extensions_mut().get_mut::<RequestFacts>() {
+        f.mode = mode;
+    }
+}
+
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, HttpResponse> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| errors::bad_data(&format!("cannot read request body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(errors::prom_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "bad_data",
+                &format!("request body larger than {limit} bytes"),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Builds the backend request from the caller's. Only form-encoded bodies
+/// are accepted: Prometheus also reads multipart bodies, which would carry
+/// parameters past the tenancy stage, so anything else with a body is refused.
+fn backend_request(req: &HttpRequest, api: &Api, path: String, body: Bytes) -> Result<BackendRequest, HttpResponse> {
+    let mut headers: Vec<(String, String)> = FORWARDED_REQUEST_HEADERS
+        .iter()
+        .filter(|h| **h != "content-type")
+        .filter_map(|h| {
+            let v = req.headers().get(*h)?.to_str().ok()?;
+            Some(((*h).to_owned(), v.to_owned()))
+        })
+        .collect();
+    let is_form = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .unwrap_or(false);
+    let mut params = Params {
+        url: req.query_string().to_owned(),
+        body: None,
+    };
+    let sends_body = req.method() == Method::POST || req.method() == Method::PUT;
+    if !body.is_empty() {
+        if !sends_body {
+            return Err(errors::bad_data("a request body is only accepted with POST"));
+        }
+        if !is_form {
+            return Err(errors::prom_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "bad_data",
+                "request bodies must be application/x-www-form-urlencoded",
+            ));
+        }
+        if !api.form_body && api.scoping != Scoping::None {
+            return Err(errors::bad_data("this endpoint takes its parameters in the URL"));
+        }
+        let text = std::str::from_utf8(&body).map_err(|_| errors::bad_data("request body is not UTF-8"))?;
+        params.body = Some(text.to_owned());
+    }
+    if params.body.is_some() {
+        headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+    }
+    Ok(BackendRequest {
+        method: req.method().clone(),
+        path,
+        params,
+        raw_body: Bytes::new(),
+        headers,
+    })
+}
+
+pub(crate) fn backend_error(e: BackendError) -> HttpResponse {
+    tracing::warn!("backend error: {e}");
+    match &e {
+        BackendError::Timeout(_) => errors::prom_error(StatusCode::GATEWAY_TIMEOUT, "timeout", &e.to_string()),
+        BackendError::Unreachable(_) => errors::prom_error(StatusCode::BAD_GATEWAY, "unavailable", &e.to_string()),
+        BackendError::Credentials { .. } => {
+            errors::prom_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e.to_string())
+        }
+        BackendError::Other(_) => errors::prom_error(StatusCode::BAD_GATEWAY, "unavailable", &e.to_string()),
+    }
+}
+
+/// Status, the headers that matter and the body, byte for byte, streamed.
+pub(crate) fn stream_unfiltered(resp: reqwest::Response) -> HttpResponse {
+    let mut out = response_head(&resp);
+    out.streaming(resp.bytes_stream())
+}
+
+/// The caller-facing status and headers of a backend answer.
+pub(crate) fn response_head(resp: &reqwest::Response) -> actix_web::HttpResponseBuilder {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out = HttpResponse::build(status);
+    for h in FORWARDED_RESPONSE_HEADERS {
+        if let Some(v) = resp.headers().get(*h) {
+            if let Ok(v) = v.to_str() {
+                out.insert_header((*h, v));
+            }
+        }
+    }
+    out
+}

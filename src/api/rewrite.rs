@@ -1,0 +1,183 @@
+//! The tenancy stage applied to a request: `(parameters, scoping) →
+//! parameters`.
+//!
+//! Parameters may sit in the URL, in a form-encoded body, or both;
+//! Prometheus reads both (body first). Every `query` / `match[]` found in
+//! either place is scoped in that place, and nothing is moved from one to
+//! the other. Privileged requests never come here: they are forwarded
+//! byte for byte.
+
+use url::form_urlencoded;
+
+use super::routes::Scoping;
+use crate::tenancy::{self, TenancyError};
+
+/// The parameters of one request, as they will be sent to the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    /// The raw query string (without `?`), possibly empty.
+    pub url: String,
+    /// A form-encoded body, when the request has one.
+    pub body: Option<String>,
+}
+
+/// Why a scoped request cannot be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    #[error(transparent)]
+    Tenancy(#[from] TenancyError),
+    #[error("no match[] parameter provided")]
+    MissingMatch,
+}
+
+fn pairs(s: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(s.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn encode(pairs: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn has_key(s: &str, key: &str) -> bool {
+    form_urlencoded::parse(s.as_bytes()).any(|(k, _)| k == key)
+}
+
+/// Scopes one parameter string in place, returning it re-encoded. Only the
+/// scoped values change; every other parameter keeps its order and value.
+fn scope_one(
+    s: &str,
+    key: &str,
+    f: &dyn Fn(&str) -> Result<String, TenancyError>,
+) -> Result<String, TenancyError> {
+    if !has_key(s, key) {
+        return Ok(s.to_owned());
+    }
+    let mut ps = pairs(s);
+    for (k, v) in ps.iter_mut() {
+        if k == key {
+            *v = f(v)?;
+        }
+    }
+    Ok(encode(&ps))
+}
+
+/// Applies `scoping` for a caller restricted to `project`.
+pub fn scope_params(
+    params: &Params,
+    scoping: Scoping,
+    label: &str,
+    project: &str,
+) -> Result<Params, RewriteError> {
+    let body = params.body.as_deref();
+    match scoping {
+        Scoping::Query => {
+            let f = |q: &str| tenancy::scope_query(q, label, project);
+            Ok(Params {
+                url: scope_one(&params.url, "query", &f)?,
+                body: body.map(|b| scope_one(b, "query", &f)).transpose()?,
+            })
+        }
+        Scoping::Match | Scoping::MatchRequired => {
+            let f = |m: &str| tenancy::scope_selector(m, label, project);
+            let mut url = scope_one(&params.url, "match[]", &f)?;
+            let mut body = body.map(|b| scope_one(b, "match[]", &f)).transpose()?;
+            let anywhere = has_key(&url, "match[]")
+                || body.as_deref().is_some_and(|b| has_key(b, "match[]"));
+            if !anywhere {
+                if scoping == Scoping::MatchRequired {
+                    return Err(RewriteError::MissingMatch);
+                }
+                let only = tenancy::scope_match_params(&[], label, project)?;
+                let extra = encode(&[("match[]".to_owned(), only.concat())]);
+                // A form body is where the other parameters are; else the URL.
+                let target = match body.as_mut() {
+                    Some(b) if !b.is_empty() => b,
+                    _ => &mut url,
+                };
+                if !target.is_empty() {
+                    target.push('&');
+                }
+                target.push_str(&extra);
+            }
+            Ok(Params { url, body })
+        }
+        Scoping::FilterResponse | Scoping::None => Ok(params.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(url: &str, body: Option<&str>) -> Params {
+        Params {
+            url: url.into(),
+            body: body.map(str::to_owned),
+        }
+    }
+
+    fn decoded(s: &str) -> Vec<(String, String)> {
+        pairs(s)
+    }
+
+    #[test]
+    fn query_in_url_is_scoped_and_other_params_kept_in_order() {
+        let out = scope_params(&p("time=4&query=up&timeout=5s", None), Scoping::Query, "project", "B").unwrap();
+        assert_eq!(
+            decoded(&out.url),
+            vec![
+                ("time".into(), "4".into()),
+                ("query".into(), "up{project=\"B\"}".into()),
+                ("timeout".into(), "5s".into())
+            ]
+        );
+        assert_eq!(out.body, None);
+    }
+
+    #[test]
+    fn query_in_both_places_is_scoped_in_both_and_not_moved() {
+        let out = scope_params(&p("query=a", Some("query=b&time=1")), Scoping::Query, "project", "B").unwrap();
+        assert_eq!(decoded(&out.url), vec![("query".into(), "a{project=\"B\"}".into())]);
+        assert_eq!(
+            decoded(out.body.as_deref().unwrap()),
+            vec![("query".into(), "b{project=\"B\"}".into()), ("time".into(), "1".into())]
+        );
+    }
+
+    #[test]
+    fn percent_encoded_match_keys_are_scoped() {
+        let out = scope_params(&p("match%5B%5D=up&match[]=x", None), Scoping::Match, "project", "B").unwrap();
+        let d = decoded(&out.url);
+        assert_eq!(d.len(), 2);
+        assert!(d.iter().all(|(k, v)| k == "match[]" && v.contains("project=\"B\"")));
+    }
+
+    #[test]
+    fn missing_match_gets_the_project_selector_in_url_or_body() {
+        let out = scope_params(&p("start=1", None), Scoping::Match, "project", "B").unwrap();
+        assert_eq!(decoded(&out.url)[1], ("match[]".into(), "{project=\"B\"}".into()));
+        let out = scope_params(&p("", Some("start=1")), Scoping::Match, "project", "B").unwrap();
+        assert_eq!(out.url, "");
+        assert_eq!(decoded(out.body.as_deref().unwrap())[1].0, "match[]");
+        // match[] present only in the body: nothing is added to the URL.
+        let out = scope_params(&p("start=1", Some("match[]=up")), Scoping::Match, "project", "B").unwrap();
+        assert_eq!(out.url, "start=1");
+    }
+
+    #[test]
+    fn delete_without_match_is_refused_not_widened() {
+        assert!(matches!(
+            scope_params(&p("start=1", None), Scoping::MatchRequired, "project", "B"),
+            Err(RewriteError::MissingMatch)
+        ));
+    }
+
+    #[test]
+    fn bad_promql_is_an_error() {
+        assert!(scope_params(&p("query=sum(", None), Scoping::Query, "project", "B").is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! The two unauthenticated documents: the versions document at the root
+//! and oslo.middleware's `/healthcheck`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::server::State;
+
+/// Scheme, host and path prefix the caller used to reach us, so that the
+/// hrefs we hand out work from where the caller stands. Proxy headers
+/// (`Forwarded`, `X-Forwarded-Proto/Host/Prefix`) count only when
+/// `[oslo_middleware] enable_proxy_headers_parsing` is set.
+pub fn external_base(req: &HttpRequest, state: &State) -> String {
+    let h = req.headers();
+    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty());
+    let mut scheme = "http".to_owned();
+    let mut host = get("host").map(str::to_owned).unwrap_or_else(|| state.listen_host.clone());
+    let mut prefix = String::new();
+    if state.proxy_headers {
+        if let Some(fwd) = get("forwarded") {
+            // Only the first (closest to the client) element.
+            let first = fwd.split(',').next().unwrap_or("");
+            for part in first.split(';') {
+                let mut kv = part.splitn(2, '=');
+                let k = kv.next().unwrap_or("").trim().to_ascii_lowercase();
+                let v = kv.next().unwrap_or("").trim().trim_matches('"');
+                match k.as_str() {
+                    "proto" if !v.is_empty() => scheme = v.to_owned(),
+                    "host" if !v.is_empty() => host = v.to_owned(),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(p) = get("x-forwarded-proto") {
+            scheme = p.split(',').next().unwrap_or(p).trim().to_owned();
+        }
+        if let Some(hh) = get("x-forwarded-host") {
+            host = hh.split(',').next().unwrap_or(hh).trim().to_owned();
+        }
+        if let Some(p) = get("x-forwarded-prefix") {
+            prefix = format!("/{}", p.trim_matches('/'));
+        }
+    }
+    // The root the request came in under, if any (`/prometheus`).
+    let root = state.root_path.trim_end_matches('/');
+    if !root.is_empty() && (req.path() == root || req.path().starts_with(&format!("{root}/"))) {
+        prefix.push_str(root);
+    }
+    if prefix == "/" {
+        prefix.clear();
+    }
+    format!("{scheme}://{host}{prefix}")
+}
+
+/// `GET /`: the versions document, with hrefs that include the prefix.
+pub fn versions(req: &HttpRequest, state: &State) -> HttpResponse {
+    let base = external_base(req, state);
+    let doc = json!({"versions": {"values": [{
+        "id": "v1",
+        "links": [
+            {"href": format!("{base}/api/v1"), "rel": "self"},
+            {"href": "https://docs.openstack.org/aetos/latest/", "rel": "describedby", "type": "text/html"}
+        ],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.telemetry-v1+json"}],
+        "status": "stable",
+        "updated": "2025-04-15T00:00:00Z"
+    }]}});
+    HttpResponse::Ok().content_type("application/json").body(doc.to_string())
+}
+
+/// `GET|HEAD /healthcheck` as oslo.middleware answers it: 200 `OK` (204 for
+/// HEAD), 503 `DISABLED BY FILE` when the disable file exists; with
+/// `detailed` (option, or `?detailed` in the URL) a JSON report that also
+/// says whether the backend is ready.
+pub async fn healthcheck(req: &HttpRequest, state: &State) -> HttpResponse {
+    let head = req.method() == actix_web::http::Method::HEAD;
+    if let Some(path) = state.health.disable_by_file.as_ref().filter(|p| p.exists()) {
+        tracing::warn!(file = %path.display(), "healthcheck disabled by file");
+        return if head {
+            HttpResponse::ServiceUnavailable().finish()
+        } else {
+            HttpResponse::ServiceUnavailable().content_type("text/plain").body("DISABLED BY FILE")
+        };
+    }
+    let detailed = state.health.detailed || req.query_string().split('&').any(|p| p == "detailed" || p.starts_with("detailed="));
+    if !detailed {
+        return if head {
+            HttpResponse::NoContent().finish()
+        } else {
+            HttpResponse::Ok().content_type("text/plain").body("OK")
+        };
+    }
+    let (ready, reason) = match state.backend.ready().await {
+        Ok(s) if s.is_success() => (true, "OK".to_owned()),
+        Ok(s) => (false, format!("backend answered {s}")),
+        Err(e) => (false, e.to_string()),
+    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    if head {
+        return HttpResponse::build(if ready { StatusCode::NO_CONTENT } else { status }).finish();
+    }
+    HttpResponse::build(status).content_type("application/json").body(
+        json!({
+            "detailed": true,
+            "reasons": [{"class": "BackendReadiness", "reason": reason, "details": {
+                "backend": state.backend.base_url().as_str(),
+                "ready": ready,
+            }}],
+            "gc": {},
+        })
+        .to_string(),
+    )
+}

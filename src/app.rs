@@ -1,0 +1,249 @@
+//! Assembly: `Config → State`, and running it.
+//!
+//! Everything that can be checked before serving is checked in [`load`],
+//! so that `check-config` and start-up fail the same way: one line naming
+//! the section, option and problem.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::{Authenticator, CacheOptions, Credentials, KeystoneClient, NameOrId};
+use crate::backend::{self, Backend, BackendAuth, BackendOptions};
+use crate::config::{self, AuthMode, Config, Warning};
+use crate::metrics::Metrics;
+use crate::policy::{Enforcer, PolicyOptions};
+use crate::server::{self, Authn, HealthOptions, ListenOptions, State};
+use crate::telemetry::{self, LogOptions};
+
+/// A validated configuration with its policy loaded.
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Warning>,
+    pub enforcer: Enforcer,
+}
+
+/// Reads the configuration files and the policy files they name.
+pub fn load(files: &[PathBuf], dirs: &[PathBuf]) -> Result<Loaded, String> {
+    let (config, warnings) = config::load(files, dirs).map_err(|e| e.to_string())?;
+    let enforcer = Enforcer::new(policy_options(&config))
+        .map_err(|e| format!("[oslo_policy] policy_file: {e}"))?;
+    Ok(Loaded {
+        config,
+        warnings,
+        enforcer,
+    })
+}
+
+fn policy_options(c: &Config) -> PolicyOptions {
+    PolicyOptions {
+        policy_file: c.oslo_policy.policy_file.clone(),
+        policy_dirs: c.oslo_policy.policy_dirs.clone(),
+        config_dirs: c
+            .config_files
+            .iter()
+            .filter_map(|f| f.parent().map(PathBuf::from))
+            .collect(),
+        default_rule: c.oslo_policy.policy_default_rule.clone(),
+        enforce_scope: c.oslo_policy.enforce_scope,
+        enforce_new_defaults: c.oslo_policy.enforce_new_defaults,
+    }
+}
+
+fn name_or_id(name: &Option<String>, id: &Option<String>) -> Option<NameOrId> {
+    match (id, name) {
+        (Some(i), _) if !i.is_empty() => Some(NameOrId::Id(i.clone())),
+        (_, Some(n)) if !n.is_empty() => Some(NameOrId::Name(n.clone())),
+        _ => None,
+    }
+}
+
+/// The service user's credentials from `[keystone_authtoken]`.
+fn keystone_credentials(c: &Config) -> Result<Credentials, String> {
+    let k = &c.keystone;
+    if k.auth_type.as_deref() == Some("v3applicationcredential") {
+        let (Some(id), Some(secret)) = (&k.application_credential_id, &k.application_credential_secret) else {
+            return Err("[keystone_authtoken] application_credential_id: required with auth_type = v3applicationcredential".into());
+        };
+        return Ok(Credentials::ApplicationCredential {
+            id: id.clone(),
+            secret: secret.expose().to_owned(),
+        });
+    }
+    let user = name_or_id(&k.username, &k.user_id)
+        .ok_or("[keystone_authtoken] username: required in keystone mode")?;
+    let password = k
+        .password
+        .as_ref()
+        .map(|p| p.expose().to_owned())
+        .ok_or("[keystone_authtoken] password: required in keystone mode")?;
+    let user_domain = name_or_id(&k.user_domain_name, &k.user_domain_id).unwrap_or(NameOrId::Id("default".into()));
+    let project_domain =
+        name_or_id(&k.project_domain_name, &k.project_domain_id).unwrap_or(NameOrId::Id("default".into()));
+    let project = name_or_id(&k.project_name, &k.project_id).map(|p| (p, project_domain));
+    Ok(Credentials::Password {
+        user,
+        user_domain,
+        password,
+        project,
+    })
+}
+
+fn backend_options(c: &Config) -> BackendOptions {
+    let p = &c.prometheus;
+    let auth = match (&p.username, &p.password) {
+        (Some(u), Some(pw)) if !u.is_empty() => BackendAuth::Basic {
+            username: u.clone(),
+            password: pw.expose().to_owned(),
+        },
+        _ => BackendAuth::None,
+    };
+    BackendOptions {
+        base_url: p.base_url(),
+        timeout: Duration::from_secs_f64(p.timeout),
+        connect_timeout: Duration::from_secs_f64(p.connect_timeout),
+        ca_file: p.ca_file.clone(),
+        client_cert: match (&p.cert_file, &p.key_file) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            _ => None,
+        },
+        insecure: false,
+        auth,
+    }
+}
+
+fn build_state(loaded: &Loaded) -> Result<State, String> {
+    let c = &loaded.config;
+    let metrics = Metrics::new();
+    let backend = Backend::new(backend_options(c)).map_err(|e| format!("[prometheus] ca_file/cert_file: {e}"))?;
+    let authn = match c.default.auth_mode {
+        AuthMode::Noauth => {
+            tracing::warn!(
+                "auth_mode = noauth: identity is taken from X-User-Id / X-Project-Id / X-Roles \
+                 headers WITHOUT any check. Never use this outside a test environment."
+            );
+            Authn::Noauth
+        }
+        AuthMode::Keystone => {
+            let k = &c.keystone;
+            let timeout = Duration::from_secs_f64(k.http_connect_timeout.unwrap_or(10.0).max(0.1));
+            let http = backend::http_client(
+                timeout,
+                Some(timeout),
+                k.cafile.as_deref(),
+                match (&k.certfile, &k.keyfile) {
+                    (Some(c), Some(kf)) => Some((c.as_str(), kf.as_str())),
+                    _ => None,
+                },
+                k.insecure,
+            )
+            .map_err(|e| format!("[keystone_authtoken] cafile/certfile: {e}"))?;
+            let auth_url = k
+                .auth_url
+                .clone()
+                .ok_or("[keystone_authtoken] auth_url: required in keystone mode")?;
+            let client = Arc::new(KeystoneClient::new(
+                http,
+                &auth_url,
+                keystone_credentials(c)?,
+                k.http_request_max_retries,
+            ));
+            let cache = CacheOptions {
+                token_cache_time: (k.token_cache_time >= 0).then(|| Duration::from_secs(k.token_cache_time as u64)),
+                max_entries: k.token_cache_size,
+                negative_cache_time: Duration::from_secs(k.negative_cache_time),
+            };
+            Authn::Keystone(Arc::new(Authenticator::new(client, cache, metrics.clone())))
+        }
+    };
+    Ok(State {
+        authn,
+        enforcer: loaded.enforcer.clone(),
+        backend,
+        label: c.prometheus.project_label_name.clone(),
+        root_path: c.api.root_path.clone(),
+        www_authenticate_uri: c.keystone.www_authenticate_uri().map(|u| u.to_string()).unwrap_or_default(),
+        proxy_headers: c.oslo_middleware.enable_proxy_headers_parsing,
+        max_body: c.api.max_request_body_size,
+        health: HealthOptions {
+            detailed: c.healthcheck.detailed,
+            disable_by_file: c.healthcheck.disable_by_file_path.as_ref().map(PathBuf::from),
+        },
+        listen_host: format_host(&c.api.host, c.api.port),
+        metrics,
+    })
+}
+
+fn format_host(host: &str, port: u16) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+        _ => format!("{host}:{port}"),
+    }
+}
+
+fn listen_options(c: &Config) -> Result<ListenOptions, String> {
+    let addr: SocketAddr = (c.api.host.as_str(), c.api.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("[api] host: cannot resolve {}: {e}", c.api.host))?
+        .next()
+        .ok_or_else(|| format!("[api] host: no address for {}", c.api.host))?;
+    let workers = if c.api.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        c.api.workers
+    };
+    Ok(ListenOptions {
+        addr,
+        workers,
+        shutdown_timeout: Duration::from_secs(c.api.graceful_shutdown_timeout),
+    })
+}
+
+/// Logs, builds the state and serves until SIGTERM/SIGINT.
+pub fn serve(loaded: Loaded) -> Result<(), String> {
+    let c = &loaded.config;
+    telemetry::init_logging(&LogOptions {
+        debug: c.default.debug,
+        use_json: c.default.use_json,
+        log_file: c.default.log_path(),
+        level: None,
+    })?;
+    for w in &loaded.warnings {
+        tracing::warn!("{}", w.0);
+    }
+    // reqwest is built without a default TLS provider (no aws-lc C build).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listen = listen_options(c)?;
+    actix_web::rt::System::new().block_on(async move {
+        let state = build_state(&loaded)?;
+        if let Authn::Keystone(a) = &state.authn {
+            let ks = a.keystone().clone();
+            actix_web::rt::spawn(async move {
+                if let Err(e) = ks.warm_up().await {
+                    tracing::error!("initial Keystone login failed (will retry per request): {e}");
+                }
+            });
+        }
+        spawn_sighup(loaded.enforcer.clone());
+        server::run(state, listen).await.map_err(|e| format!("[api] host/port: {e}"))
+    })
+}
+
+/// SIGHUP re-reads the policy files (a broken file denies until fixed).
+fn spawn_sighup(enforcer: Enforcer) {
+    #[cfg(unix)]
+    actix_web::rt::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; policy reloads only on file change");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match enforcer.reload() {
+                Ok(()) => tracing::info!("SIGHUP: policy reloaded"),
+                Err(e) => tracing::error!("SIGHUP: policy reload failed, denying until fixed: {e}"),
+            }
+        }
+    });
+}

@@ -1,0 +1,419 @@
+//! Authentication stage: `request headers → Identity`.
+//!
+//! In keystone mode the caller's `X-Auth-Token` is validated against
+//! Keystone (with a bounded cache of successes, a short negative cache of
+//! failures and one in-flight validation per token); nothing the client
+//! sends about its own identity is believed. In noauth mode (tests only)
+//! the identity is read from `X-User-Id`, `X-Project-Id` and `X-Roles`.
+
+pub mod keystone;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use actix_web::http::header::HeaderMap;
+use moka::future::Cache;
+use sha2::{Digest, Sha256};
+
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+pub use keystone::{Credentials, KeystoneClient, KeystoneError, NameOrId};
+
+/// Identity headers a client might send to impersonate someone, as
+/// keystonemiddleware removes them (plus `OpenStack-System-Scope`, which it
+/// forgets). They are never read in keystone mode and never forwarded.
+pub const IDENTITY_HEADERS: &[&str] = &[
+    "x-identity-status",
+    "x-service-identity-status",
+    "x-domain-id",
+    "x-domain-name",
+    "x-project-id",
+    "x-project-name",
+    "x-project-domain-id",
+    "x-project-domain-name",
+    "x-user-id",
+    "x-user-name",
+    "x-user-domain-id",
+    "x-user-domain-name",
+    "x-roles",
+    "x-service-domain-id",
+    "x-service-domain-name",
+    "x-service-project-id",
+    "x-service-project-name",
+    "x-service-project-domain-id",
+    "x-service-project-domain-name",
+    "x-service-user-id",
+    "x-service-user-name",
+    "x-service-user-domain-id",
+    "x-service-user-domain-name",
+    "x-service-roles",
+    "x-is-admin-project",
+    "x-service-catalog",
+    "x-role",
+    "x-user",
+    "x-tenant-id",
+    "x-tenant-name",
+    "x-tenant",
+    "openstack-system-scope",
+];
+
+/// A short, non-reversible name for a token, safe to log
+/// (first 16 hex digits of its SHA-256).
+pub fn token_hash(token: &str) -> String {
+    let d = Sha256::digest(token.as_bytes());
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a request has no identity.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AuthError {
+    /// No `X-Auth-Token` (and no usable basic credentials): 401.
+    #[error("no token")]
+    MissingToken,
+    /// Keystone says the token is not valid: 401.
+    #[error("invalid token")]
+    InvalidToken,
+    /// We cannot tell: 503.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<KeystoneError> for AuthError {
+    fn from(e: KeystoneError) -> Self {
+        match e {
+            KeystoneError::Refused => AuthError::InvalidToken,
+            KeystoneError::Unavailable(why) => AuthError::Unavailable(why),
+        }
+    }
+}
+
+/// Cache tuning, from `[keystone_authtoken]`.
+#[derive(Debug, Clone)]
+pub struct CacheOptions {
+    /// `token_cache_time`; `None` disables the positive cache (`-1`).
+    pub token_cache_time: Option<Duration>,
+    /// Bound on cached identities.
+    pub max_entries: u64,
+    /// How long an invalid token is remembered as invalid.
+    pub negative_cache_time: Duration,
+}
+
+type TokenKey = [u8; 32];
+
+#[derive(Clone)]
+struct Cached {
+    identity: Arc<Identity>,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl moka::Expiry<TokenKey, Cached> for PerEntryTtl {
+    fn expire_after_create(&self, _k: &TokenKey, v: &Cached, _at: Instant) -> Option<Duration> {
+        Some(v.ttl)
+    }
+}
+
+/// A token obtained for an application credential sent as HTTP Basic.
+#[derive(Clone)]
+struct Exchanged {
+    token: Arc<str>,
+    ttl: Duration,
+}
+
+struct ExchangedTtl;
+
+impl moka::Expiry<TokenKey, Exchanged> for ExchangedTtl {
+    fn expire_after_create(&self, _k: &TokenKey, v: &Exchanged, _at: Instant) -> Option<Duration> {
+        Some(v.ttl)
+    }
+}
+
+/// Validates Keystone tokens, with caching and request coalescing.
+pub struct Authenticator {
+    keystone: Arc<KeystoneClient>,
+    positive: Option<Cache<TokenKey, Cached>>,
+    negative: Cache<TokenKey, ()>,
+    /// Basic credentials (hashed) → the token they were exchanged for.
+    exchanged: Cache<TokenKey, Exchanged>,
+    cache_time: Duration,
+    metrics: Metrics,
+}
+
+/// Exchanged tokens are renewed this long before Keystone would expire them.
+const EXCHANGE_MARGIN: Duration = Duration::from_secs(300);
+
+impl Authenticator {
+    pub fn new(keystone: Arc<KeystoneClient>, opts: CacheOptions, metrics: Metrics) -> Self {
+        let evictions = metrics.token_cache_evictions.clone();
+        let positive = opts.token_cache_time.map(|_| {
+            Cache::builder()
+                .max_capacity(opts.max_entries)
+                .expire_after(PerEntryTtl)
+                .eviction_listener(move |_k, _v, cause| {
+                    if cause != moka::notification::RemovalCause::Explicit {
+                        evictions.inc();
+                    }
+                })
+                .build()
+        });
+        let negative = Cache::builder()
+            .max_capacity(opts.max_entries)
+            .time_to_live(opts.negative_cache_time.max(Duration::from_millis(1)))
+            .build();
+        let exchanged = Cache::builder()
+            .max_capacity(opts.max_entries)
+            .expire_after(ExchangedTtl)
+            .build();
+        Authenticator {
+            keystone,
+            positive,
+            negative,
+            exchanged,
+            cache_time: opts.token_cache_time.unwrap_or(Duration::ZERO),
+            metrics,
+        }
+    }
+
+    /// The Keystone client, for logins on behalf of callers (Grafana basic auth).
+    pub fn keystone(&self) -> &Arc<KeystoneClient> {
+        &self.keystone
+    }
+
+    /// Validates `token` and returns who it belongs to.
+    pub async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
+        let key: TokenKey = Sha256::digest(token.as_bytes()).into();
+        if self.negative.contains_key(&key) {
+            self.metrics.token_negative_hits.inc();
+            return Err(AuthError::InvalidToken);
+        }
+        let Some(cache) = &self.positive else {
+            self.metrics.token_cache_misses.inc();
+            return self.validate(key, token).await.map(|c| c.identity);
+        };
+        let mut missed = false;
+        let result = cache
+            .try_get_with(key, async {
+                missed = true;
+                self.validate(key, token).await
+            })
+            .await;
+        if missed {
+            self.metrics.token_cache_misses.inc();
+        } else {
+            self.metrics.token_cache_hits.inc();
+        }
+        match result {
+            Ok(c) => {
+                // A cached token may have expired since it was cached.
+                if c.identity.time_left(SystemTime::now()) == Some(Duration::ZERO) {
+                    cache.invalidate(&key).await;
+                    return Err(AuthError::InvalidToken);
+                }
+                Ok(c.identity)
+            }
+            Err(e) => Err((*e).clone()),
+        }
+    }
+
+    /// HTTP Basic with a Keystone application credential (`id:secret`), as
+    /// Grafana sends it: exchanged once for a token (cached until shortly
+    /// before it expires, one exchange at a time per credential), which
+    /// then follows the normal token path.
+    pub async fn authenticate_basic(&self, id: &str, secret: &str) -> Result<Arc<Identity>, AuthError> {
+        let mut h = Sha256::new();
+        h.update(b"basic\0");
+        h.update(id.as_bytes());
+        h.update(b"\0");
+        h.update(secret.as_bytes());
+        let key: TokenKey = h.finalize().into();
+        if self.negative.contains_key(&key) {
+            return Err(AuthError::InvalidToken);
+        }
+        let creds = Credentials::ApplicationCredential {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+        };
+        let exchanged = self
+            .exchanged
+            .try_get_with(key, async {
+                match self.keystone.login(&creds).await {
+                    Ok(t) => {
+                        let left = t
+                            .expires_at
+                            .duration_since(SystemTime::now())
+                            .unwrap_or(Duration::ZERO);
+                        tracing::info!(credential = %id, "exchanged an application credential for a token");
+                        Ok(Exchanged {
+                            token: t.token.into(),
+                            ttl: left.saturating_sub(EXCHANGE_MARGIN).max(Duration::from_secs(1)),
+                        })
+                    }
+                    Err(KeystoneError::Refused) => {
+                        tracing::info!(credential = %id, "Keystone refused an application credential");
+                        self.negative.insert(key, ()).await;
+                        Err(AuthError::InvalidToken)
+                    }
+                    Err(e) => Err(AuthError::from(e)),
+                }
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
+        self.authenticate(&exchanged.token).await
+    }
+
+    async fn validate(&self, key: TokenKey, token: &str) -> Result<Cached, AuthError> {
+        let started = Instant::now();
+        let outcome = self.keystone.validate(token).await;
+        self.metrics
+            .keystone_validation_duration
+            .observe(started.elapsed().as_secs_f64());
+        let hash = token_hash(token);
+        match outcome {
+            Ok(body) => {
+                let identity = Identity::from_token_body(&body)
+                    .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+                let left = identity
+                    .time_left(SystemTime::now())
+                    .unwrap_or(self.cache_time);
+                if left.is_zero() {
+                    self.negative.insert(key, ()).await;
+                    return Err(AuthError::InvalidToken);
+                }
+                tracing::debug!(token = %hash, elapsed_ms = started.elapsed().as_millis() as u64,
+                    user = identity.user_id.as_deref().unwrap_or("-"), "token validated");
+                Ok(Cached {
+                    identity: Arc::new(identity),
+                    ttl: self.cache_time.min(left),
+                })
+            }
+            Err(KeystoneError::Refused) => {
+                self.metrics.kind(&self.metrics.keystone_errors, "invalid");
+                tracing::info!(token = %hash, "Keystone rejected the token");
+                self.negative.insert(key, ()).await;
+                Err(AuthError::InvalidToken)
+            }
+            Err(KeystoneError::Unavailable(why)) => {
+                self.metrics.kind(&self.metrics.keystone_errors, "unavailable");
+                tracing::warn!(token = %hash, "cannot validate token: {why}");
+                Err(AuthError::Unavailable(why))
+            }
+        }
+    }
+
+    /// Entries currently cached (for `/metrics`).
+    pub fn cached_entries(&self) -> u64 {
+        self.positive.as_ref().map_or(0, Cache::entry_count)
+    }
+}
+
+/// The caller's token, whitespace stripped; `None` when absent or empty.
+pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
+    let t = headers.get("x-auth-token")?.to_str().ok()?.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+/// `Authorization: Basic base64(id:secret)`, decoded; `None` when absent
+/// or malformed.
+pub fn basic_from_headers(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let v = headers.get("authorization")?.to_str().ok()?.trim();
+    let (scheme, rest) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    (!id.is_empty() && !secret.is_empty()).then(|| (id.to_owned(), secret.to_owned()))
+}
+
+/// noauth mode: identity from `X-User-Id`, `X-Project-Id`, `X-Roles`, as
+/// upstream's functional tests send them.
+pub fn noauth_identity(headers: &HeaderMap) -> Identity {
+    let get = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    Identity {
+        user_id: get("x-user-id"),
+        project_id: get("x-project-id"),
+        roles: get("x-roles")
+            .map(|r| {
+                r.split(',')
+                    .map(|s| s.trim().to_lowercase())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        is_admin_project: true,
+        ..Identity::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn token_hash_is_short_and_stable() {
+        assert_eq!(token_hash("abc").len(), 16);
+        assert_eq!(token_hash("abc"), token_hash("abc"));
+        assert_ne!(token_hash("abc"), token_hash("abd"));
+    }
+
+    #[test]
+    fn token_is_trimmed_and_empty_means_none() {
+        assert_eq!(
+            token_from_headers(&headers(&[("X-Auth-Token", "  tok ")])).as_deref(),
+            Some("tok")
+        );
+        assert_eq!(token_from_headers(&headers(&[("X-Auth-Token", "   ")])), None);
+        assert_eq!(token_from_headers(&headers(&[])), None);
+    }
+
+    #[test]
+    fn basic_credentials_are_decoded_and_malformed_ones_ignored() {
+        // "app:s3:cret" — the secret may itself contain a colon.
+        let h = headers(&[("Authorization", "Basic YXBwOnMzOmNyZXQ=")]);
+        assert_eq!(basic_from_headers(&h), Some(("app".into(), "s3:cret".into())));
+        assert_eq!(basic_from_headers(&headers(&[("Authorization", "Basic !!!")])), None);
+        assert_eq!(basic_from_headers(&headers(&[("Authorization", "Bearer abc")])), None);
+        // ":" alone, no id.
+        assert_eq!(basic_from_headers(&headers(&[("Authorization", "Basic Og==")])), None);
+    }
+
+    #[test]
+    fn noauth_reads_the_upstream_test_headers() {
+        let id = noauth_identity(&headers(&[
+            ("X-User-Id", "u"),
+            ("X-Project-Id", "p"),
+            ("X-Roles", "Reader, member,,"),
+        ]));
+        assert_eq!(id.project_id.as_deref(), Some("p"));
+        assert_eq!(id.roles, vec!["reader", "member"]);
+    }
+
+    #[test]
+    fn identity_header_list_covers_system_scope_and_roles() {
+        for h in ["x-roles", "openstack-system-scope", "x-identity-status", "x-project-id"] {
+            assert!(IDENTITY_HEADERS.contains(&h), "{h}");
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Who is calling: the output of the authentication stage.
+//!
+//! An [`Identity`] is built either from a Keystone token validation body
+//! (keystone mode) or from `X-*` headers (noauth mode, for tests only). The
+//! policy stage never sees a request, only [`Identity::credentials`], the
+//! oslo.policy credentials dictionary upstream Aetos builds through
+//! oslo.context.
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+
+/// The validated caller of one request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    pub user_id: Option<String>,
+    pub user_name: Option<String>,
+    pub user_domain_id: Option<String>,
+    pub project_id: Option<String>,
+    pub project_name: Option<String>,
+    pub project_domain_id: Option<String>,
+    /// Set for domain-scoped tokens.
+    pub domain_id: Option<String>,
+    /// Set for system-scoped tokens (`"all"`).
+    pub system_scope: Option<String>,
+    /// Role names, lower-cased, already expanded through implied roles.
+    pub roles: Vec<String>,
+    pub is_admin_project: bool,
+    /// When the token stops being valid; `None` in noauth mode.
+    pub expires_at: Option<SystemTime>,
+    /// Roles of a valid `X-Service-Token`, if the client sent one.
+    pub service_roles: Vec<String>,
+    pub service_user_id: Option<String>,
+    pub service_project_id: Option<String>,
+}
+
+/// A token body Keystone answered with that we cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("unusable token body from Keystone: {0}")]
+pub struct TokenBodyError(pub &'static str);
+
+fn str_at(v: &Value, path: &[&str]) -> Option<String> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str().map(str::to_owned)
+}
+
+impl Identity {
+    /// Builds an identity from a Keystone v3 `{"token": {...}}` body.
+    pub fn from_token_body(body: &Value) -> Result<Identity, TokenBodyError> {
+        let token = body.get("token").ok_or(TokenBodyError("no `token` object"))?;
+        let expires_at = match token.get("expires_at").and_then(Value::as_str) {
+            Some(s) => Some(
+                humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
+                    .map_err(|_| TokenBodyError("bad `expires_at`"))?,
+            ),
+            None => None,
+        };
+        let roles = token
+            .get("roles")
+            .and_then(Value::as_array)
+            .map(|rs| {
+                rs.iter()
+                    .filter_map(|r| r.get("name").and_then(Value::as_str))
+                    .map(str::to_lowercase)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let system_scope = token.get("system").and_then(|s| {
+            if s.get("all").and_then(Value::as_bool) == Some(true) {
+                Some("all".to_owned())
+            } else {
+                None
+            }
+        });
+        Ok(Identity {
+            user_id: str_at(token, &["user", "id"]),
+            user_name: str_at(token, &["user", "name"]),
+            user_domain_id: str_at(token, &["user", "domain", "id"]),
+            project_id: str_at(token, &["project", "id"]),
+            project_name: str_at(token, &["project", "name"]),
+            project_domain_id: str_at(token, &["project", "domain", "id"]),
+            domain_id: str_at(token, &["domain", "id"]),
+            system_scope,
+            roles,
+            is_admin_project: token
+                .get("is_admin_project")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            expires_at,
+            ..Identity::default()
+        })
+    }
+
+    /// Time left before the token expires (zero when already expired);
+    /// `None` when the identity does not expire (noauth).
+    pub fn time_left(&self, now: SystemTime) -> Option<Duration> {
+        self.expires_at
+            .map(|e| e.duration_since(now).unwrap_or(Duration::ZERO))
+    }
+
+    /// The oslo.policy credentials dictionary (keys as oslo.context's
+    /// `to_policy_values()`).
+    pub fn credentials(&self) -> Value {
+        json!({
+            "user_id": self.user_id,
+            "user_name": self.user_name,
+            "user_domain_id": self.user_domain_id,
+            "project_id": self.project_id,
+            "project_name": self.project_name,
+            "project_domain_id": self.project_domain_id,
+            "domain_id": self.domain_id,
+            "system_scope": self.system_scope,
+            "roles": self.roles,
+            "is_admin_project": self.is_admin_project,
+            "service_roles": self.service_roles,
+            "service_user_id": self.service_user_id,
+            "service_project_id": self.service_project_id,
+        })
+    }
+
+    /// The target upstream Aetos passes to every check.
+    pub fn policy_target(&self) -> Value {
+        json!({ "project_id": self.project_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_body_maps_to_identity_and_credentials() {
+        let body = json!({"token": {
+            "expires_at": "2030-01-01T00:00:00.000000Z",
+            "user": {"id": "u1", "name": "alice", "domain": {"id": "default", "name": "Default"}},
+            "project": {"id": "p1", "name": "demo", "domain": {"id": "default"}},
+            "roles": [{"id": "r1", "name": "Reader"}, {"id": "r2", "name": "member"}],
+            "is_admin_project": false
+        }});
+        let id = Identity::from_token_body(&body).unwrap();
+        assert_eq!(id.project_id.as_deref(), Some("p1"));
+        assert_eq!(id.roles, vec!["reader", "member"]);
+        assert!(!id.is_admin_project);
+        let exp = id.expires_at.unwrap();
+        assert_eq!(
+            exp.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
+            1_893_456_000
+        );
+        let creds = id.credentials();
+        assert_eq!(creds["user_id"], "u1");
+        assert_eq!(creds["roles"][1], "member");
+        assert_eq!(id.policy_target(), json!({"project_id": "p1"}));
+    }
+
+    #[test]
+    fn system_scoped_token_has_no_project() {
+        let body = json!({"token": {"system": {"all": true}, "roles": [{"name": "admin"}],
+            "user": {"id": "u"}, "expires_at": "2030-01-01T00:00:00Z"}});
+        let id = Identity::from_token_body(&body).unwrap();
+        assert_eq!(id.system_scope.as_deref(), Some("all"));
+        assert_eq!(id.project_id, None);
+    }
+
+    #[test]
+    fn garbage_body_is_an_error_not_a_panic() {
+        assert!(Identity::from_token_body(&json!({"nope": 1})).is_err());
+        assert!(Identity::from_token_body(&json!({"token": {"expires_at": "yesterday"}})).is_err());
+    }
+}

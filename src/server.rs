@@ -1,0 +1,157 @@
+//! The actix application: shared state, the request-id and access-log
+//! middleware, and start/stop.
+//!
+//! Every path is answered by [`crate::api::handle`], both at `/…` and below
+//! `[api] root_path`, so any catalog URL form works.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, App, HttpMessage, HttpServer};
+use tracing::Instrument;
+
+use crate::api::{self, RequestFacts};
+use crate::auth::Authenticator;
+use crate::backend::Backend;
+use crate::metrics::{Metrics, RequestLabels, RouteLabel};
+use crate::policy::Enforcer;
+
+/// How callers are authenticated.
+pub enum Authn {
+    /// Keystone tokens (production).
+    Keystone(Arc<Authenticator>),
+    /// `X-User-Id` / `X-Project-Id` / `X-Roles` are believed (tests only).
+    Noauth,
+}
+
+/// `[healthcheck]` settings.
+#[derive(Debug, Clone, Default)]
+pub struct HealthOptions {
+    pub detailed: bool,
+    pub disable_by_file: Option<PathBuf>,
+}
+
+/// Everything a request handler needs, built once at start-up.
+pub struct State {
+    pub authn: Authn,
+    pub enforcer: Enforcer,
+    pub backend: Backend,
+    /// `[prometheus] project_label_name`.
+    pub label: String,
+    /// `[api] root_path`, e.g. `/prometheus`.
+    pub root_path: String,
+    pub www_authenticate_uri: String,
+    pub proxy_headers: bool,
+    pub max_body: usize,
+    pub health: HealthOptions,
+    /// Host to name in hrefs when the caller sent no `Host`.
+    pub listen_host: String,
+    pub metrics: Metrics,
+}
+
+/// Header carrying the request id on every answer.
+pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+
+/// Wraps every request: a fresh `req-<uuid>`, a tracing span carrying it
+/// (so every log line of the request has it), the response header, and one
+/// access-log line.
+fn with_request_id<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + 'static
+where
+    S: actix_web::dev::Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: MessageBody,
+{
+    let id = format!("req-{}", uuid::Uuid::new_v4());
+    let span = tracing::info_span!("request", request_id = %id);
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let started = Instant::now();
+    let metrics = req.app_data::<web::Data<State>>().map(|s| s.metrics.clone());
+    if let Some(m) = &metrics {
+        m.in_flight.inc();
+    }
+    let fut = srv.call(req);
+    async move {
+        let res = fut.await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let elapsed_ms = elapsed * 1000.0;
+        if let Some(m) = &metrics {
+            m.in_flight.dec();
+        }
+        match res {
+            Ok(mut res) => {
+                if let Ok(v) = HeaderValue::from_str(&id) {
+                    res.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+                }
+                let facts = res.request().extensions().get::<RequestFacts>().copied();
+                let status = res.status().as_u16();
+                if let Some(m) = &metrics {
+                    let route = facts.map_or("other", |f| f.api).to_owned();
+                    m.requests
+                        .get_or_create(&RequestLabels {
+                            route: route.clone(),
+                            // Only standard methods: arbitrary ones would grow the label set.
+                            method: match method.as_str() {
+                                m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "PATCH" | "OPTIONS") => m,
+                                _ => "OTHER",
+                            }
+                            .to_owned(),
+                            status,
+                            access: facts.map_or("none", |f| f.mode).to_owned(),
+                        })
+                        .inc();
+                    m.request_duration.get_or_create(&RouteLabel { route }).observe(elapsed);
+                }
+                tracing::info!(
+                    method = %method,
+                    path = %path,
+                    status,
+                    api = facts.map_or("-", |f| f.api),
+                    access = facts.map_or("-", |f| f.mode),
+                    elapsed_ms = format!("{elapsed_ms:.1}"),
+                    "request"
+                );
+                Ok(res)
+            }
+            Err(e) => {
+                tracing::error!(method = %method, path = %path, "request failed: {e}");
+                Err(e)
+            }
+        }
+    }
+    .instrument(span)
+}
+
+/// Listening settings.
+#[derive(Debug, Clone)]
+pub struct ListenOptions {
+    pub addr: SocketAddr,
+    pub workers: usize,
+    pub shutdown_timeout: Duration,
+}
+
+/// Builds and starts the server; resolves when it has stopped (SIGTERM /
+/// SIGINT drain in-flight requests for up to `shutdown_timeout`).
+pub async fn run(state: State, listen: ListenOptions) -> std::io::Result<()> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(usize::MAX))
+            .wrap_fn(with_request_id)
+            .default_service(web::to(api::handle))
+    })
+    .workers(listen.workers.max(1))
+    .shutdown_timeout(listen.shutdown_timeout.as_secs())
+    .bind(listen.addr)?;
+    tracing::info!(addr = %listen.addr, "aetos-api listening");
+    server.run().await
+}
