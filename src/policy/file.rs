@@ -258,6 +258,17 @@ pub(crate) fn parse_document(
         };
         let spec = match v {
             serde_yaml::Value::String(s) => RuleSpec::Text(s),
+            // `"rule":` with no value: oslo parses Python's None like the
+            // empty string, i.e. "always allowed". Kept for compatibility,
+            // but said out loud.
+            serde_yaml::Value::Null => {
+                tracing::warn!(
+                    file = %path.display(),
+                    rule = %name,
+                    "policy rule has no value; like oslo.policy, an empty rule allows everyone"
+                );
+                RuleSpec::Text(String::new())
+            }
             serde_yaml::Value::Sequence(outer) => {
                 RuleSpec::Legacy(legacy(&name, outer).map_err(bad)?)
             }
@@ -390,6 +401,17 @@ mod tests {
     fn empty_and_comment_only_documents_have_no_rules() {
         assert!(doc("").unwrap().is_empty());
         assert!(doc("# nothing here\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn rule_without_value_is_the_empty_rule_like_oslo() {
+        assert_eq!(
+            doc("a:\nb: ~\n").unwrap(),
+            vec![
+                ("a".to_string(), RuleSpec::Text(String::new())),
+                ("b".to_string(), RuleSpec::Text(String::new()))
+            ]
+        );
     }
 
     #[test]
