@@ -64,6 +64,15 @@ static DEFAULTS: &[RuleDefault] = &[
         scope_types: PROJECT,
     },
     RuleDefault {
+        name: "telemetry:admin_delete_metrics:all_projects",
+        check_str: PROJECT_ADMIN,
+        description: "Delete metrics of every project. A caller that passes \
+            telemetry:admin_delete_metrics but not this rule may delete only \
+            its own project's series (its match[] selectors are scoped).",
+        operations: &[("POST", "/api/v1/admin/tsdb/delete_series")],
+        scope_types: PROJECT,
+    },
+    RuleDefault {
         name: "telemetry:admin_snapshot",
         check_str: PROJECT_ADMIN,
         description: "Take snapshot of the database.",
@@ -95,20 +104,14 @@ static DEFAULTS: &[RuleDefault] = &[
         name: "telemetry:label",
         check_str: PROJECT_READER,
         description: "Prometheus label endpoint with tenancy enforced.",
-        operations: &[
-            ("GET", "/api/v1/label/{label_name}/values"),
-            ("POST", "/api/v1/label/{label_name}/values"),
-        ],
+        operations: &[("GET", "/api/v1/label/{label_name}/values")],
         scope_types: PROJECT,
     },
     RuleDefault {
         name: "telemetry:label:all_projects",
         check_str: PROJECT_ADMIN_OR_SERVICE,
         description: "Prometheus label endpoint without tenancy enforced.",
-        operations: &[
-            ("GET", "/api/v1/label/{label_name}/values"),
-            ("POST", "/api/v1/label/{label_name}/values"),
-        ],
+        operations: &[("GET", "/api/v1/label/{label_name}/values")],
         scope_types: PROJECT,
     },
     RuleDefault {
