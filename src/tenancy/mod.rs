@@ -192,8 +192,8 @@ pub fn scope_match_params(
 /// duration such as `x[1e30]` or `offset Inf`), but a parser panic must never
 /// take a request thread down with it.
 fn parse_checked(text: &str) -> Result<Expr, TenancyError> {
-    prescan::prescan(text)?;
-    parse_guarded(text)
+    let text = prescan::prescan(text)?;
+    parse_guarded(&text)
 }
 
 /// `promql_parser::parser::parse` with panics turned into refusals.

@@ -13,9 +13,17 @@
 //!   Prometheus but Unicode characters U+0080–U+00FF for `promql-parser`, so
 //!   the printed query would mean something else.
 //!
-//! The scanner mirrors `promql-parser`'s lexer for what matters here: string
-//! boundaries (a backslash always consumes the next character, in every quote
-//! style), `#` comments up to a line end, and number/duration tokens.
+//! - backtick strings are raw in Prometheus (`` `\d+` `` is the regex `\d+`),
+//!   but `promql-parser` 0.11 applies escape rules inside them and refuses
+//!   `` `\d` ``; so each raw string is handed to the parser re-written as the
+//!   equivalent double-quoted string (same value, exactly).
+//!
+//! The scanner mirrors the lexers for what matters here: string boundaries
+//! (in `"` and `'` strings a backslash consumes the next character; a
+//! backtick string ends at the next backtick, as in Prometheus), `#` comments
+//! up to a line end, and number/duration tokens.
+
+use std::borrow::Cow;
 
 use super::{TenancyError, MAX_NESTING, MAX_QUERY_BYTES};
 
@@ -35,19 +43,48 @@ struct Frame {
     child: usize,
 }
 
-/// Run every pre-parse check on `text`.
-pub(crate) fn prescan(text: &str) -> Result<(), TenancyError> {
+/// Run every pre-parse check on `text`; return the text to parse (the input,
+/// with raw backtick strings re-written as double-quoted strings).
+pub(crate) fn prescan(text: &str) -> Result<Cow<'_, str>, TenancyError> {
     if text.len() > MAX_QUERY_BYTES {
         return Err(TenancyError::TooLong {
             len: text.len(),
             max: MAX_QUERY_BYTES,
         });
     }
-    let depth = scan(text.as_bytes())?;
+    let mut raw_strings = Vec::new();
+    let depth = scan(text.as_bytes(), &mut raw_strings)?;
     if depth > MAX_NESTING {
         return Err(TenancyError::TooDeep { max: MAX_NESTING });
     }
-    Ok(())
+    if raw_strings.is_empty() {
+        return Ok(Cow::Borrowed(text));
+    }
+    Ok(Cow::Owned(requote_raw_strings(text, &raw_strings)))
+}
+
+/// Replace each terminated backtick string (`start..end`, quotes included)
+/// by a double-quoted string with the same value.
+fn requote_raw_strings(text: &str, raw_strings: &[(usize, usize)]) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut pos = 0;
+    for &(start, end) in raw_strings {
+        out.push_str(&text[pos..start]);
+        out.push('"');
+        for c in text[start + 1..end - 1].chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        pos = end;
+    }
+    out.push_str(&text[pos..]);
+    out
 }
 
 /// Scan the input once; return an upper bound of the syntax tree's depth.
@@ -58,7 +95,7 @@ pub(crate) fn prescan(text: &str) -> Result<(), TenancyError> {
 /// distinct token counted in `Frame::ops` of that level — and the path enters
 /// at most one nested level from there. So the depth is at most
 /// `ops + 1 + (estimate of the deepest nested level)`, computed bottom-up.
-fn scan(b: &[u8]) -> Result<usize, TenancyError> {
+fn scan(b: &[u8], raw_strings: &mut Vec<(usize, usize)>) -> Result<usize, TenancyError> {
     let mut frames: Vec<Frame> = vec![Frame::default()];
     // Inside `[...]`, where a plain number is a duration.
     let mut in_brackets = false;
@@ -74,8 +111,21 @@ fn scan(b: &[u8]) -> Result<usize, TenancyError> {
                     i += 1;
                 }
             }
-            b'"' | b'\'' | b'`' => {
+            b'"' | b'\'' => {
                 i = scan_string(b, i)?;
+                after_offset = false;
+            }
+            b'`' => {
+                // Raw string: ends at the next backtick, no escapes.
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != b'`' {
+                    i += 1;
+                }
+                if i < b.len() {
+                    i += 1;
+                    raw_strings.push((start, i));
+                }
                 after_offset = false;
             }
             b'(' | b'[' | b'{' => {
@@ -185,19 +235,16 @@ fn close(frames: &mut Vec<Frame>) {
     }
 }
 
-/// Skip a quoted string starting at `start` (the quote); return the index
-/// after its closing quote. Like `promql-parser`'s lexer, a backslash always
-/// consumes the next character, whatever the quote. In `"` and `'` strings,
-/// refuse byte escapes above 0x7f.
+/// Skip a `"` or `'` string starting at `start` (the quote); return the
+/// index after its closing quote. A backslash consumes the next character;
+/// byte escapes above 0x7f are refused.
 fn scan_string(b: &[u8], start: usize) -> Result<usize, TenancyError> {
     let quote = b[start];
     let mut i = start + 1;
     while i < b.len() {
         match b[i] {
             b'\\' => {
-                if quote != b'`' {
-                    check_escape(&b[i + 1..])?;
-                }
+                check_escape(&b[i + 1..])?;
                 i += 2;
             }
             c if c == quote => return Ok(i + 1),
@@ -302,7 +349,7 @@ mod tests {
     use super::*;
 
     fn depth(q: &str) -> usize {
-        scan(q.as_bytes()).expect("scan")
+        scan(q.as_bytes(), &mut Vec::new()).expect("scan")
     }
 
     #[test]
@@ -357,5 +404,16 @@ mod tests {
         assert!(prescan(r#"x{a='\377'}"#).is_err());
         assert!(prescan(r#"x{a="\x7f\u00ff"}"#).is_ok());
         assert!(prescan(r"x{a=`\xff`}").is_ok());
+    }
+
+    #[test]
+    fn raw_strings_become_double_quoted_strings_with_the_same_value() {
+        assert_eq!(prescan("x{a=~`\\d+\\.`}").unwrap(), "x{a=~\"\\\\d+\\\\.\"}");
+        assert_eq!(
+            prescan("x{a=`say \"hi\"\n`}").unwrap(),
+            "x{a=\"say \\\"hi\\\"\\n\"}"
+        );
+        assert_eq!(prescan("x{a=\"`\"}").unwrap(), "x{a=\"`\"}");
+        assert_eq!(prescan("x{a=`unterminated}").unwrap(), "x{a=`unterminated}");
     }
 }
