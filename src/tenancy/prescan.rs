@@ -305,8 +305,8 @@ fn check_number(token: &[u8], duration_context: bool) -> Result<(), TenancyError
     let Ok(text) = std::str::from_utf8(token) else {
         return Ok(()); // ASCII by construction; the lexer decides otherwise
     };
-    match promql_parser::util::parse_str_radix(text) {
-        Ok(v) => {
+    match numeric_value(text) {
+        Some(v) => {
             // A plain number: only dangerous where it becomes a duration.
             if duration_context
                 && !(v.is_finite() && (0.0..=MAX_NUMERIC_DURATION_SECS).contains(&v))
@@ -315,7 +315,7 @@ fn check_number(token: &[u8], duration_context: bool) -> Result<(), TenancyError
             }
             Ok(())
         }
-        Err(_) => {
+        None => {
             // A duration such as `1y2w3d4h5m6s7ms` (or garbage the lexer
             // refuses): every digit run must fit in 32 bits, or
             // `promql-parser` silently drops it.
@@ -334,6 +334,24 @@ fn check_number(token: &[u8], duration_context: bool) -> Result<(), TenancyError
             Ok(())
         }
     }
+}
+
+/// The value of a plain number token (decimal, exponent or hex), `None` for
+/// anything else (durations, garbage). Written here rather than calling
+/// `promql_parser::util::parse_str_radix`, which panics on tokens such as
+/// `1x` that its lexer never produces but this scanner may see. Octal-looking
+/// tokens are read as decimal: only the magnitude matters here.
+fn numeric_value(text: &str) -> Option<f64> {
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        return i64::from_str_radix(hex, 16).ok().map(|v| v as f64);
+    }
+    if !text
+        .bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return None;
+    }
+    text.parse::<f64>().ok()
 }
 
 fn duration_out_of_range() -> TenancyError {
@@ -390,6 +408,16 @@ mod tests {
         for q in ["x[300]", "x > 1e300", "x offset 5m", "x[5m:30]"] {
             assert!(prescan(q).is_ok(), "{q}");
         }
+    }
+
+    #[test]
+    fn malformed_number_tokens_are_left_to_the_parser_without_panicking() {
+        // `promql_parser::util::parse_str_radix("1x")` panics; the scanner
+        // must not call it on tokens its lexer would never produce.
+        for q in ["1x", "1x[5m]", "x[1x]", "x offset 0x", "9e"] {
+            let _ = prescan(q);
+        }
+        assert!(crate::tenancy::scope_query("1x", "project", "p").is_err());
     }
 
     #[test]
