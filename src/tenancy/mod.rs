@@ -1,0 +1,304 @@
+//! Tenancy engine: scope any PromQL expression or series selector to one
+//! project, provably.
+//!
+//! Scoped callers (reader/member of a project) must only ever see series whose
+//! project label (`[prometheus] project_label_name`, default `project`) equals
+//! their project id. Upstream Aetos splices text around metric names fetched
+//! from Prometheus; this module instead parses the query with `promql-parser`,
+//! adds the equality matcher `<label>="<project>"` to every vector and matrix
+//! selector anywhere in the tree, prints the tree back to PromQL and then
+//! *proves* the result: the printed text is parsed again and must be the same
+//! tree (up to matcher order and other spellings that do not change meaning),
+//! and every selector of that re-parsed tree must carry the matcher.
+//!
+//! The module is pure: no I/O, no calls to Prometheus, no global state. Every
+//! refusal is a [`TenancyError`] whose `Display` text is meant for the `error`
+//! field of a Prometheus-shaped `400 bad_data` answer.
+//!
+//! Policy decisions an operator can rely on (see `doc/source/admin/tenancy.rst`):
+//! - A caller's own matchers on the project label are kept and ANDed with the
+//!   enforced one: `{project="other"}` becomes
+//!   `{project="other",project="mine"}` and matches nothing. An exact copy of
+//!   the enforced matcher is not repeated.
+//! - Fail closed: anything that cannot be printed faithfully or that reads data
+//!   outside the syntax tree is refused (negative or out-of-range `@`
+//!   timestamps, `or` matcher groups, `info()`, extension nodes, functions or
+//!   operators this module does not know, `\x80`–`\xff` byte escapes, U+FFFD in
+//!   strings, over-long or over-deep input).
+
+mod enforce;
+mod prescan;
+mod verify;
+
+use promql_parser::label::{MatchOp, Matcher, Matchers};
+use promql_parser::parser::{Expr, VectorSelector};
+
+/// Largest query or selector text accepted, in bytes.
+///
+/// Parsing is linear, but every regex matcher is compiled (twice: once for
+/// the input, once for the verification re-parse), so an unbounded input is a
+/// cheap way to burn CPU. 128 KiB is far above any hand-written or
+/// dashboard-generated query (Grafana's longest variable expansions stay well
+/// below it) and keeps the worst case in the tens of milliseconds.
+pub const MAX_QUERY_BYTES: usize = 128 * 1024;
+
+/// Largest accepted upper bound of the syntax tree's depth.
+///
+/// The parser's type checks, the printer, `Drop` and this module's walkers
+/// all recurse once per tree level, and a stack overflow aborts the whole
+/// process (it is not a catchable panic). The bound is computed from the text
+/// *before* parsing (see `prescan`): every operator, `(` and `[` may add one
+/// level, so a chain of 200 additions or 200 nested parentheses is accepted,
+/// which is far beyond real queries, while the worst accepted tree stays a few
+/// hundred KiB of stack below the 2 MiB of a worker thread.
+pub const MAX_NESTING: usize = 256;
+
+/// Why a query or selector was refused; `Display` is the message for a 400
+/// `bad_data` answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TenancyError {
+    /// The configured project label name cannot be enforced (empty, or a
+    /// reserved `__`-prefixed name such as `__name__`). A configuration error,
+    /// reported per request so that nothing is ever forwarded unscoped.
+    #[error("the project label name {0:?} cannot be enforced (empty or reserved)")]
+    InvalidLabelName(String),
+    /// The caller's project id is empty (`<label>=""` would match series that
+    /// have no project label at all) or cannot be written into PromQL.
+    #[error("the caller's project id is empty or contains U+FFFD, it cannot be enforced")]
+    InvalidProject,
+    /// The input exceeds [`MAX_QUERY_BYTES`].
+    #[error("query too long: {len} bytes, at most {max} are accepted")]
+    TooLong {
+        /// Length of the refused input in bytes.
+        len: usize,
+        /// The limit, [`MAX_QUERY_BYTES`].
+        max: usize,
+    },
+    /// The input may nest deeper than [`MAX_NESTING`].
+    #[error("query nested too deeply: at most {max} levels of operators, parentheses and subqueries are accepted")]
+    TooDeep {
+        /// The limit, [`MAX_NESTING`].
+        max: usize,
+    },
+    /// The input is not valid PromQL (message from the parser).
+    #[error("parse error: {0}")]
+    Parse(String),
+    /// A `match[]` value that is not a plain series selector.
+    #[error("invalid series selector {0:?}: only a metric name and/or label matchers are allowed")]
+    NotASelector(String),
+    /// Valid PromQL that cannot be scoped safely for a project-scoped caller.
+    #[error("not allowed for a project-scoped caller: {0}")]
+    Unsupported(String),
+    /// The scoped query did not survive the print/re-parse proof. This is a
+    /// refusal, not a crash: the engine would rather answer 400 than forward
+    /// text whose meaning it cannot vouch for.
+    #[error("the query cannot be rewritten faithfully for a project-scoped caller: {0}")]
+    Unfaithful(String),
+}
+
+/// The label and value to enforce, validated once per call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    pub(crate) label: &'a str,
+    pub(crate) project: &'a str,
+}
+
+impl<'a> Scope<'a> {
+    /// Refuse a label or project that cannot be enforced faithfully.
+    fn new(label: &'a str, project: &'a str) -> Result<Self, TenancyError> {
+        if label.is_empty() || label.starts_with("__") || label.contains('\u{FFFD}') {
+            return Err(TenancyError::InvalidLabelName(label.to_owned()));
+        }
+        if project.is_empty() || project.contains('\u{FFFD}') {
+            return Err(TenancyError::InvalidProject);
+        }
+        Ok(Self { label, project })
+    }
+
+    /// The matcher every selector must carry.
+    pub(crate) fn matcher(&self) -> Matcher {
+        Matcher::new(MatchOp::Equal, self.label, self.project)
+    }
+
+    /// Whether `m` is exactly the enforced matcher.
+    pub(crate) fn is_enforced(&self, m: &Matcher) -> bool {
+        m.op == MatchOp::Equal && m.name == self.label && m.value == self.project
+    }
+}
+
+/// Check a project label name at start-up, so that a bad
+/// `project_label_name` is reported once instead of on every request.
+pub fn validate_label_name(label: &str) -> Result<(), TenancyError> {
+    Scope::new(label, "x").map(|_| ())
+}
+
+/// Scope a PromQL expression (`query`, `query_range`, `query_exemplars`) to
+/// `project`: every selector gains `<label>="<project>"`. Returns the printed
+/// expression (matchers sorted, durations normalised, comments dropped).
+pub fn scope_query(query: &str, label: &str, project: &str) -> Result<String, TenancyError> {
+    let scope = Scope::new(label, project)?;
+    let mut expr = parse_checked(query)?;
+    enforce::enforce(&mut expr, &scope)?;
+    verify::print_and_prove(expr, &scope)
+}
+
+/// Scope one series selector (a `match[]` value of `series`, `labels`,
+/// `label/<name>/values`, `federate`, `admin/tsdb/delete_series`).
+///
+/// Like Prometheus' `match[]`, only `metric`, `metric{…}` or `{…}` is
+/// accepted: no operators, functions, ranges, `offset` or `@`.
+pub fn scope_selector(selector: &str, label: &str, project: &str) -> Result<String, TenancyError> {
+    let scope = Scope::new(label, project)?;
+    let mut expr = parse_checked(selector)?;
+    match &expr {
+        Expr::VectorSelector(VectorSelector {
+            offset: None,
+            at: None,
+            ..
+        }) => {}
+        _ => return Err(TenancyError::NotASelector(selector.to_owned())),
+    }
+    enforce::enforce(&mut expr, &scope)?;
+    verify::print_and_prove(expr, &scope)
+}
+
+/// For `match[]` lists: each scoped; an empty list becomes one
+/// `{<label>="<project>"}` (what upstream Aetos sends, and the only way to
+/// keep `series`/`labels`/`label values` without `match[]` inside the project).
+pub fn scope_match_params(
+    matches: &[String],
+    label: &str,
+    project: &str,
+) -> Result<Vec<String>, TenancyError> {
+    let scope = Scope::new(label, project)?;
+    if matches.is_empty() {
+        let only = Expr::VectorSelector(VectorSelector::new(
+            None,
+            Matchers::new(vec![scope.matcher()]),
+        ));
+        return Ok(vec![verify::print_and_prove(only, &scope)?]);
+    }
+    matches
+        .iter()
+        .map(|m| scope_selector(m, label, project))
+        .collect()
+}
+
+/// Bound the input lexically, then parse it.
+///
+/// The parser is wrapped in `catch_unwind` as a backstop: the pre-scan already
+/// refuses the inputs known to make `promql-parser` 0.11 panic (a numeric
+/// duration such as `x[1e30]` or `offset Inf`), but a parser panic must never
+/// take a request thread down with it.
+fn parse_checked(text: &str) -> Result<Expr, TenancyError> {
+    let text = prescan::prescan(text)?;
+    parse_guarded(&text)
+}
+
+/// `promql_parser::parser::parse` with panics turned into refusals.
+pub(crate) fn parse_guarded(text: &str) -> Result<Expr, TenancyError> {
+    match std::panic::catch_unwind(|| promql_parser::parser::parse(text)) {
+        Ok(Ok(expr)) => Ok(expr),
+        Ok(Err(msg)) => Err(TenancyError::Parse(msg)),
+        Err(_) => Err(TenancyError::Parse(
+            "the PromQL parser could not handle this input".to_owned(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Largest `k` for which `shape(k)` is accepted (the shapes grow by one
+    /// tree level per step).
+    fn largest_accepted(shape: &dyn Fn(usize) -> String) -> usize {
+        let mut k = 1;
+        while k <= 4 * MAX_NESTING && scope_query(&shape(k + 1), "project", "p").is_ok() {
+            k += 1;
+        }
+        k
+    }
+
+    fn worst_shapes() -> Vec<String> {
+        let shapes: Vec<Box<dyn Fn(usize) -> String>> = vec![
+            Box::new(|k| vec!["a"; k + 1].join(" + ")),
+            Box::new(|k| vec!["a"; k + 1].join(" ^ ")),
+            Box::new(|k| format!("{}a{}", "(".repeat(k), ")".repeat(k))),
+            Box::new(|k| format!("{}a{}", "abs(".repeat(k), ")".repeat(k))),
+            Box::new(|k| format!("{}a{}", "sum(".repeat(k), ")".repeat(k))),
+            Box::new(|k| format!("{}a", "-".repeat(k))),
+            Box::new(|k| format!("{}a{}", "-(".repeat(k), ")".repeat(k))),
+            Box::new(|k| format!("{}a{}", "max_over_time(".repeat(k), "[1m:])".repeat(k))),
+        ];
+        shapes
+            .iter()
+            .map(|shape| shape(largest_accepted(shape.as_ref())))
+            .collect()
+    }
+
+    #[test]
+    fn deepest_accepted_queries_fit_in_a_quarter_of_a_worker_thread_stack() {
+        // Worker threads get 2 MiB; prove the worst accepted shapes need less
+        // than 1 MiB even in an unoptimised build (release needs < 64 KiB).
+        for q in worst_shapes() {
+            let handle = std::thread::Builder::new()
+                .stack_size(1024 * 1024)
+                .spawn(move || scope_query(&q, "project", "p").map(|_| ()))
+                .expect("spawn");
+            assert_eq!(handle.join().expect("no panic"), Ok(()));
+        }
+    }
+
+    #[test]
+    fn fifty_thousand_nested_parentheses_are_refused_before_parsing() {
+        let q = format!("{}1{}", "(".repeat(50_000), ")".repeat(50_000));
+        let handle = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || scope_query(&q, "project", "p"))
+            .expect("spawn");
+        assert_eq!(
+            handle.join().expect("no panic"),
+            Err(TenancyError::TooDeep { max: MAX_NESTING })
+        );
+    }
+
+    #[test]
+    fn long_flat_chains_are_refused_before_parsing() {
+        let q = vec!["a"; 20_000].join(" + ");
+        assert_eq!(
+            scope_query(&q, "project", "p"),
+            Err(TenancyError::TooDeep { max: MAX_NESTING })
+        );
+    }
+
+    #[test]
+    fn oversized_input_is_refused() {
+        let q = format!("x{{a=\"{}\"}}", "a".repeat(MAX_QUERY_BYTES));
+        assert!(matches!(
+            scope_query(&q, "project", "p"),
+            Err(TenancyError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn label_and_project_are_validated() {
+        assert!(validate_label_name("project").is_ok());
+        assert!(validate_label_name("project_id").is_ok());
+        for bad in ["", "__name__", "__tenant"] {
+            assert_eq!(
+                validate_label_name(bad),
+                Err(TenancyError::InvalidLabelName(bad.to_owned()))
+            );
+        }
+        assert_eq!(
+            scope_query("up", "project", ""),
+            Err(TenancyError::InvalidProject)
+        );
+        assert_eq!(
+            scope_match_params(&[], "project", ""),
+            Err(TenancyError::InvalidProject)
+        );
+    }
+}
