@@ -4,14 +4,24 @@
 #
 # Why: tests, the demo, benchmarks and CI need the real components aetos
 # talks to, installed and started the same way on every machine (a fresh
-# Debian bookworm with only package registries reachable).  The contract is
-# /work/wt/STACK-CONTRACT.md: commands, env.json keys, live series.
+# Debian bookworm, root, only package registries reachable).
 #
 # Usage: tools/stack.sh install | start | stop | status | env
 #                       | restart COMPONENT | stop-component COMPONENT
 #                       | start-component COMPONENT
 # COMPONENT: keystone prometheus prometheus-a prometheus-ha memcached exporter
-# State: ${AETOS_STACK_DIR:-<repo>/.stack}; env.json there describes the stack.
+#
+# start   installs what is missing (apt: prometheus memcached jq curl; a uv
+#         virtualenv with keystone 30, gunicorn, openstack CLI), starts what
+#         is not running, seeds Keystone, pushes the differential data set,
+#         and writes env.json + clouds.yaml.  Idempotent; a warm start takes
+#         about a second.
+# stop    stops every process this script started (by recorded pid).
+# status  one line per process; exit 0 when all run, 3 otherwise.
+# env     prints env.json.
+# State (pids, logs, data, venv, env.json): ${AETOS_STACK_DIR:-<repo>/.stack}.
+# Ports: keystone 5000, prometheus 9090 (main) 9091 (only-A) 9092+9093 (HA),
+# memcached 11211, exporter 9110 -- all bound to 127.0.0.1.
 set -euo pipefail
 set -o errtrace
 shopt -s inherit_errexit
@@ -833,8 +843,10 @@ cmd_stop() {
   say "stack stopped"
 }
 
+# Print one line per process; sets STATUS_RC to 0 when all run, else 3.
+STATUS_RC=0
 cmd_status() {
-  local c p rc=0 pid
+  local c p pid
   for c in $COMPONENTS; do
     for p in $(procs_of "$c"); do
       if is_running "$p"; then
@@ -842,11 +854,10 @@ cmd_status() {
         printf '%-16s running (pid %s)\n' "$p" "$pid"
       else
         printf '%-16s stopped\n' "$p"
-        rc=3
+        STATUS_RC=3
       fi
     done
   done
-  return "$rc"
 }
 
 main() {
@@ -860,7 +871,10 @@ main() {
       ;;
     start) cmd_start ;;
     stop) cmd_stop ;;
-    status) cmd_status ;;
+    status)
+      cmd_status
+      exit "$STATUS_RC"
+      ;;
     env)
       [[ -f $S/env.json ]] || die "no $S/env.json: run tools/stack.sh start"
       cat "$S/env.json"
