@@ -66,24 +66,46 @@ def render(ids, elapsed, now):
     out.append("# HELP ceilometer_cpu CPU time used by the instance (ns)\n# TYPE ceilometer_cpu counter\n")
     for key, project, user, name, share, _ in _vms(ids):
         rid = resource_id(name)
-        labels = {"project": project, "project_name": key, "user": user, "resource": rid,
-                  "resource_name": name, "vm_instance": rid, "counter": "cpu",
-                  "type": "cumulative", "unit": "ns", "publisher": "localhost",
-                  "server_group": f"sg-{key}"}
+        labels = {
+            "project": project,
+            "project_name": key,
+            "user": user,
+            "resource": rid,
+            "resource_name": name,
+            "vm_instance": rid,
+            "counter": "cpu",
+            "type": "cumulative",
+            "unit": "ns",
+            "publisher": "localhost",
+            "server_group": f"sg-{key}",
+        }
         out.append(_line("ceilometer_cpu", labels, int(elapsed * share * 1e9)))
-    out.append("# HELP ceilometer_memory_usage Memory used by the instance (MB)\n"
-               "# TYPE ceilometer_memory_usage gauge\n")
+    out.append(
+        "# HELP ceilometer_memory_usage Memory used by the instance (MB)\n"
+        "# TYPE ceilometer_memory_usage gauge\n"
+    )
     for key, project, user, name, _, mem in _vms(ids):
         rid = resource_id(name)
-        labels = {"project": project, "project_name": key, "user": user, "resource": rid,
-                  "resource_name": name, "vm_instance": rid, "counter": "memory.usage",
-                  "type": "gauge", "unit": "MB", "publisher": "localhost",
-                  "server_group": f"sg-{key}"}
+        labels = {
+            "project": project,
+            "project_name": key,
+            "user": user,
+            "resource": rid,
+            "resource_name": name,
+            "vm_instance": rid,
+            "counter": "memory.usage",
+            "type": "gauge",
+            "unit": "MB",
+            "publisher": "localhost",
+            "server_group": f"sg-{key}",
+        }
         value = round(mem * (0.5 + 0.2 * math.sin(now / 60.0 + len(name))), 1)
         out.append(_line("ceilometer_memory_usage", labels, value))
 
-    out.append("# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.\n"
-               "# TYPE node_cpu_seconds_total counter\n")
+    out.append(
+        "# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.\n"
+        "# TYPE node_cpu_seconds_total counter\n"
+    )
     for h, host in enumerate(HOSTS):
         for cpu in ("0", "1"):
             for mode, share in (("idle", 0.7 - 0.1 * h), ("user", 0.3 + 0.1 * h)):
@@ -91,10 +113,10 @@ def render(ids, elapsed, now):
                 out.append(_line("node_cpu_seconds_total", {"fqdn": host, "cpu": cpu, "mode": mode}, value))
     out.append("# TYPE node_memory_MemTotal_bytes gauge\n")
     for host in HOSTS:
-        out.append(_line("node_memory_MemTotal_bytes", {"fqdn": host}, 16 * 1024 ** 3))
+        out.append(_line("node_memory_MemTotal_bytes", {"fqdn": host}, 16 * 1024**3))
     out.append("# TYPE node_memory_MemAvailable_bytes gauge\n")
     for h, host in enumerate(HOSTS):
-        value = int((8 + 2 * math.sin(now / 90.0 + h)) * 1024 ** 3)
+        value = int((8 + 2 * math.sin(now / 90.0 + h)) * 1024**3)
         out.append(_line("node_memory_MemAvailable_bytes", {"fqdn": host}, value))
 
     demo, other = ids["projects"]["demo"], ids["projects"]["other"]
@@ -107,15 +129,21 @@ def render(ids, elapsed, now):
     # Label values that look like metric names: a scoping rewriter must not
     # mistake them for selectors.
     out.append("# TYPE label_lookalike_info gauge\n")
-    out.append(_line("label_lookalike_info",
-                     {"project": demo, "looks_like": "other_only_metric", "metric": "ceilometer_cpu"}, 1))
-    out.append(_line("label_lookalike_info",
-                     {"project": other, "looks_like": "demo_only_metric", "metric": "up"}, 1))
+    out.append(
+        _line(
+            "label_lookalike_info",
+            {"project": demo, "looks_like": "other_only_metric", "metric": "ceilometer_cpu"},
+            1,
+        )
+    )
+    out.append(
+        _line("label_lookalike_info", {"project": other, "looks_like": "demo_only_metric", "metric": "up"}, 1)
+    )
     return "".join(out)
 
 
 def _base_time(directory):
-    """Base time of the counters, created once per state directory."""
+    """Return the base time of the counters, created once per state directory."""
     path = os.path.join(directory, "t0")
     try:
         with open(path, encoding="ascii") as f:
@@ -169,7 +197,8 @@ def main(argv):
     t0 = _base_time(args.dir)
     write_once(args.dir, t0)
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", args.port), functools.partial(Handler, directory=args.dir))
+        ("127.0.0.1", args.port), functools.partial(Handler, directory=args.dir)
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"exporter: serving {args.dir} on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
     while True:

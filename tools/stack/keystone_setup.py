@@ -8,6 +8,7 @@ Usage: keystone_setup.py CONFIG_FILE PUBLIC_URL REGION
 The admin password comes from the OS_BOOTSTRAP_PASSWORD environment
 variable (never from the command line, which other users can read).
 """
+
 import sys
 
 from keystone.cmd import cli
@@ -22,11 +23,25 @@ def main(argv):
         ["db_sync"],
         ["fernet_setup"] + owner,
         ["credential_setup"] + owner,
-        ["bootstrap", "--bootstrap-username", "admin",
-         "--bootstrap-project-name", "admin", "--bootstrap-role-name", "admin",
-         "--bootstrap-service-name", "keystone",
-         "--bootstrap-public-url", url, "--bootstrap-internal-url", url,
-         "--bootstrap-admin-url", url, "--bootstrap-region-id", region],
+        [
+            "bootstrap",
+            "--bootstrap-username",
+            "admin",
+            "--bootstrap-project-name",
+            "admin",
+            "--bootstrap-role-name",
+            "admin",
+            "--bootstrap-service-name",
+            "keystone",
+            "--bootstrap-public-url",
+            url,
+            "--bootstrap-internal-url",
+            url,
+            "--bootstrap-admin-url",
+            url,
+            "--bootstrap-region-id",
+            region,
+        ],
     ]
     for command in commands:
         cli.main(argv=["keystone-manage", "--config-file", config_file] + command)
