@@ -747,6 +747,7 @@ write_env_json() {
     --arg venv "$VENV/bin" --arg clouds "$S/clouds.yaml" \
     --arg exporter "http://$HOST:$EXPORTER_PORT/metrics" --arg state "$S" \
     --slurpfile ids "$S/ids.json" --slurpfile pw "$PASSWORDS" --slurpfile diff "$DIFF_JSON" \
+    --arg watcher_uuid "$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import exporter; print(exporter.resource_id("demo-vm-1"))' "$HELPERS")" \
     '{
       keystone_url: $ks, region: $region,
       prometheus_url: $prom, prometheus_only_a_url: $prom_a,
@@ -759,7 +760,8 @@ write_env_json() {
       diff: {label: "project", project_a: "diff-a", project_b: "diff-b",
              start: $diff[0].start, end: $diff[0].end, eval_time: $diff[0].eval_time,
              step: $diff[0].step, metrics: $diff[0].metrics},
-      exporter_url: $exporter, state_dir: $state
+      exporter_url: $exporter, state_dir: $state,
+      watcher: {host: "compute-0.localdomain", instance_uuid: $watcher_uuid}
     }' >"$S/env.json.tmp"
   mv "$S/env.json.tmp" "$S/env.json"
 }

@@ -139,6 +139,15 @@ def render(ids, elapsed, now):
     out.append(
         _line("label_lookalike_info", {"project": other, "looks_like": "demo_only_metric", "metric": "up"}, 1)
     )
+    # Fixtures for the delete tests: deleted series reappear with the next
+    # scrape, so tests check a past instant, never "now".
+    out.append("# TYPE cli_delete_me gauge\n")
+    out.append(_line("cli_delete_me", {"project": demo}, 1))
+    out.append("# TYPE aetos_test_delete_admin gauge\n")
+    out.append(_line("aetos_test_delete_admin", {"project": demo}, 1))
+    out.append("# TYPE aetos_test_delete_scoped gauge\n")
+    out.append(_line("aetos_test_delete_scoped", {"project": demo}, 1))
+    out.append(_line("aetos_test_delete_scoped", {"project": other}, 1))
     return "".join(out)
 
 
