@@ -1,2 +1,4 @@
 //! aetos: a Keystone-authenticated, multi-tenant front door to Prometheus.
 #![forbid(unsafe_code)]
+
+pub mod config;
