@@ -4,7 +4,8 @@
 //! upstream Aetos. So the files are read with oslo.config's semantics (the
 //! INI dialect in [`ini`], the multi-file and substitution rules in
 //! `resolve`), every upstream option name is accepted, and everything is
-//! driven by one option table ([`options::OPTIONS`]).
+//! driven by one option table ([`options::OPTIONS`]) from which the sample
+//! file and the reference documentation are also generated ([`sample`]).
 //!
 //! Loading is all-or-nothing: [`load`] returns a fully typed and validated
 //! [`Config`] plus a list of [`Warning`]s (one per unknown or ignored
@@ -16,6 +17,7 @@
 pub mod ini;
 pub mod options;
 mod resolve;
+pub mod sample;
 
 #[cfg(test)]
 mod tests;
@@ -27,6 +29,8 @@ use std::path::{Path, PathBuf};
 use url::Url;
 
 use resolve::{Resolver, Sources};
+
+pub use sample::{reference_rst, sample_config};
 
 /// A value that must never be logged: passwords and keys.
 ///

@@ -1,7 +1,11 @@
 //! Behaviour of loading, warnings, validation and the generated files.
+//!
+//! Set `AETOS_BLESS=1` to rewrite `etc/aetos/aetos.conf.sample` and the
+//! generated part of `doc/source/configuration/index.rst` instead of
+//! failing when they differ from the option table.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::options::{Support, OPTIONS};
 use super::resolve::{Resolver, Sources};
@@ -67,6 +71,55 @@ fn noauth(text: &str) -> String {
 
 fn texts(warnings: &[Warning]) -> Vec<&str> {
     warnings.iter().map(|w| w.0.as_str()).collect()
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn bless() -> bool {
+    std::env::var_os("AETOS_BLESS").is_some_and(|v| v == "1")
+}
+
+// ------------------------------------------------------------ generated files
+
+#[test]
+fn committed_sample_matches_the_generated_one() {
+    let path = repo_file("etc/aetos/aetos.conf.sample");
+    let generated = sample_config();
+    if bless() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, &generated).expect("write sample");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "etc/aetos/aetos.conf.sample differs from sample_config(); regenerate it with \
+         `AETOS_BLESS=1 cargo test --lib config::tests::committed_sample` (or `aetos-api genconfig`)"
+    );
+}
+
+const BEGIN: &str = ".. BEGIN GENERATED REFERENCE (do not edit; AETOS_BLESS=1 cargo test --lib config regenerates it)\n";
+const END: &str = ".. END GENERATED REFERENCE\n";
+
+#[test]
+fn committed_reference_matches_the_generated_one() {
+    let path = repo_file("doc/source/configuration/index.rst");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
+        panic!("{} lacks the generated-reference markers", path.display());
+    };
+    let generated = format!("\n{}\n\n", reference_rst());
+    let current = &doc[b + BEGIN.len()..e];
+    if current != generated && bless() {
+        let updated = format!("{}{generated}{}", &doc[..b + BEGIN.len()], &doc[e..]);
+        std::fs::write(&path, updated).expect("write reference");
+        return;
+    }
+    assert!(
+        current == generated,
+        "the configuration reference is stale; regenerate it with AETOS_BLESS=1"
+    );
 }
 
 // ------------------------------------------------------------------ defaults
