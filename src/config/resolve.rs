@@ -381,9 +381,15 @@ impl<'a> Resolver<'a> {
             })
             .or_else(|| index_of("DEFAULT", name));
         let Some(target) = target else {
+            // The name after `$` is part of the value: never show it for a secret.
+            let shown = if spec.kind == Kind::Secret {
+                "an option that does not exist".to_owned()
+            } else {
+                format!("${name}, which is not an option")
+            };
             return Err(error(
                 spec,
-                format!("its value refers to ${name}, which is not an option (write $$ for a literal $)"),
+                format!("its value refers to {shown} (write $$ for a literal $)"),
             ));
         };
         let setting = self.setting(target)?;

@@ -447,16 +447,24 @@ fn dollar_not_followed_by_a_name_is_kept() {
 
 #[test]
 fn reference_to_an_unknown_option_is_an_error_that_hides_the_secret() {
-    let e = load_err(&format!("{CREDS}password = s3cret$word\n"));
+    let e = load_err(&format!("{CREDS}password = s3cret$xyzzy\n"));
     assert_eq!(
         (e.section.as_str(), e.option.as_str()),
         ("keystone_authtoken", "password")
     );
-    assert!(
-        e.problem.contains("$word") && e.problem.contains("$$"),
-        "{e}"
+    assert!(e.problem.contains("$$"), "{e}");
+    let line = e.to_string();
+    assert!(!line.contains("s3cret") && !line.contains("xyzzy"), "{e}");
+}
+
+#[test]
+fn reference_to_an_unknown_option_names_it_for_ordinary_options() {
+    let e = load_err(&noauth("[prometheus]\nhost = $nosuch\n"));
+    assert_eq!(
+        (e.section.as_str(), e.option.as_str()),
+        ("prometheus", "host")
     );
-    assert!(!e.to_string().contains("s3cret"), "{e}");
+    assert!(e.problem.contains("$nosuch, which is not an option"), "{e}");
 }
 
 #[test]
