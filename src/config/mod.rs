@@ -1,0 +1,1016 @@
+//! `aetos.conf`: oslo.config-compatible configuration, read into typed sections.
+//!
+//! aetos must start from the `aetos.conf` an operator already has for
+//! upstream Aetos. So the files are read with oslo.config's semantics (the
+//! INI dialect in [`ini`], the multi-file and substitution rules in
+//! `resolve`), every upstream option name is accepted, and everything is
+//! driven by one option table ([`options::OPTIONS`]) from which the sample
+//! file and the reference documentation are also generated ([`sample`]).
+//!
+//! Loading is all-or-nothing: [`load`] returns a fully typed and validated
+//! [`Config`] plus a list of [`Warning`]s (one per unknown or ignored
+//! option), or one [`ConfigError`] that names the section, the option and
+//! the problem on one line. Nothing in a file can make loading panic.
+//!
+//! Secrets ([`Secret`]) never appear in `Debug` output or error messages.
+
+pub mod ini;
+pub mod options;
+mod resolve;
+pub mod sample;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use url::Url;
+
+use resolve::{Resolver, Sources};
+
+pub use sample::{reference_rst, sample_config};
+
+/// A value that must never be logged: passwords and keys.
+///
+/// `Debug` prints `***` and there is no `Display`, so the only way to the
+/// text is the explicit [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret text, for the one place that sends it somewhere.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Something in the files that aetos does not use, reported once.
+///
+/// Text forms: `[section] option: unknown option, ignored`,
+/// `[section]: unknown section, ignored`, `[section] option: accepted for
+/// compatibility but not implemented by aetos, ignored`, `[section] option:
+/// deprecated name, use [section] option`, plus a few about options whose
+/// value is ignored in the given combination.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Warning(pub String);
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a configuration cannot be used, as one line an operator can act on:
+/// `[section] option: problem`.
+///
+/// Problems not tied to one option (a file that cannot be read, a syntax
+/// error) use the option `config_file` or `config_dir`, which is what the
+/// command line calls them; a syntax error names the section it is in, or
+/// has an empty section before the first header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Section as written in files (`DEFAULT`, `keystone_authtoken`, …).
+    pub section: String,
+    /// Option name (canonical, even when a deprecated name was used).
+    pub option: String,
+    /// What is wrong, including the offending value unless it is a secret.
+    pub problem: String,
+}
+
+impl ConfigError {
+    /// An error about `[section] option`.
+    pub fn new(
+        section: impl Into<String>,
+        option: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
+        ConfigError {
+            section: section.into(),
+            option: option.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values may span lines (continuation lines); the message must not.
+        let problem = self.problem.replace('\n', "\\n");
+        match (self.section.is_empty(), self.option.is_empty()) {
+            (false, false) => write!(f, "[{}] {}: {}", self.section, self.option, problem),
+            (false, true) => write!(f, "[{}]: {}", self.section, problem),
+            (true, false) => write!(f, "{}: {}", self.option, problem),
+            (true, true) => f.write_str(&problem),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// How callers are authenticated (`[DEFAULT] auth_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Validate X-Auth-Token with Keystone.
+    Keystone,
+    /// Trust X-User-Id / X-Project-Id / X-Roles (test environments only).
+    Noauth,
+}
+
+/// `[DEFAULT]`: authentication mode and logging.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefaultSection {
+    pub auth_mode: AuthMode,
+    pub debug: bool,
+    pub log_file: Option<String>,
+    pub log_dir: Option<String>,
+    pub use_json: bool,
+    pub use_stderr: bool,
+}
+
+impl DefaultSection {
+    /// The log file path, combined from `log_file` and `log_dir` the way
+    /// oslo.log does (`<log_dir>/aetos-api.log` when only `log_dir` is set);
+    /// `None` logs to standard output (or standard error with `use_stderr`).
+    pub fn log_path(&self) -> Option<PathBuf> {
+        match (&self.log_file, &self.log_dir) {
+            (Some(file), Some(dir)) => Some(Path::new(dir).join(file)),
+            (Some(file), None) => Some(PathBuf::from(file)),
+            (None, Some(dir)) => Some(Path::new(dir).join("aetos-api.log")),
+            (None, None) => None,
+        }
+    }
+}
+
+/// `[api]` (aetos only): where and how the API listens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiSection {
+    pub host: String,
+    pub port: u16,
+    /// Normalized: empty (no prefix) or `/…` without a trailing slash.
+    pub root_path: String,
+    /// 0 means one worker per CPU.
+    pub workers: usize,
+    /// Bytes.
+    pub max_request_body_size: usize,
+    /// Seconds.
+    pub graceful_shutdown_timeout: u64,
+}
+
+/// `[prometheus]`: the backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusSection {
+    pub host: String,
+    pub port: u16,
+    pub use_tls: bool,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub project_label_name: String,
+    /// When set, replaces host/port/use_tls.
+    pub url: Option<Url>,
+    /// Seconds.
+    pub timeout: f64,
+    /// Seconds.
+    pub connect_timeout: f64,
+}
+
+impl PrometheusSection {
+    /// The base URL requests go to, always ending in `/` so that
+    /// `base_url().join("api/v1/query")` keeps any path prefix.
+    ///
+    /// From `url` when set, otherwise `http(s)://host:port/` with an IPv6
+    /// host bracketed. [`load`] has already rejected a host that makes no
+    /// URL; if a caller later puts one in, the result is
+    /// `http://invalid.invalid/`, which fails to connect (fail closed).
+    pub fn base_url(&self) -> Url {
+        self.try_base_url()
+            .unwrap_or_else(|_| unreachable_backend())
+    }
+
+    /// Like [`base_url`](Self::base_url), with the reason when the host is unusable.
+    pub fn try_base_url(&self) -> Result<Url, String> {
+        if let Some(u) = &self.url {
+            let mut u = u.clone();
+            if !u.path().ends_with('/') {
+                let path = format!("{}/", u.path());
+                u.set_path(&path);
+            }
+            return Ok(u);
+        }
+        let host = self.host.trim();
+        if host.is_empty() {
+            return Err("the host is empty".to_owned());
+        }
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        let scheme = if self.use_tls { "https" } else { "http" };
+        let text = format!("{scheme}://{host}:{}/", self.port);
+        let u =
+            Url::parse(&text).map_err(|e| format!("{host:?} does not make a valid URL ({e})"))?;
+        if u.path() != "/"
+            || u.query().is_some()
+            || u.fragment().is_some()
+            || !u.username().is_empty()
+        {
+            return Err(format!("{host:?} is not a host name or address"));
+        }
+        Ok(u)
+    }
+
+    /// Whether connections to Prometheus use TLS (from `url` or `use_tls`).
+    pub fn uses_tls(&self) -> bool {
+        match &self.url {
+            Some(u) => u.scheme() == "https",
+            None => self.use_tls,
+        }
+    }
+}
+
+/// A URL that can never be connected to (RFC 2606 reserves `.invalid`).
+fn unreachable_backend() -> Url {
+    Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!("constant URL parses"))
+}
+
+/// `memcache_security_strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemcacheSecurity {
+    /// Token data stored as is.
+    None,
+    /// Token data authenticated with HMAC.
+    Mac,
+    /// Token data encrypted and authenticated.
+    Encrypt,
+}
+
+/// `[keystone_authtoken]`: token validation and the service user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeystoneSection {
+    /// As configured (deprecated name `auth_uri`); see
+    /// [`KeystoneSection::www_authenticate_uri()`] for the effective value.
+    pub www_authenticate_uri: Option<Url>,
+    pub auth_url: Option<Url>,
+    /// `password`, `v3password` or `v3applicationcredential`; inferred from
+    /// the credentials present when the file does not say (with a warning).
+    pub auth_type: Option<String>,
+    pub username: Option<String>,
+    pub user_id: Option<String>,
+    pub password: Option<Secret>,
+    /// Falls back to `default_domain_name` when neither user domain is set.
+    pub user_domain_name: Option<String>,
+    /// Falls back to `default_domain_id` when neither user domain is set.
+    pub user_domain_id: Option<String>,
+    pub project_name: Option<String>,
+    pub project_id: Option<String>,
+    /// Falls back to `default_domain_name` when neither project domain is set.
+    pub project_domain_name: Option<String>,
+    /// Falls back to `default_domain_id` when neither project domain is set.
+    pub project_domain_id: Option<String>,
+    pub application_credential_id: Option<String>,
+    pub application_credential_secret: Option<Secret>,
+    /// `public`, `internal` or `admin` (a `…URL` spelling is normalized).
+    pub interface: String,
+    pub region_name: Option<String>,
+    pub service_type: Option<String>,
+    pub cafile: Option<String>,
+    pub certfile: Option<String>,
+    pub keyfile: Option<String>,
+    pub insecure: bool,
+    /// Seconds; `None` lets the caller choose.
+    pub http_connect_timeout: Option<f64>,
+    pub http_request_max_retries: u32,
+    pub memcached_servers: Vec<String>,
+    /// Seconds; negative (-1) disables the token cache.
+    pub token_cache_time: i64,
+    pub memcache_security_strategy: MemcacheSecurity,
+    pub memcache_secret_key: Option<Secret>,
+    pub include_service_catalog: bool,
+    pub delay_auth_decision: bool,
+    pub service_token_roles: Vec<String>,
+    pub service_token_roles_required: bool,
+    /// Seconds; 0 disables the negative cache.
+    pub negative_cache_time: u64,
+    /// Entries.
+    pub token_cache_size: u64,
+}
+
+impl KeystoneSection {
+    /// The URI for `WWW-Authenticate: Keystone uri="…"`:
+    /// `www_authenticate_uri`, or `auth_url` when it is unset.
+    pub fn www_authenticate_uri(&self) -> Option<&Url> {
+        self.www_authenticate_uri
+            .as_ref()
+            .or(self.auth_url.as_ref())
+    }
+}
+
+/// `[oslo_policy]`: where the policy lives and how it is evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicySection {
+    /// As configured; relative paths are found with [`Config::find_file`].
+    pub policy_file: String,
+    /// Every occurrence of the option, oldest file first; empty entries dropped.
+    pub policy_dirs: Vec<String>,
+    pub policy_default_rule: String,
+    pub enforce_scope: bool,
+    pub enforce_new_defaults: bool,
+}
+
+/// `[cors]`: browser cross-origin access.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorsSection {
+    /// Empty disables CORS.
+    pub allowed_origin: Vec<String>,
+    pub allow_credentials: bool,
+    pub expose_headers: Vec<String>,
+    /// Seconds.
+    pub max_age: u64,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+}
+
+/// `[healthcheck]`: the `/healthcheck` endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthcheckSection {
+    pub detailed: bool,
+    /// Among `disable_by_file`, `disable_by_files_ports`, `enable_by_files`.
+    pub backends: Vec<String>,
+    pub disable_by_file_path: Option<String>,
+    /// `(port, path)` pairs from `port:path` items.
+    pub disable_by_file_paths: Vec<(u16, String)>,
+    pub enable_by_file_paths: Vec<String>,
+}
+
+/// `[oslo_middleware]`: proxy header handling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MiddlewareSection {
+    pub enable_proxy_headers_parsing: bool,
+}
+
+/// Everything aetos reads from its configuration files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub default: DefaultSection,
+    pub api: ApiSection,
+    pub prometheus: PrometheusSection,
+    pub keystone: KeystoneSection,
+    pub oslo_policy: PolicySection,
+    pub cors: CorsSection,
+    pub healthcheck: HealthcheckSection,
+    pub oslo_middleware: MiddlewareSection,
+    /// Files read, in the order they were read (`--config-file`s, then the
+    /// `*.conf` of each `--config-dir`), as absolute paths.
+    pub config_files: Vec<PathBuf>,
+    /// The `--config-dir`s, as absolute paths.
+    pub config_dirs: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Finds a file named in the configuration (a policy file, …) the way
+    /// oslo.config's `find_file` does: an absolute path as is; a relative
+    /// one in the config dirs, then next to the config files (newest
+    /// first), then in `~/.aetos`, `~`, `/etc/aetos` and `/etc`.
+    pub fn find_file(&self, name: &str) -> Option<PathBuf> {
+        let path = Path::new(name);
+        if path.is_absolute() {
+            return path.exists().then(|| path.to_path_buf());
+        }
+        let mut dirs: Vec<PathBuf> = self.config_dirs.clone();
+        dirs.extend(
+            self.config_files
+                .iter()
+                .rev()
+                .filter_map(|f| f.parent().map(Path::to_path_buf)),
+        );
+        dirs.extend(search_dirs());
+        dirs.into_iter().map(|d| d.join(path)).find(|p| p.exists())
+    }
+}
+
+/// oslo.config's default search directories for project `aetos`.
+fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        dirs.push(home.join(".aetos"));
+        dirs.push(home);
+    }
+    dirs.push(PathBuf::from("/etc/aetos"));
+    dirs.push(PathBuf::from("/etc"));
+    dirs
+}
+
+/// The configuration files used when no `--config-file` is given, found as
+/// oslo.config does for project `aetos` and program `aetos-api`: the first
+/// `aetos.conf` and the first `aetos-api.conf` in `~/.aetos`, `~`,
+/// `/etc/aetos`, `/etc` (typically just `/etc/aetos/aetos.conf`).
+pub fn default_config_files() -> Vec<PathBuf> {
+    ["aetos.conf", "aetos-api.conf"]
+        .iter()
+        .filter_map(|name| {
+            search_dirs()
+                .into_iter()
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+        .collect()
+}
+
+/// The configuration directories used when no `--config-dir` is given
+/// (`aetos.conf.d` and `aetos-api.conf.d`, found like [`default_config_files`]).
+pub fn default_config_dirs() -> Vec<PathBuf> {
+    ["aetos.conf.d", "aetos-api.conf.d"]
+        .iter()
+        .filter_map(|name| {
+            search_dirs()
+                .into_iter()
+                .map(|d| d.join(name))
+                .find(|p| p.is_dir())
+        })
+        .collect()
+}
+
+/// Expands `~/` and makes a path absolute (oslo's `_fixpath`).
+fn fix_path(p: &Path) -> PathBuf {
+    let expanded = match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => p.to_path_buf(),
+    };
+    std::path::absolute(&expanded).unwrap_or(expanded)
+}
+
+/// The `*.conf` files of a config dir, in name order (hidden files skipped,
+/// as Python's glob does).
+fn conf_files_in(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        ConfigError::new(
+            "DEFAULT",
+            "config_dir",
+            format!("cannot read {}: {e}", dir.display()),
+        )
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| {
+            ConfigError::new(
+                "DEFAULT",
+                "config_dir",
+                format!("cannot read {}: {e}", dir.display()),
+            )
+        })?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let path = entry.path();
+        if name.ends_with(".conf") && !name.starts_with('.') && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads and parses one file.
+fn read_document(path: &Path) -> Result<ini::IniDocument, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        ConfigError::new(
+            "DEFAULT",
+            "config_file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ConfigError::new(
+            "DEFAULT",
+            "config_file",
+            format!("{} is not valid UTF-8: {e}", path.display()),
+        )
+    })?;
+    ini::load_document(&text).map_err(|e| match e {
+        ini::LoadError::Syntax(s) => ConfigError::new(
+            s.section.unwrap_or_default(),
+            s.key.unwrap_or_default(),
+            format!("{}, line {}: {}", path.display(), s.line, s.message),
+        ),
+        ini::LoadError::Other(o) => {
+            ConfigError::new("DEFAULT", "config_file", format!("{}: {o}", path.display()))
+        }
+    })
+}
+
+/// Reads the configuration the way `aetos-api --config-file F… --config-dir D…`
+/// does: every file in order, then each directory's `*.conf` files in name
+/// order; later files override earlier ones.
+///
+/// Returns the typed, validated configuration and one warning per unknown
+/// section, unknown option, deprecated name and accepted-but-ignored option
+/// (deduplicated), or the first problem found.
+pub fn load(files: &[PathBuf], dirs: &[PathBuf]) -> Result<(Config, Vec<Warning>), ConfigError> {
+    let mut paths: Vec<PathBuf> = files.iter().map(|f| fix_path(f)).collect();
+    let dirs: Vec<PathBuf> = dirs.iter().map(|d| fix_path(d)).collect();
+    for dir in &dirs {
+        paths.extend(conf_files_in(dir)?);
+    }
+    let docs = paths
+        .iter()
+        .map(|p| read_document(p).map(|d| (p.clone(), d)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sources = Sources::from_documents(docs);
+    let mut warnings = sources.scan_warnings();
+    let mut resolver = Resolver::new(&sources);
+    let mut config = build(&mut resolver, &mut warnings)?;
+    config.config_files = paths;
+    config.config_dirs = dirs;
+    validate(&config, &mut warnings)?;
+    let mut seen = std::collections::HashSet::new();
+    warnings.retain(|w| seen.insert(w.0.clone()));
+    Ok((config, warnings))
+}
+
+/// Every option at its default (no file read, nothing validated beyond the
+/// defaults themselves): for tests and for starts driven only by flags.
+pub fn default_config() -> Config {
+    let sources = Sources::empty();
+    let mut resolver = Resolver::new(&sources);
+    let mut warnings = Vec::new();
+    match build(&mut resolver, &mut warnings) {
+        Ok(config) => config,
+        // The option table's defaults are converted by a unit test; this
+        // cannot depend on any input.
+        Err(e) => unreachable!("the option table has an invalid default: {e}"),
+    }
+}
+
+/// Converts every implemented option into the typed sections, and checks
+/// the values of the accepted-only ones.
+fn build(r: &mut Resolver<'_>, warnings: &mut Vec<Warning>) -> Result<Config, ConfigError> {
+    let config = build_sections(r, warnings)?;
+    for spec in options::OPTIONS
+        .iter()
+        .filter(|o| o.support == options::Support::Accepted)
+    {
+        r.check(spec)?;
+    }
+    Ok(config)
+}
+
+fn build_sections(
+    r: &mut Resolver<'_>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Config, ConfigError> {
+    Ok(Config {
+        default: build_default(r)?,
+        api: build_api(r)?,
+        prometheus: build_prometheus(r)?,
+        keystone: build_keystone(r, warnings)?,
+        oslo_policy: PolicySection {
+            policy_file: r.string("oslo_policy", "policy_file")?,
+            policy_dirs: r
+                .list("oslo_policy", "policy_dirs")?
+                .into_iter()
+                .filter(|d| !d.trim().is_empty())
+                .collect(),
+            policy_default_rule: r.string("oslo_policy", "policy_default_rule")?,
+            enforce_scope: r.bool("oslo_policy", "enforce_scope")?,
+            enforce_new_defaults: r.bool("oslo_policy", "enforce_new_defaults")?,
+        },
+        cors: CorsSection {
+            allowed_origin: non_empty(r.list("cors", "allowed_origin")?),
+            allow_credentials: r.bool("cors", "allow_credentials")?,
+            expose_headers: non_empty(r.list("cors", "expose_headers")?),
+            max_age: r.uint("cors", "max_age")?,
+            allow_methods: non_empty(r.list("cors", "allow_methods")?),
+            allow_headers: non_empty(r.list("cors", "allow_headers")?),
+        },
+        healthcheck: build_healthcheck(r)?,
+        oslo_middleware: MiddlewareSection {
+            enable_proxy_headers_parsing: r
+                .bool("oslo_middleware", "enable_proxy_headers_parsing")?,
+        },
+        config_files: Vec::new(),
+        config_dirs: Vec::new(),
+    })
+}
+
+fn non_empty(items: Vec<String>) -> Vec<String> {
+    items.into_iter().filter(|i| !i.is_empty()).collect()
+}
+
+fn build_default(r: &mut Resolver<'_>) -> Result<DefaultSection, ConfigError> {
+    let auth_mode = match r.typed("DEFAULT", "auth_mode")?.0 {
+        resolve::Typed::Str(s) if s == "noauth" => AuthMode::Noauth,
+        resolve::Typed::Str(s) if s == "keystone" => AuthMode::Keystone,
+        _ => {
+            return Err(ConfigError::new(
+                "DEFAULT",
+                "auth_mode",
+                "expected keystone or noauth",
+            ))
+        }
+    };
+    Ok(DefaultSection {
+        auth_mode,
+        debug: r.bool("DEFAULT", "debug")?,
+        log_file: r.opt_string("DEFAULT", "log_file")?,
+        log_dir: r.opt_string("DEFAULT", "log_dir")?,
+        use_json: r.bool("DEFAULT", "use_json")?,
+        use_stderr: r.bool("DEFAULT", "use_stderr")?,
+    })
+}
+
+fn build_api(r: &mut Resolver<'_>) -> Result<ApiSection, ConfigError> {
+    let host = r.string("api", "host")?.trim().to_owned();
+    if host.is_empty() {
+        return Err(ConfigError::new("api", "host", "must not be empty"));
+    }
+    let root = r.string("api", "root_path")?;
+    let root_path = root.trim().trim_end_matches('/').to_owned();
+    if !root_path.is_empty() && !root_path.starts_with('/') {
+        return Err(ConfigError::new(
+            "api",
+            "root_path",
+            format!("invalid value {root:?}: must start with '/'"),
+        ));
+    }
+    if root_path.contains(['?', '#', '%', ' ']) {
+        return Err(ConfigError::new(
+            "api",
+            "root_path",
+            format!("invalid value {root:?}: must be a plain path"),
+        ));
+    }
+    Ok(ApiSection {
+        host,
+        port: r.uint("api", "port")?,
+        root_path,
+        workers: r.uint("api", "workers")?,
+        max_request_body_size: r.uint("api", "max_request_body_size")?,
+        graceful_shutdown_timeout: r.uint("api", "graceful_shutdown_timeout")?,
+    })
+}
+
+/// Whether `s` is a valid Prometheus label name.
+fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+fn build_prometheus(r: &mut Resolver<'_>) -> Result<PrometheusSection, ConfigError> {
+    let label = r.string("prometheus", "project_label_name")?;
+    if !is_label_name(&label) {
+        return Err(ConfigError::new(
+            "prometheus",
+            "project_label_name",
+            format!(
+                "invalid value {label:?}: not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"
+            ),
+        ));
+    }
+    let url = r.url("prometheus", "url")?;
+    if let Some(u) = &url {
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err(ConfigError::new(
+                "prometheus",
+                "url",
+                "must not contain credentials; use the username and password options",
+            ));
+        }
+        if u.query().is_some() || u.fragment().is_some() {
+            return Err(ConfigError::new(
+                "prometheus",
+                "url",
+                format!(
+                    "invalid value {:?}: no query or fragment allowed",
+                    u.as_str()
+                ),
+            ));
+        }
+    }
+    let section = PrometheusSection {
+        host: r.string("prometheus", "host")?.trim().to_owned(),
+        port: r.uint("prometheus", "port")?,
+        use_tls: r.bool("prometheus", "use_tls")?,
+        ca_file: r.opt_string("prometheus", "ca_file")?,
+        cert_file: r.opt_string("prometheus", "cert_file")?,
+        key_file: r.opt_string("prometheus", "key_file")?,
+        username: r.opt_string("prometheus", "username")?,
+        password: r.secret("prometheus", "password")?,
+        project_label_name: label,
+        url,
+        timeout: r.float("prometheus", "timeout")?,
+        connect_timeout: r.float("prometheus", "connect_timeout")?,
+    };
+    if section.url.is_none() {
+        section
+            .try_base_url()
+            .map_err(|p| ConfigError::new("prometheus", "host", format!("invalid value: {p}")))?;
+    }
+    Ok(section)
+}
+
+fn build_keystone(
+    r: &mut Resolver<'_>,
+    warnings: &mut Vec<Warning>,
+) -> Result<KeystoneSection, ConfigError> {
+    const S: &str = "keystone_authtoken";
+    let default_domain_id = r.opt_string(S, "default_domain_id")?;
+    let default_domain_name = r.opt_string(S, "default_domain_name")?;
+    let mut user_domain_id = r.opt_string(S, "user_domain_id")?;
+    let mut user_domain_name = r.opt_string(S, "user_domain_name")?;
+    if user_domain_id.is_none() && user_domain_name.is_none() {
+        user_domain_id.clone_from(&default_domain_id);
+        user_domain_name.clone_from(&default_domain_name);
+    }
+    let mut project_domain_id = r.opt_string(S, "project_domain_id")?;
+    let mut project_domain_name = r.opt_string(S, "project_domain_name")?;
+    if project_domain_id.is_none() && project_domain_name.is_none() {
+        project_domain_id = default_domain_id;
+        project_domain_name = default_domain_name;
+    }
+    let interface = r.string(S, "interface")?;
+    let interface = interface
+        .strip_suffix("URL")
+        .unwrap_or(&interface)
+        .to_owned();
+    let memcache_security_strategy = match r.string(S, "memcache_security_strategy")?.as_str() {
+        "MAC" => MemcacheSecurity::Mac,
+        "ENCRYPT" => MemcacheSecurity::Encrypt,
+        _ => MemcacheSecurity::None,
+    };
+    let mut k = KeystoneSection {
+        www_authenticate_uri: r.url(S, "www_authenticate_uri")?,
+        auth_url: r.url(S, "auth_url")?,
+        auth_type: r.opt_string(S, "auth_type")?,
+        username: r.opt_string(S, "username")?,
+        user_id: r.opt_string(S, "user_id")?,
+        password: r.secret(S, "password")?,
+        user_domain_name,
+        user_domain_id,
+        project_name: r.opt_string(S, "project_name")?,
+        project_id: r.opt_string(S, "project_id")?,
+        project_domain_name,
+        project_domain_id,
+        application_credential_id: r.opt_string(S, "application_credential_id")?,
+        application_credential_secret: r.secret(S, "application_credential_secret")?,
+        interface,
+        region_name: r.opt_string(S, "region_name")?,
+        service_type: r.opt_string(S, "service_type")?,
+        cafile: r.opt_string(S, "cafile")?,
+        certfile: r.opt_string(S, "certfile")?,
+        keyfile: r.opt_string(S, "keyfile")?,
+        insecure: r.bool(S, "insecure")?,
+        http_connect_timeout: r.opt_float(S, "http_connect_timeout")?,
+        http_request_max_retries: r.uint(S, "http_request_max_retries")?,
+        memcached_servers: non_empty(r.list(S, "memcached_servers")?),
+        token_cache_time: r.int(S, "token_cache_time")?,
+        memcache_security_strategy,
+        memcache_secret_key: r.secret(S, "memcache_secret_key")?,
+        include_service_catalog: r.bool(S, "include_service_catalog")?,
+        delay_auth_decision: r.bool(S, "delay_auth_decision")?,
+        service_token_roles: non_empty(r.list(S, "service_token_roles")?),
+        service_token_roles_required: r.bool(S, "service_token_roles_required")?,
+        negative_cache_time: r.uint(S, "negative_cache_time")?,
+        token_cache_size: r.uint(S, "token_cache_size")?,
+    };
+    if k.auth_type.is_none() {
+        let inferred = if k.application_credential_id.is_some() {
+            Some("v3applicationcredential")
+        } else if k.username.is_some() || k.user_id.is_some() || k.password.is_some() {
+            Some("password")
+        } else {
+            None
+        };
+        if let Some(t) = inferred {
+            warnings.push(Warning(format!(
+                "[{S}] auth_type: not set, using {t} from the credentials present"
+            )));
+            k.auth_type = Some(t.to_owned());
+        }
+    }
+    Ok(k)
+}
+
+fn build_healthcheck(r: &mut Resolver<'_>) -> Result<HealthcheckSection, ConfigError> {
+    const S: &str = "healthcheck";
+    const KNOWN: &[&str] = &[
+        "disable_by_file",
+        "disable_by_files_ports",
+        "enable_by_files",
+    ];
+    let backends = non_empty(r.list(S, "backends")?);
+    if let Some(b) = backends.iter().find(|b| !KNOWN.contains(&b.as_str())) {
+        return Err(ConfigError::new(
+            S,
+            "backends",
+            format!("unknown backend {b:?} (known: {})", KNOWN.join(", ")),
+        ));
+    }
+    let mut pairs = Vec::new();
+    for item in non_empty(r.list(S, "disable_by_file_paths")?) {
+        let parsed = item
+            .split_once(':')
+            .and_then(|(port, path)| {
+                Some((port.trim().parse::<u16>().ok()?, path.trim().to_owned()))
+            })
+            .filter(|(_, path)| !path.is_empty());
+        match parsed {
+            Some(pair) => pairs.push(pair),
+            None => {
+                return Err(ConfigError::new(
+                    S,
+                    "disable_by_file_paths",
+                    format!("invalid item {item:?}: expected port:path"),
+                ))
+            }
+        }
+    }
+    Ok(HealthcheckSection {
+        detailed: r.bool(S, "detailed")?,
+        backends,
+        disable_by_file_path: r.opt_string(S, "disable_by_file_path")?,
+        disable_by_file_paths: pairs,
+        enable_by_file_paths: non_empty(r.list(S, "enable_by_file_paths")?),
+    })
+}
+
+/// Checks that a file named by an option can be opened for reading.
+fn check_readable(section: &str, option: &str, path: &str) -> Result<(), ConfigError> {
+    let p = Path::new(path);
+    if p.is_dir() {
+        return Err(ConfigError::new(
+            section,
+            option,
+            format!("{path} is a directory, not a file"),
+        ));
+    }
+    File::open(p)
+        .map(|_| ())
+        .map_err(|e| ConfigError::new(section, option, format!("cannot read {path}: {e}")))
+}
+
+/// Cross-option checks that need the whole typed configuration.
+fn validate(c: &Config, warnings: &mut Vec<Warning>) -> Result<(), ConfigError> {
+    validate_prometheus(&c.prometheus, warnings)?;
+    validate_keystone(&c.keystone, c.default.auth_mode, warnings)
+}
+
+fn validate_prometheus(
+    p: &PrometheusSection,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), ConfigError> {
+    const S: &str = "prometheus";
+    let files = [
+        ("ca_file", &p.ca_file),
+        ("cert_file", &p.cert_file),
+        ("key_file", &p.key_file),
+    ];
+    if p.uses_tls() {
+        for (option, value) in files {
+            if let Some(path) = value {
+                check_readable(S, option, path)?;
+            }
+        }
+        match (&p.cert_file, &p.key_file) {
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    S,
+                    "key_file",
+                    "required when cert_file is set",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    S,
+                    "cert_file",
+                    "required when key_file is set",
+                ))
+            }
+            _ => {}
+        }
+    } else {
+        for (option, value) in files {
+            if value.is_some() {
+                warnings.push(Warning(format!(
+                    "[{S}] {option}: ignored because TLS is not used (use_tls = false)"
+                )));
+            }
+        }
+    }
+    match (&p.username, &p.password) {
+        (Some(_), None) => warnings.push(Warning(format!(
+            "[{S}] username: ignored because password is not set (basic auth needs both)"
+        ))),
+        (None, Some(_)) => warnings.push(Warning(format!(
+            "[{S}] password: ignored because username is not set (basic auth needs both)"
+        ))),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn validate_keystone(
+    k: &KeystoneSection,
+    mode: AuthMode,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), ConfigError> {
+    const S: &str = "keystone_authtoken";
+    if k.memcache_security_strategy != MemcacheSecurity::None && k.memcache_secret_key.is_none() {
+        return Err(ConfigError::new(
+            S,
+            "memcache_secret_key",
+            "required when memcache_security_strategy is MAC or ENCRYPT",
+        ));
+    }
+    if mode == AuthMode::Noauth {
+        return Ok(());
+    }
+    let Some(auth_url) = &k.auth_url else {
+        return Err(ConfigError::new(
+            S,
+            "auth_url",
+            "required with auth_mode = keystone",
+        ));
+    };
+    // The TLS files are only read for https connections: devstack writes a
+    // cafile that does not exist when TLS is off, and upstream starts fine.
+    let tls = auth_url.scheme() == "https";
+    for (option, value) in [
+        ("cafile", &k.cafile),
+        ("certfile", &k.certfile),
+        ("keyfile", &k.keyfile),
+    ] {
+        if let Some(path) = value {
+            if tls {
+                check_readable(S, option, path)?;
+            } else if check_readable(S, option, path).is_err() {
+                warnings.push(Warning(format!(
+                    "[{S}] {option}: {path} is not readable; ignored because auth_url is not https"
+                )));
+            }
+        }
+    }
+    if k.keyfile.is_some() && k.certfile.is_none() {
+        return Err(ConfigError::new(
+            S,
+            "certfile",
+            "required when keyfile is set",
+        ));
+    }
+    let required =
+        |option: &str, why: &str| Err(ConfigError::new(S, option, format!("required {why}")));
+    if k.auth_type.as_deref() == Some("v3applicationcredential") {
+        let why = "with auth_type = v3applicationcredential (auth_mode = keystone)";
+        if k.application_credential_id.is_none() {
+            return required("application_credential_id", why);
+        }
+        if k.application_credential_secret.is_none() {
+            return required("application_credential_secret", why);
+        }
+        return Ok(());
+    }
+    let t = k.auth_type.as_deref().unwrap_or("password");
+    let why = format!("with auth_type = {t} (auth_mode = keystone)");
+    if k.username.is_none() && k.user_id.is_none() {
+        return required("username", &format!("(or user_id) {why}"));
+    }
+    if k.password.is_none() {
+        return required("password", &why);
+    }
+    if k.user_id.is_none() && k.user_domain_name.is_none() && k.user_domain_id.is_none() {
+        return required(
+            "user_domain_name",
+            &format!("(or user_domain_id) with username {why}"),
+        );
+    }
+    if k.project_id.is_none() && k.project_name.is_none() {
+        return required(
+            "project_name",
+            &format!("(or project_id): the service token must be project-scoped {why}"),
+        );
+    }
+    if k.project_id.is_none() && k.project_domain_name.is_none() && k.project_domain_id.is_none() {
+        return required(
+            "project_domain_name",
+            &format!("(or project_domain_id) with project_name {why}"),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,614 @@
+//! The one table of every option aetos reads or accepts.
+//!
+//! This table is the single source of truth: the loader resolves, converts
+//! and warns from it, and the sample generator (`aetos-api genconfig`) and
+//! the configuration reference are printed from it, so documentation and
+//! behaviour cannot drift apart. An option that upstream Aetos (or the oslo
+//! libraries it loads) registers but aetos does not implement is still
+//! listed, with [`Support::Accepted`]: its value is parsed and type-checked
+//! like upstream would, then ignored with one warning, so existing files
+//! keep loading.
+//!
+//! Defaults are written as they would appear in a file and go through the
+//! same conversion as file values (a unit test checks every one of them).
+
+/// How a raw string value is converted and checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// Any string.
+    String,
+    /// A string that must never be printed (passwords, keys): Debug prints
+    /// `***`, errors never quote it.
+    Secret,
+    /// oslo's boolean: true/false, yes/no, on/off, 1/0, case-insensitive.
+    Bool,
+    /// A signed integer, optionally bounded (inclusive).
+    Int { min: Option<i64>, max: Option<i64> },
+    /// A floating point number, optionally bounded (inclusive).
+    Float { min: Option<f64>, max: Option<f64> },
+    /// A TCP port, 0–65535.
+    Port,
+    /// A comma-separated list (items stripped, as oslo's ListOpt).
+    List,
+    /// A key that may be repeated; every occurrence is a value.
+    MultiString,
+    /// One of a fixed set of strings.
+    Enum {
+        choices: &'static [&'static str],
+        ignore_case: bool,
+    },
+    /// An absolute http(s) URL with a host.
+    Url,
+}
+
+impl Kind {
+    /// The type note oslo-config-generator prints after the help text.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Kind::String | Kind::Secret | Kind::Enum { .. } => "string value",
+            Kind::Bool => "boolean value",
+            Kind::Int { .. } => "integer value",
+            Kind::Float { .. } => "floating point value",
+            Kind::Port => "port value",
+            Kind::List => "list value",
+            Kind::MultiString => "multi valued",
+            Kind::Url => "uri value",
+        }
+    }
+}
+
+/// Whether aetos acts on an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// aetos honours the option.
+    Implemented,
+    /// Parsed and type-checked for compatibility, then ignored with a warning.
+    Accepted,
+}
+
+/// A deprecated spelling (and possibly section) that still sets an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alias {
+    /// The section the deprecated name lives in.
+    pub section: &'static str,
+    /// The deprecated option name.
+    pub name: &'static str,
+}
+
+/// One option: where it lives, how it is read, and what it means.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OptSpec {
+    /// Section as written in files (`DEFAULT` or lower case).
+    pub section: &'static str,
+    /// Option name, verbatim from upstream.
+    pub name: &'static str,
+    /// Value type.
+    pub kind: Kind,
+    /// Default as it would be written in a file; `None` means unset.
+    pub default: Option<&'static str>,
+    /// Help text (one paragraph; wrapped by the generators).
+    pub help: &'static str,
+    /// Deprecated names that still set this option, newest-first lookup
+    /// gives the canonical name priority within one file (as oslo does).
+    pub aliases: &'static [Alias],
+    /// Implemented, or only accepted.
+    pub support: Support,
+    /// Which project defines the option upstream (the sample's "From …").
+    pub origin: &'static str,
+}
+
+impl OptSpec {
+    /// The `[section] name` label used in messages.
+    pub fn label(&self) -> String {
+        format!("[{}] {}", self.section, self.name)
+    }
+}
+
+const fn opt(
+    section: &'static str,
+    name: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    help: &'static str,
+) -> OptSpec {
+    OptSpec {
+        section,
+        name,
+        kind,
+        default,
+        help,
+        aliases: &[],
+        support: Support::Implemented,
+        origin: "aetos",
+    }
+}
+
+impl OptSpec {
+    const fn from(mut self, origin: &'static str) -> Self {
+        self.origin = origin;
+        self
+    }
+    const fn accepted(mut self) -> Self {
+        self.support = Support::Accepted;
+        self
+    }
+    const fn aliases(mut self, aliases: &'static [Alias]) -> Self {
+        self.aliases = aliases;
+        self
+    }
+}
+
+const fn alias(section: &'static str, name: &'static str) -> Alias {
+    Alias { section, name }
+}
+
+const fn int(min: Option<i64>, max: Option<i64>) -> Kind {
+    Kind::Int { min, max }
+}
+
+const fn float(min: Option<f64>, max: Option<f64>) -> Kind {
+    Kind::Float { min, max }
+}
+
+const fn choice(choices: &'static [&'static str]) -> Kind {
+    Kind::Enum {
+        choices,
+        ignore_case: false,
+    }
+}
+
+const fn choice_nocase(choices: &'static [&'static str]) -> Kind {
+    Kind::Enum {
+        choices,
+        ignore_case: true,
+    }
+}
+
+use Kind::{Bool, List, MultiString, Port, Secret, String as Str, Url};
+
+const D: &str = "DEFAULT";
+const KS: &str = "keystone_authtoken";
+const OSLO_LOG: &str = "oslo.log";
+const KSM: &str = "keystonemiddleware.auth_token";
+const KSA: &str = "keystoneauth1";
+const OSLO_POLICY: &str = "oslo.policy";
+const CORS: &str = "oslo.middleware.cors";
+const HEALTH: &str = "oslo.middleware.healthcheck";
+const MIDDLEWARE: &str = "oslo.middleware";
+
+/// Upstream's default log levels (oslo.log), kept for the sample.
+const DEFAULT_LOG_LEVELS: &str = "amqp=WARN,amqplib=WARN,boto=WARN,qpid=WARN,sqlalchemy=WARN,\
+suds=INFO,oslo.messaging=INFO,oslo_messaging=INFO,iso8601=WARN,\
+requests.packages.urllib3.connectionpool=WARN,urllib3.connectionpool=WARN,websocket=WARN,\
+requests.packages.urllib3.util.retry=WARN,urllib3.util.retry=WARN,keystonemiddleware=WARN,\
+routes.middleware=WARN,stevedore=WARN,taskflow=WARN,keystoneauth=WARN,oslo.cache=INFO,\
+oslo_policy=INFO,dogpile.core.dogpile=INFO";
+
+/// The identity headers that CORS exposes and allows by default (upstream
+/// Aetos sets the same defaults for oslo.middleware's CORS filter).
+const CORS_HEADERS: &str = "X-Auth-Token,X-Openstack-Request-Id,X-Subject-Token";
+
+/// Sections that upstream tooling writes but no aetos option lives in; they
+/// get one explanatory warning instead of an "unknown section" one.
+pub static IGNORED_SECTIONS: &[(&str, &str)] = &[(
+    "service_credentials",
+    "written by upstream's devstack plugin for a Keystone client aetos does not have; the service \
+     user is configured in [keystone_authtoken]",
+)];
+
+/// Every option, grouped by section in the order the sample prints them
+/// (`DEFAULT` first, then sections alphabetically). Kept unformatted so it
+/// reads as a table.
+#[rustfmt::skip]
+pub static OPTIONS: &[OptSpec] = &[
+    // ---------------------------------------------------------------- DEFAULT
+    opt(D, "auth_mode", choice(&["keystone", "noauth"]), Some("keystone"),
+        "How callers are authenticated. 'keystone' validates the X-Auth-Token of every request \
+         with Keystone using the service user of [keystone_authtoken]. 'noauth' trusts the \
+         X-User-Id, X-Project-Id and X-Roles request headers without any check: use it only in \
+         test environments. Upstream treats an empty value as noauth; aetos refuses it, write \
+         'noauth' explicitly."),
+    opt(D, "paste_config", Str, Some("api-paste.ini"),
+        "Upstream Aetos builds its WSGI pipeline from this paste file. aetos has a fixed \
+         pipeline (CORS, proxy headers, request id, authentication), so this option has no \
+         effect.").accepted(),
+    opt(D, "debug", Bool, Some("false"),
+        "Log at DEBUG level instead of the default INFO level.").from(OSLO_LOG),
+    opt(D, "log_config_append", Str, None,
+        "A Python logging configuration file. aetos logs through tracing and cannot read it; \
+         use debug, use_json, log_file and log_dir.").aliases(&[alias(D, "log_config")]).from(OSLO_LOG).accepted(),
+    opt(D, "log_date_format", Str, Some("%Y-%m-%d %H:%M:%S"),
+        "strftime format for timestamps in log records. aetos always logs RFC 3339 timestamps.")
+        .from(OSLO_LOG).accepted(),
+    opt(D, "log_file", Str, None,
+        "Write the log to this file instead of standard output. A relative name is taken \
+         relative to log_dir when log_dir is set.").aliases(&[alias(D, "logfile")]).from(OSLO_LOG),
+    opt(D, "log_dir", Str, None,
+        "Directory for the log file. With log_file unset, the log goes to <log_dir>/aetos-api.log.")
+        .aliases(&[alias(D, "logdir")]).from(OSLO_LOG),
+    opt(D, "watch_log_file", Bool, Some("false"),
+        "Reopen the log file when it is moved or removed (for external log rotation).")
+        .from(OSLO_LOG).accepted(),
+    opt(D, "use_syslog", Bool, Some("false"), "Send the log to syslog.").from(OSLO_LOG).accepted(),
+    opt(D, "use_journal", Bool, Some("false"), "Send the log to the systemd journal in its native format.")
+        .from(OSLO_LOG).accepted(),
+    opt(D, "syslog_log_facility", Str, Some("LOG_USER"), "Syslog facility to log under.")
+        .from(OSLO_LOG).accepted(),
+    opt(D, "use_json", Bool, Some("false"),
+        "Write each log record as one JSON object per line instead of human-readable text.")
+        .from(OSLO_LOG),
+    opt(D, "use_stderr", Bool, Some("false"),
+        "Log to standard error. Without log_file and use_stderr the log goes to standard output, \
+         as with oslo.log.").from(OSLO_LOG),
+    opt(D, "log_color", Bool, Some("false"), "Colour log records by level on a terminal.")
+        .from(OSLO_LOG).accepted(),
+    opt(D, "log_rotate_interval", int(None, None), Some("1"),
+        "Time between log file rotations, in units of log_rotate_interval_type.")
+        .from(OSLO_LOG).accepted(),
+    opt(D, "log_rotate_interval_type",
+        choice_nocase(&["Seconds", "Minutes", "Hours", "Days", "Weekday", "Midnight"]), Some("days"),
+        "Unit of log_rotate_interval.").from(OSLO_LOG).accepted(),
+    opt(D, "max_logfile_count", int(Some(1), None), Some("30"), "Number of rotated log files kept.")
+        .from(OSLO_LOG).accepted(),
+    opt(D, "max_logfile_size_mb", int(Some(1), None), Some("200"),
+        "Size in MiB at which the log file is rotated when log_rotation_type is size.")
+        .from(OSLO_LOG).accepted(),
+    opt(D, "log_rotation_type", choice_nocase(&["interval", "size", "none"]), Some("none"),
+        "How the log file is rotated.").from(OSLO_LOG).accepted(),
+    opt(D, "logging_context_format_string", Str,
+        Some("%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s [%(global_request_id)s %(request_id)s %(user_identity)s] %(instance)s%(message)s"),
+        "Python logging format for records made while handling a request. aetos has its own \
+         format, which always carries the request id.").from(OSLO_LOG).accepted(),
+    opt(D, "logging_default_format_string", Str,
+        Some("%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s [-] %(instance)s%(message)s"),
+        "Python logging format for records made outside a request.").from(OSLO_LOG).accepted(),
+    opt(D, "logging_debug_format_suffix", Str, Some("%(funcName)s %(pathname)s:%(lineno)d"),
+        "Suffix appended to DEBUG records.").from(OSLO_LOG).accepted(),
+    opt(D, "logging_exception_prefix", Str,
+        Some("%(asctime)s.%(msecs)03d %(process)d ERROR %(name)s %(instance)s"),
+        "Prefix of each line of an exception trace.").from(OSLO_LOG).accepted(),
+    opt(D, "logging_user_identity_format", Str,
+        Some("%(user)s %(project)s %(domain)s %(system_scope)s %(user_domain)s %(project_domain)s"),
+        "Format of the user identity in logging_context_format_string.").from(OSLO_LOG).accepted(),
+    opt(D, "default_log_levels", List, Some(DEFAULT_LOG_LEVELS),
+        "Per-logger levels as logger=LEVEL pairs.").from(OSLO_LOG).accepted(),
+    opt(D, "publish_errors", Bool, Some("false"), "Publish error events.").from(OSLO_LOG).accepted(),
+    opt(D, "instance_format", Str, Some("[instance: %(uuid)s] "),
+        "Format of an instance passed with a log record.").from(OSLO_LOG).accepted(),
+    opt(D, "instance_uuid_format", Str, Some("[instance: %(uuid)s] "),
+        "Format of an instance UUID passed with a log record.").from(OSLO_LOG).accepted(),
+    opt(D, "rate_limit_interval", int(None, None), Some("0"),
+        "Interval in seconds of log rate limiting; 0 disables it.").from(OSLO_LOG).accepted(),
+    opt(D, "rate_limit_burst", int(None, None), Some("0"),
+        "Records allowed per rate_limit_interval; 0 disables rate limiting.").from(OSLO_LOG).accepted(),
+    opt(D, "rate_limit_except_level", Str, Some("CRITICAL"),
+        "Records at this level or above are never rate limited.").from(OSLO_LOG).accepted(),
+    opt(D, "fatal_deprecations", Bool, Some("false"), "Turn deprecation warnings into errors.")
+        .from(OSLO_LOG).accepted(),
+    // -------------------------------------------------------------------- api
+    opt("api", "host", Str, Some("0.0.0.0"),
+        "Address the API listens on. 0.0.0.0 listens on every IPv4 address; use :: for every \
+         IPv6 (and, on Linux, IPv4) address, or a host name."),
+    opt("api", "port", Port, Some("8080"), "TCP port the API listens on."),
+    opt("api", "root_path", Str, Some("/prometheus"),
+        "Every route is served both at the root and under this prefix, so the catalog URL \
+         http://HOST/prometheus that upstream's devstack plugin registers works with or without \
+         a reverse proxy stripping the prefix. Must start with '/'; an empty value serves the \
+         root only."),
+    opt("api", "workers", int(Some(0), None), Some("0"),
+        "Number of worker threads serving requests; 0 means one per CPU."),
+    opt("api", "max_request_body_size", int(Some(1), None), Some("1048576"),
+        "Largest request body accepted, in bytes (form-encoded queries can be long). Larger \
+         bodies are refused with 413."),
+    opt("api", "graceful_shutdown_timeout", int(Some(0), None), Some("30"),
+        "On SIGTERM, seconds to let in-flight requests finish before exiting."),
+    // ------------------------------------------------------------------- cors
+    opt("cors", "allowed_origin", List, None,
+        "Origins allowed to share responses with, as <scheme>://<host>[:<port>] with no trailing \
+         slash, for example https://horizon.example.com. Unset disables CORS.").from(CORS),
+    opt("cors", "allow_credentials", Bool, Some("true"),
+        "Whether the actual request may include user credentials.").from(CORS),
+    opt("cors", "expose_headers", List, Some(CORS_HEADERS),
+        "Response headers a browser may expose to the calling page.").from(CORS),
+    opt("cors", "max_age", int(Some(0), None), Some("3600"),
+        "How long, in seconds, a browser may cache a preflight response.").from(CORS),
+    opt("cors", "allow_methods", List, Some("GET,PUT,POST,DELETE,PATCH"),
+        "Methods the actual request may use.").from(CORS),
+    opt("cors", "allow_headers", List, Some(CORS_HEADERS),
+        "Request headers the actual request may use.").from(CORS),
+    // ------------------------------------------------------------ healthcheck
+    opt("healthcheck", "path", Str, Some("/healthcheck"),
+        "Upstream's path for the health check. aetos always answers at /healthcheck (and under \
+         root_path).").from(HEALTH).accepted(),
+    opt("healthcheck", "detailed", Bool, Some("false"),
+        "Include details (the backend's state) in health check responses. This can reveal \
+         information about the deployment to anyone who can reach the endpoint.").from(HEALTH),
+    opt("healthcheck", "backends", List, Some(""),
+        "Additional checks, among disable_by_file, disable_by_files_ports and enable_by_files.")
+        .from(HEALTH),
+    opt("healthcheck", "allowed_source_ranges", List, Some(""),
+        "Networks allowed to query the health check.").from(HEALTH).accepted(),
+    opt("healthcheck", "ignore_proxied_requests", Bool, Some("false"),
+        "Ignore health check requests that carry proxy headers.").from(HEALTH).accepted(),
+    opt("healthcheck", "disable_by_file_path", Str, None,
+        "disable_by_file backend: report the service as unavailable while this file exists.")
+        .from(HEALTH),
+    opt("healthcheck", "disable_by_file_paths", List, Some(""),
+        "disable_by_files_ports backend: port:path pairs; report unavailable on a port while its \
+         file exists.").from(HEALTH),
+    opt("healthcheck", "enable_by_file_paths", List, Some(""),
+        "enable_by_files backend: report unavailable unless every listed file exists.").from(HEALTH),
+    // ----------------------------------------------------- keystone_authtoken
+    opt(KS, "www_authenticate_uri", Url, None,
+        "Public Identity API endpoint that unauthenticated callers are sent to, in the \
+         WWW-Authenticate header of 401 responses. Defaults to auth_url.")
+        .aliases(&[alias(KS, "auth_uri")]).from(KSM),
+    opt(KS, "auth_version", Str, None, "Identity API version; aetos always speaks v3.")
+        .from(KSM).accepted(),
+    opt(KS, "interface", choice(&["public", "internal", "admin", "publicURL", "internalURL", "adminURL"]),
+        Some("internal"),
+        "Which catalog endpoint of the Identity service is used to validate tokens.").from(KSM),
+    opt(KS, "delay_auth_decision", Bool, Some("false"),
+        "Let requests without a valid token through as unauthenticated and leave the decision \
+         to the policy (every aetos API rule then denies them). With false, they get a 401 at \
+         once.").from(KSM),
+    opt(KS, "http_connect_timeout", float(Some(0.001), None), None,
+        "Timeout in seconds for requests to Keystone. Unset uses 10 seconds.").from(KSM),
+    opt(KS, "http_request_max_retries", int(Some(0), None), Some("3"),
+        "How many times a failed connection to Keystone is retried.").from(KSM),
+    opt(KS, "cache", Str, None, "Environment key of a Swift cache (WSGI only).").from(KSM).accepted(),
+    opt(KS, "certfile", Str, None,
+        "PEM client certificate (with its key unless keyfile is set) for Keystone.").from(KSM),
+    opt(KS, "keyfile", Str, None, "PEM private key of certfile.").from(KSM),
+    opt(KS, "cafile", Str, None,
+        "PEM CA bundle to verify Keystone's certificate with; the system CAs when unset.").from(KSM),
+    opt(KS, "insecure", Bool, Some("false"),
+        "Skip verification of Keystone's TLS certificate. Never in production.").from(KSM),
+    opt(KS, "region_name", Str, None, "Region of the Identity endpoint in the catalog.").from(KSM),
+    opt(KS, "memcached_servers", List, None,
+        "memcached servers (host:port) shared by every aetos replica to cache validated tokens. \
+         Unset keeps the cache in the process.").aliases(&[alias(KS, "memcache_servers")]).from(KSM),
+    opt(KS, "token_cache_time", int(Some(-1), None), Some("300"),
+        "Seconds a validated token is cached, never beyond its expiry. -1 disables caching.").from(KSM),
+    opt(KS, "memcache_security_strategy", choice_nocase(&["None", "MAC", "ENCRYPT"]), Some("None"),
+        "Protection of token data in memcached: MAC authenticates it, ENCRYPT encrypts and \
+         authenticates it. Both need memcache_secret_key.").from(KSM),
+    opt(KS, "memcache_secret_key", Secret, None,
+        "Key from which the memcached MAC and encryption keys are derived; required with \
+         memcache_security_strategy MAC or ENCRYPT.").from(KSM),
+    opt(KS, "memcache_pool_dead_retry", int(None, None), Some("300"),
+        "Seconds a memcached server is considered dead before it is retried.").from(KSM).accepted(),
+    opt(KS, "memcache_pool_maxsize", int(None, None), Some("10"),
+        "Most connections open to each memcached server.").from(KSM).accepted(),
+    opt(KS, "memcache_pool_socket_timeout", int(None, None), Some("3"),
+        "Socket timeout in seconds for memcached.").from(KSM).accepted(),
+    opt(KS, "memcache_pool_unused_timeout", int(None, None), Some("60"),
+        "Seconds an idle memcached connection is kept.").from(KSM).accepted(),
+    opt(KS, "memcache_pool_conn_get_timeout", int(None, None), Some("10"),
+        "Seconds to wait for a memcached connection from the pool.").from(KSM).accepted(),
+    opt(KS, "memcache_use_advanced_pool", Bool, Some("true"),
+        "Use keystonemiddleware's eventlet-safe memcached pool.").from(KSM).accepted(),
+    opt(KS, "include_service_catalog", Bool, Some("true"),
+        "Ask Keystone for the service catalog when validating tokens.").from(KSM),
+    opt(KS, "enforce_token_bind", Str, Some("permissive"), "Token binding enforcement.")
+        .from(KSM).accepted(),
+    opt(KS, "service_token_roles", List, Some("service"),
+        "A service token (X-Service-Token) counts only if it carries one of these roles.").from(KSM),
+    opt(KS, "service_token_roles_required", Bool, Some("false"),
+        "Reject service tokens without a role from service_token_roles (instead of only \
+         ignoring them).").from(KSM),
+    opt(KS, "service_type", Str, None,
+        "Service type of aetos in the catalog, used to check tokens with access rules \
+         (application credentials restricted to some APIs).").from(KSM),
+    opt(KS, "memcache_sasl_enabled", Bool, Some("false"), "Authenticate to memcached with SASL.")
+        .from(KSM).accepted(),
+    opt(KS, "memcache_username", Str, Some(""), "SASL user name for memcached.").from(KSM).accepted(),
+    opt(KS, "memcache_password", Secret, Some(""), "SASL password for memcached.").from(KSM).accepted(),
+    opt(KS, "auth_type", choice(&["password", "v3password", "v3applicationcredential"]), None,
+        "How the service user logs in to Keystone. Unset: v3applicationcredential when \
+         application_credential_id is set, otherwise password.")
+        .aliases(&[alias(KS, "auth_plugin")]).from(KSA),
+    opt(KS, "auth_section", Str, None,
+        "Section holding the service user's options. aetos reads them from [keystone_authtoken] \
+         only.").from(KSA).accepted(),
+    opt(KS, "auth_url", Url, None,
+        "Identity API endpoint the service user logs in to, for example \
+         http://controller/identity. Required with auth_mode = keystone.").from(KSA),
+    opt(KS, "system_scope", Str, None, "Scope the service token to the system.").from(KSA).accepted(),
+    opt(KS, "domain_id", Str, None, "Scope the service token to this domain.").from(KSA).accepted(),
+    opt(KS, "domain_name", Str, None, "Scope the service token to this domain.").from(KSA).accepted(),
+    opt(KS, "project_id", Str, None, "Project the service token is scoped to.")
+        .aliases(&[alias(KS, "tenant-id"), alias(KS, "tenant_id")]).from(KSA),
+    opt(KS, "project_name", Str, None,
+        "Project the service token is scoped to (with project_domain_name or project_domain_id).")
+        .aliases(&[alias(KS, "tenant-name"), alias(KS, "tenant_name")]).from(KSA),
+    opt(KS, "project_domain_id", Str, None, "Domain of project_name.").from(KSA),
+    opt(KS, "project_domain_name", Str, None, "Domain of project_name.").from(KSA),
+    opt(KS, "trust_id", Str, None, "Trust to scope the service token with.").from(KSA).accepted(),
+    opt(KS, "default_domain_id", Str, None,
+        "Domain used for the user and the project when their own domain options are unset.").from(KSA),
+    opt(KS, "default_domain_name", Str, None,
+        "Domain used for the user and the project when their own domain options are unset.").from(KSA),
+    opt(KS, "user_id", Str, None, "Service user, by id.").from(KSA),
+    opt(KS, "username", Str, None, "Service user, by name (with user_domain_name or user_domain_id).")
+        .aliases(&[alias(KS, "user-name"), alias(KS, "user_name")]).from(KSA),
+    opt(KS, "user_domain_id", Str, None, "Domain of username.").from(KSA),
+    opt(KS, "user_domain_name", Str, None, "Domain of username.").from(KSA),
+    opt(KS, "password", Secret, None, "Service user's password.").from(KSA),
+    opt(KS, "application_credential_id", Str, None,
+        "Application credential the service logs in with (auth_type = v3applicationcredential).")
+        .from(KSA),
+    opt(KS, "application_credential_name", Str, None,
+        "Application credential by name; aetos needs application_credential_id.").from(KSA).accepted(),
+    opt(KS, "application_credential_secret", Secret, None, "Secret of the application credential.")
+        .from(KSA),
+    opt(KS, "negative_cache_time", int(Some(0), None), Some("15"),
+        "Seconds an invalid token is remembered as invalid, so that a flood of bad tokens does \
+         not reach Keystone; 0 disables this cache."),
+    opt(KS, "token_cache_size", int(Some(1), None), Some("10000"),
+        "Most validated tokens kept in the in-process cache."),
+    // -------------------------------------------------------- oslo_middleware
+    opt("oslo_middleware", "max_request_body_size", int(None, None), Some("114688"),
+        "oslo.middleware's request size limit. aetos uses [api] max_request_body_size.")
+        .aliases(&[alias(D, "osapi_max_request_body_size"), alias(D, "max_request_body_size")])
+        .from(MIDDLEWARE).accepted(),
+    opt("oslo_middleware", "secure_proxy_ssl_header", Str, Some("X-Forwarded-Proto"),
+        "Header carrying the original scheme behind a TLS-terminating proxy.").from(MIDDLEWARE).accepted(),
+    opt("oslo_middleware", "enable_proxy_headers_parsing", Bool, Some("false"),
+        "Trust Forwarded, X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Prefix to build \
+         links in responses. Enable only behind a proxy that sets these headers.").from(MIDDLEWARE),
+    opt("oslo_middleware", "http_basic_auth_user_file", Str, Some("/etc/htpasswd"),
+        "htpasswd file for oslo.middleware's basic authentication.").from(MIDDLEWARE).accepted(),
+    // ------------------------------------------------------------ oslo_policy
+    opt("oslo_policy", "enforce_scope", Bool, Some("true"),
+        "Compare the scope of the token with the scope_types of each rule and deny on a \
+         mismatch. With false, a mismatch is only logged.").from(OSLO_POLICY),
+    opt("oslo_policy", "enforce_new_defaults", Bool, Some("true"),
+        "Evaluate only the current default rules. With false, a deprecated default that still \
+         passes also grants access.").from(OSLO_POLICY),
+    opt("oslo_policy", "policy_file", Str, Some("policy.yaml"),
+        "Policy overrides (YAML or JSON). A relative path is looked up next to the configuration \
+         files, as oslo.config's find_file does.").aliases(&[alias(D, "policy_file")]).from(OSLO_POLICY),
+    opt("oslo_policy", "policy_default_rule", Str, Some("default"),
+        "Rule used for a policy name that has no rule.").aliases(&[alias(D, "policy_default_rule")])
+        .from(OSLO_POLICY),
+    opt("oslo_policy", "policy_dirs", MultiString, Some("policy.d"),
+        "Directories of additional policy files, read in name order after policy_file. Repeat \
+         the option for several directories. Relative paths are looked up like policy_file; \
+         missing directories are ignored.").aliases(&[alias(D, "policy_dirs")]).from(OSLO_POLICY),
+    opt("oslo_policy", "remote_content_type",
+        choice(&["application/x-www-form-urlencoded", "application/json"]),
+        Some("application/x-www-form-urlencoded"), "Content type for http: policy checks.")
+        .from(OSLO_POLICY).accepted(),
+    opt("oslo_policy", "remote_ssl_verify_server_crt", Bool, Some("false"),
+        "Verify the server of http: policy checks.").from(OSLO_POLICY).accepted(),
+    opt("oslo_policy", "remote_ssl_ca_crt_file", Str, None, "CA for http: policy checks.")
+        .from(OSLO_POLICY).accepted(),
+    opt("oslo_policy", "remote_ssl_client_crt_file", Str, None, "Client certificate for http: policy checks.")
+        .from(OSLO_POLICY).accepted(),
+    opt("oslo_policy", "remote_ssl_client_key_file", Str, None, "Client key for http: policy checks.")
+        .from(OSLO_POLICY).accepted(),
+    opt("oslo_policy", "remote_timeout", float(Some(0.0), None), Some("60"),
+        "Timeout in seconds of http: policy checks.").from(OSLO_POLICY).accepted(),
+    // ------------------------------------------------------------- prometheus
+    opt("prometheus", "host", Str, Some("localhost"),
+        "Host of the Prometheus server (a name, an IPv4 address or an IPv6 address, with or \
+         without brackets). Ignored when url is set."),
+    opt("prometheus", "port", Port, Some("9090"), "Port of the Prometheus server. Ignored when url is set."),
+    opt("prometheus", "use_tls", Bool, Some("false"),
+        "Connect to Prometheus over HTTPS. Ignored when url is set (its scheme decides)."),
+    opt("prometheus", "ca_file", Str, None,
+        "PEM CA bundle to verify Prometheus' certificate with; the system CAs when unset."),
+    opt("prometheus", "cert_file", Str, None, "PEM client certificate for Prometheus (mutual TLS); needs key_file."),
+    opt("prometheus", "key_file", Str, None, "PEM private key of cert_file."),
+    opt("prometheus", "username", Str, None,
+        "User for HTTP basic authentication to Prometheus; used only together with password."),
+    opt("prometheus", "password", Secret, None,
+        "Password for HTTP basic authentication to Prometheus; used only together with username."),
+    opt("prometheus", "project_label_name", Str, Some("project"),
+        "Label holding the project id on every series. Scoped callers only see series whose \
+         label equals their project id."),
+    opt("prometheus", "url", Url, None,
+        "Full URL of the Prometheus API root, with an optional path prefix, for example \
+         https://prom.example.com:9443/prometheus. When set it replaces host, port and use_tls."),
+    opt("prometheus", "timeout", float(Some(0.001), None), Some("60"),
+        "Seconds to wait for a complete response from Prometheus before answering 504."),
+    opt("prometheus", "connect_timeout", float(Some(0.001), None), Some("5"),
+        "Seconds to wait for a connection to Prometheus."),
+];
+
+/// The sections aetos knows, in sample order, without duplicates.
+pub fn sections() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for spec in OPTIONS {
+        if !out.contains(&spec.section) {
+            out.push(spec.section);
+        }
+    }
+    out
+}
+
+/// The option `[section] name`, if it exists (canonical names only).
+pub fn find(section: &str, name: &str) -> Option<&'static OptSpec> {
+    OPTIONS
+        .iter()
+        .find(|o| o.section == section && o.name == name)
+}
+
+/// The option a deprecated `[section] name` stands for, if any.
+pub fn find_alias(section: &str, name: &str) -> Option<&'static OptSpec> {
+    OPTIONS.iter().find(|o| {
+        o.aliases
+            .iter()
+            .any(|a| a.section == section && a.name == name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_unique_and_grouped_by_section_in_sample_order() {
+        let secs = sections();
+        assert_eq!(secs[0], "DEFAULT");
+        let rest: Vec<_> = secs[1..].to_vec();
+        let mut sorted = rest.clone();
+        sorted.sort_unstable();
+        assert_eq!(rest, sorted, "sections after DEFAULT must be alphabetical");
+        // Each section's options are contiguous.
+        let mut seen = Vec::new();
+        for w in OPTIONS.windows(2) {
+            if w[0].section != w[1].section {
+                assert!(!seen.contains(&w[1].section), "{} is split", w[1].section);
+                seen.push(w[0].section);
+            }
+        }
+        for (i, a) in OPTIONS.iter().enumerate() {
+            for b in &OPTIONS[i + 1..] {
+                assert!(
+                    !(a.section == b.section && a.name == b.name),
+                    "duplicate {}",
+                    a.label()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn aliases_do_not_collide_with_options_or_each_other() {
+        for o in OPTIONS {
+            for a in o.aliases {
+                assert!(
+                    find(a.section, a.name).is_none(),
+                    "{} alias {} is also an option",
+                    o.label(),
+                    a.name
+                );
+                let owners = OPTIONS
+                    .iter()
+                    .filter(|p| p.aliases.iter().any(|b| b == a))
+                    .count();
+                assert_eq!(
+                    owners, 1,
+                    "alias [{}] {} is claimed twice",
+                    a.section, a.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn section_names_are_lower_case_except_default() {
+        for s in sections() {
+            assert!(s == "DEFAULT" || s == s.to_lowercase(), "{s}");
+        }
+    }
+
+    #[test]
+    fn every_option_has_help() {
+        for o in OPTIONS {
+            assert!(o.help.len() > 10, "{} needs help", o.label());
+        }
+    }
+}
