@@ -63,7 +63,10 @@ fn name_or_id(name: &Option<String>, id: &Option<String>) -> Option<NameOrId> {
 fn keystone_credentials(c: &Config) -> Result<Credentials, String> {
     let k = &c.keystone;
     if k.auth_type.as_deref() == Some("v3applicationcredential") {
-        let (Some(id), Some(secret)) = (&k.application_credential_id, &k.application_credential_secret) else {
+        let (Some(id), Some(secret)) = (
+            &k.application_credential_id,
+            &k.application_credential_secret,
+        ) else {
             return Err("[keystone_authtoken] application_credential_id: required with auth_type = v3applicationcredential".into());
         };
         return Ok(Credentials::ApplicationCredential {
@@ -78,9 +81,10 @@ fn keystone_credentials(c: &Config) -> Result<Credentials, String> {
         .as_ref()
         .map(|p| p.expose().to_owned())
         .ok_or("[keystone_authtoken] password: required in keystone mode")?;
-    let user_domain = name_or_id(&k.user_domain_name, &k.user_domain_id).unwrap_or(NameOrId::Id("default".into()));
-    let project_domain =
-        name_or_id(&k.project_domain_name, &k.project_domain_id).unwrap_or(NameOrId::Id("default".into()));
+    let user_domain = name_or_id(&k.user_domain_name, &k.user_domain_id)
+        .unwrap_or(NameOrId::Id("default".into()));
+    let project_domain = name_or_id(&k.project_domain_name, &k.project_domain_id)
+        .unwrap_or(NameOrId::Id("default".into()));
     let project = name_or_id(&k.project_name, &k.project_id).map(|p| (p, project_domain));
     Ok(Credentials::Password {
         user,
@@ -116,7 +120,8 @@ fn backend_options(c: &Config) -> BackendOptions {
 fn build_state(loaded: &Loaded) -> Result<State, String> {
     let c = &loaded.config;
     let metrics = Metrics::new();
-    let backend = Backend::new(backend_options(c)).map_err(|e| format!("[prometheus] ca_file/cert_file: {e}"))?;
+    let backend = Backend::new(backend_options(c))
+        .map_err(|e| format!("[prometheus] ca_file/cert_file: {e}"))?;
     let authn = match c.default.auth_mode {
         AuthMode::Noauth => {
             tracing::warn!(
@@ -150,7 +155,8 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
                 k.http_request_max_retries,
             ));
             let cache = CacheOptions {
-                token_cache_time: (k.token_cache_time >= 0).then(|| Duration::from_secs(k.token_cache_time as u64)),
+                token_cache_time: (k.token_cache_time >= 0)
+                    .then(|| Duration::from_secs(k.token_cache_time as u64)),
                 max_entries: k.token_cache_size,
                 negative_cache_time: Duration::from_secs(k.negative_cache_time),
             };
@@ -163,12 +169,20 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
         backend,
         label: c.prometheus.project_label_name.clone(),
         root_path: c.api.root_path.clone(),
-        www_authenticate_uri: c.keystone.www_authenticate_uri().map(|u| u.to_string()).unwrap_or_default(),
+        www_authenticate_uri: c
+            .keystone
+            .www_authenticate_uri()
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
         proxy_headers: c.oslo_middleware.enable_proxy_headers_parsing,
         max_body: c.api.max_request_body_size,
         health: HealthOptions {
             detailed: c.healthcheck.detailed,
-            disable_by_file: c.healthcheck.disable_by_file_path.as_ref().map(PathBuf::from),
+            disable_by_file: c
+                .healthcheck
+                .disable_by_file_path
+                .as_ref()
+                .map(PathBuf::from),
         },
         listen_host: format_host(&c.api.host, c.api.port),
         metrics,
@@ -226,7 +240,9 @@ pub fn serve(loaded: Loaded) -> Result<(), String> {
             });
         }
         spawn_sighup(loaded.enforcer.clone());
-        server::run(state, listen).await.map_err(|e| format!("[api] host/port: {e}"))
+        server::run(state, listen)
+            .await
+            .map_err(|e| format!("[api] host/port: {e}"))
     })
 }
 

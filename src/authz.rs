@@ -35,7 +35,9 @@ pub fn authorize(enforcer: &Enforcer, identity: &Identity, api: &Api) -> Result<
     let target = identity.policy_target();
     let check = |rule: &str| enforcer.enforce(rule, &target, &creds);
     let all = format!("{}:all_projects", api.rule);
-    let denied = |rule: &str| Denied { rule: rule.to_owned() };
+    let denied = |rule: &str| Denied {
+        rule: rule.to_owned(),
+    };
     match api.guard {
         Guard::Only => {
             if check(api.rule) {

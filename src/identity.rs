@@ -50,7 +50,9 @@ fn str_at(v: &Value, path: &[&str]) -> Option<String> {
 impl Identity {
     /// Builds an identity from a Keystone v3 `{"token": {...}}` body.
     pub fn from_token_body(body: &Value) -> Result<Identity, TokenBodyError> {
-        let token = body.get("token").ok_or(TokenBodyError("no `token` object"))?;
+        let token = body
+            .get("token")
+            .ok_or(TokenBodyError("no `token` object"))?;
         let expires_at = match token.get("expires_at").and_then(Value::as_str) {
             Some(s) => Some(
                 humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
@@ -146,7 +148,9 @@ mod tests {
         assert!(!id.is_admin_project);
         let exp = id.expires_at.unwrap();
         assert_eq!(
-            exp.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
+            exp.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
             1_893_456_000
         );
         let creds = id.credentials();

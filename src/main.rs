@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use aetos::{app, config, policy};
 
 #[derive(Parser, Debug)]
-#[command(name = "aetos-api", version, about = "Keystone-authenticated, multi-tenant front door to Prometheus")]
+#[command(
+    name = "aetos-api",
+    version,
+    about = "Keystone-authenticated, multi-tenant front door to Prometheus"
+)]
 struct Cli {
     /// Configuration file (repeatable; later files win). Default:
     /// /etc/aetos/aetos.conf when present.
@@ -77,7 +81,11 @@ fn main() -> ExitCode {
         Command::EffectivePolicy => match app::load(&files, &cli.config_dir) {
             Ok(loaded) => {
                 for (name, check) in loaded.enforcer.effective_rules() {
-                    println!("{}: {}", serde_json::Value::from(name), serde_json::Value::from(check));
+                    println!(
+                        "{}: {}",
+                        serde_json::Value::from(name),
+                        serde_json::Value::from(check)
+                    );
                 }
                 ExitCode::SUCCESS
             }
@@ -101,12 +109,14 @@ fn main() -> ExitCode {
             let text = if credentials.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())
             } else {
-                std::fs::read_to_string(&credentials).map_err(|e| format!("{}: {e}", credentials.display()))
+                std::fs::read_to_string(&credentials)
+                    .map_err(|e| format!("{}: {e}", credentials.display()))
             };
-            let value: serde_json::Value = match text.and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
-                Ok(v) => v,
-                Err(e) => return fail(format!("credentials: {e}")),
-            };
+            let value: serde_json::Value =
+                match text.and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
+                    Ok(v) => v,
+                    Err(e) => return fail(format!("credentials: {e}")),
+                };
             for (rule, passed) in policy::check_all(&loaded.enforcer, &value) {
                 println!("{} {rule}", if passed { "passed:" } else { "failed:" });
             }

@@ -64,8 +64,12 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
-        let request_duration = Family::<RouteLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
-        let backend_duration = Family::<RouteLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let request_duration = Family::<RouteLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let backend_duration = Family::<RouteLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let backend_errors = Family::<KindLabel, Counter>::default();
         let in_flight = Gauge::default();
         let token_cache_hits = Counter::default();
@@ -76,17 +80,61 @@ impl Metrics {
         let keystone_errors = Family::<KindLabel, Counter>::default();
 
         let mut r = Registry::with_prefix("aetos");
-        r.register("requests", "API requests by route, method, status and access mode", requests.clone());
-        r.register("request_duration_seconds", "Whole-request latency by route", request_duration.clone());
-        r.register("backend_request_duration_seconds", "Backend latency by route (until response headers)", backend_duration.clone());
-        r.register("backend_errors", "Backend failures by kind (unreachable, timeout, credentials, other)", backend_errors.clone());
-        r.register("requests_in_flight", "Requests being served now", in_flight.clone());
-        r.register("token_cache_hits", "Token validations answered from the cache", token_cache_hits.clone());
-        r.register("token_cache_misses", "Token validations that went to Keystone", token_cache_misses.clone());
-        r.register("token_cache_evictions", "Cached tokens evicted (expired, replaced or over capacity)", token_cache_evictions.clone());
-        r.register("token_negative_cache_hits", "Requests refused from the invalid-token cache", token_negative_hits.clone());
-        r.register("keystone_validation_duration_seconds", "Latency of Keystone token validations", keystone_validation_duration.clone());
-        r.register("keystone_errors", "Keystone failures by kind (invalid, unavailable)", keystone_errors.clone());
+        r.register(
+            "requests",
+            "API requests by route, method, status and access mode",
+            requests.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "Whole-request latency by route",
+            request_duration.clone(),
+        );
+        r.register(
+            "backend_request_duration_seconds",
+            "Backend latency by route (until response headers)",
+            backend_duration.clone(),
+        );
+        r.register(
+            "backend_errors",
+            "Backend failures by kind (unreachable, timeout, credentials, other)",
+            backend_errors.clone(),
+        );
+        r.register(
+            "requests_in_flight",
+            "Requests being served now",
+            in_flight.clone(),
+        );
+        r.register(
+            "token_cache_hits",
+            "Token validations answered from the cache",
+            token_cache_hits.clone(),
+        );
+        r.register(
+            "token_cache_misses",
+            "Token validations that went to Keystone",
+            token_cache_misses.clone(),
+        );
+        r.register(
+            "token_cache_evictions",
+            "Cached tokens evicted (expired, replaced or over capacity)",
+            token_cache_evictions.clone(),
+        );
+        r.register(
+            "token_negative_cache_hits",
+            "Requests refused from the invalid-token cache",
+            token_negative_hits.clone(),
+        );
+        r.register(
+            "keystone_validation_duration_seconds",
+            "Latency of Keystone token validations",
+            keystone_validation_duration.clone(),
+        );
+        r.register(
+            "keystone_errors",
+            "Keystone failures by kind (invalid, unavailable)",
+            keystone_errors.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             requests,
@@ -112,7 +160,11 @@ impl Metrics {
     }
 
     pub fn kind(&self, family: &Family<KindLabel, Counter>, kind: &str) {
-        family.get_or_create(&KindLabel { kind: kind.to_owned() }).inc();
+        family
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 }
 

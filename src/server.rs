@@ -65,7 +65,11 @@ fn with_request_id<S, B>(
     srv: &S,
 ) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + 'static
 where
-    S: actix_web::dev::Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S: actix_web::dev::Service<
+        ServiceRequest,
+        Response = ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
     S::Future: 'static,
     B: MessageBody,
 {
@@ -74,7 +78,9 @@ where
     let method = req.method().clone();
     let path = req.path().to_owned();
     let started = Instant::now();
-    let metrics = req.app_data::<web::Data<State>>().map(|s| s.metrics.clone());
+    let metrics = req
+        .app_data::<web::Data<State>>()
+        .map(|s| s.metrics.clone());
     if let Some(m) = &metrics {
         m.in_flight.inc();
     }
@@ -89,7 +95,8 @@ where
         match res {
             Ok(mut res) => {
                 if let Ok(v) = HeaderValue::from_str(&id) {
-                    res.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+                    res.headers_mut()
+                        .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
                 }
                 let facts = res.request().extensions().get::<RequestFacts>().copied();
                 let status = res.status().as_u16();
@@ -100,7 +107,8 @@ where
                             route: route.clone(),
                             // Only standard methods: arbitrary ones would grow the label set.
                             method: match method.as_str() {
-                                m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "PATCH" | "OPTIONS") => m,
+                                m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "PATCH"
+                                | "OPTIONS") => m,
                                 _ => "OTHER",
                             }
                             .to_owned(),
@@ -108,7 +116,9 @@ where
                             access: facts.map_or("none", |f| f.mode).to_owned(),
                         })
                         .inc();
-                    m.request_duration.get_or_create(&RouteLabel { route }).observe(elapsed);
+                    m.request_duration
+                        .get_or_create(&RouteLabel { route })
+                        .observe(elapsed);
                 }
                 tracing::info!(
                     method = %method,

@@ -28,8 +28,11 @@ pub fn init_logging(opts: &LogOptions) -> Result<(), String> {
         .unwrap_or_else(|| if opts.debug { "debug" } else { "info" }.to_owned());
     // Dependencies are chatty at debug; keep them at warn unless asked.
     let directives = format!("warn,aetos={default},aetos_api={default}");
-    let filter = EnvFilter::try_from_env("AETOS_LOG").unwrap_or_else(|_| EnvFilter::new(directives));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let filter =
+        EnvFilter::try_from_env("AETOS_LOG").unwrap_or_else(|_| EnvFilter::new(directives));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     let result = match (&opts.log_file, opts.use_json) {
         (Some(path), json) => {
             let file = std::fs::OpenOptions::new()

@@ -45,7 +45,10 @@ fn openstack(cloud: &str, args: &[&str]) -> (bool, String, String) {
 
 fn ok(cloud: &str, args: &[&str]) -> String {
     let (success, out, err) = openstack(cloud, args);
-    assert!(success, "openstack --os-cloud {cloud} {args:?} failed:\n{out}\n{err}");
+    assert!(
+        success,
+        "openstack --os-cloud {cloud} {args:?} failed:\n{out}\n{err}"
+    );
     out
 }
 
@@ -55,14 +58,25 @@ fn cli_admin_list_show_query() {
     let a = catalog_aetos(None);
     let list = ok("admin", &["metric", "list"]);
     for name in ["up", "demo_only_metric", "other_only_metric"] {
-        assert!(list.contains(name), "metric list lacks {name}:\n{list}\n{}", a.logs());
+        assert!(
+            list.contains(name),
+            "metric list lacks {name}:\n{list}\n{}",
+            a.logs()
+        );
     }
     let show = ok("admin", &["metric", "show", "up"]);
     assert!(show.contains('1'), "metric show up:\n{show}");
     let q = ok("admin", &["metric", "query", "up"]);
     assert!(q.contains("prometheus"), "metric query up:\n{q}");
-    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 10;
-    let q = ok("admin", &["metric", "query", &format!("prometheus_ready@{ts}")]);
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 10;
+    let q = ok(
+        "admin",
+        &["metric", "query", &format!("prometheus_ready@{ts}")],
+    );
     assert!(q.contains('1'), "@ modifier through the CLI:\n{q}");
 }
 
@@ -75,13 +89,19 @@ fn cli_reader_sees_only_its_project() {
     let list = ok("demo-reader", &["metric", "list"]);
     assert!(list.contains("demo_only_metric"), "{list}");
     for name in ["other_only_metric", "unlabelled_metric", "prometheus_ready"] {
-        assert!(!list.contains(name), "reader's metric list shows {name}:\n{list}");
+        assert!(
+            !list.contains(name),
+            "reader's metric list shows {name}:\n{list}"
+        );
     }
     let q = ok("demo-reader", &["metric", "query", "ceilometer_cpu"]);
     assert!(q.contains(&demo), "{q}");
     assert!(!q.contains(&other), "reader saw the other project:\n{q}");
     let q = ok("demo-reader", &["metric", "query", "{__name__=~\".+\"}"]);
-    assert!(!q.contains(&other) && !q.contains("prometheus_ready"), "{q}");
+    assert!(
+        !q.contains(&other) && !q.contains("prometheus_ready"),
+        "{q}"
+    );
     let show = ok("other-member", &["metric", "show", "ceilometer_cpu"]);
     assert!(show.contains(&other) && !show.contains(&demo), "{show}");
 }
@@ -92,10 +112,16 @@ fn cli_admin_commands_and_reader_refused() {
     let _a = catalog_aetos(None);
     let (success, out, err) = openstack("demo-reader", &["metric", "snapshot"]);
     assert!(!success, "reader could snapshot: {out}");
-    assert!(err.contains("403") || err.to_lowercase().contains("forbidden"), "{err}");
+    assert!(
+        err.contains("403") || err.to_lowercase().contains("forbidden"),
+        "{err}"
+    );
     let snap = ok("admin", &["metric", "snapshot"]);
     let year = humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..4].to_owned();
-    assert!(snap.contains(&year), "snapshot name should carry the date:\n{snap}");
+    assert!(
+        snap.contains(&year),
+        "snapshot name should carry the date:\n{snap}"
+    );
     ok("admin", &["metric", "clean-tombstones"]);
     let (success, _, _) = openstack("demo-member", &["metric", "clean-tombstones"]);
     assert!(!success, "member could clean tombstones");
@@ -106,16 +132,36 @@ fn cli_delete_removes_the_series() {
     let _turn = CATALOG_PORT.lock().unwrap_or_else(|e| e.into_inner());
     let _a = catalog_aetos(None);
     // A past instant that has a sample, then delete everything up to now.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let t0 = now - 5;
     let q = format!("cli_delete_me@{t0}");
     let before = ok("admin", &["metric", "query", &q]);
-    assert!(before.contains("cli_delete_me"), "fixture series missing:\n{before}");
+    assert!(
+        before.contains("cli_delete_me"),
+        "fixture series missing:\n{before}"
+    );
     let (success, out, err) = openstack("demo-reader", &["metric", "delete", "cli_delete_me"]);
     assert!(!success, "reader could delete: {out}{err}");
-    ok("admin", &["metric", "delete", "cli_delete_me", "--start", "0", "--end", &now.to_string()]);
+    ok(
+        "admin",
+        &[
+            "metric",
+            "delete",
+            "cli_delete_me",
+            "--start",
+            "0",
+            "--end",
+            &now.to_string(),
+        ],
+    );
     let after = ok("admin", &["metric", "query", &q]);
-    assert!(!after.contains("cli_delete_me"), "series still there after delete:\n{after}");
+    assert!(
+        !after.contains("cli_delete_me"),
+        "series still there after delete:\n{after}"
+    );
 }
 
 #[test]
@@ -138,9 +184,15 @@ fn watcher_templates_through_observabilityclient_as_service_user() {
         String::from_utf8_lossy(&out.stderr),
         a.logs()
     );
-    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 4);
     for l in lines {
-        assert!(l["series"].as_u64().unwrap() >= 1, "template returned nothing: {l}");
+        assert!(
+            l["series"].as_u64().unwrap() >= 1,
+            "template returned nothing: {l}"
+        );
     }
 }

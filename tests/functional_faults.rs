@@ -5,21 +5,27 @@
 
 mod common;
 
-use std::sync::Mutex;
-
 use common::{json_of, stack, Aetos};
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
 async fn keystone_down_cached_tokens_work_new_tokens_get_503() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let a = Aetos::start("", None);
     let cached = common::fresh_token("demo-reader").await;
     let unseen = common::fresh_token("demo-member").await;
-    assert_eq!(a.get("/api/v1/query?query=up", Some(&cached)).await.status(), 200);
+    assert_eq!(
+        a.get("/api/v1/query?query=up", Some(&cached))
+            .await
+            .status(),
+        200
+    );
     stack().ctl(&["stop-component", "keystone"]);
-    let still = a.get("/api/v1/query?query=up", Some(&cached)).await.status();
+    let still = a
+        .get("/api/v1/query?query=up", Some(&cached))
+        .await
+        .status();
     let (st, v) = json_of(a.get("/api/v1/query?query=up", Some(&unseen)).await).await;
     stack().ctl(&["start-component", "keystone"]);
     assert_eq!(still, 200, "cached token refused while Keystone is down");
@@ -27,15 +33,23 @@ async fn keystone_down_cached_tokens_work_new_tokens_get_503() {
     assert_eq!(v["status"], "error");
     assert_eq!(v["errorType"], "unavailable");
     // Keystone is back: the same new token is now accepted (503 was not cached).
-    assert_eq!(a.get("/api/v1/query?query=up", Some(&unseen)).await.status(), 200);
+    assert_eq!(
+        a.get("/api/v1/query?query=up", Some(&unseen))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn prometheus_down_gives_502_json_and_recovers() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let a = Aetos::start("", None);
     let t = common::token("aetos").await;
-    assert_eq!(a.get("/api/v1/query?query=up", Some(&t)).await.status(), 200);
+    assert_eq!(
+        a.get("/api/v1/query?query=up", Some(&t)).await.status(),
+        200
+    );
     stack().ctl(&["stop-component", "prometheus"]);
     let (st, v) = json_of(a.get("/api/v1/query?query=up", Some(&t)).await).await;
     let health = common::client()
@@ -57,5 +71,8 @@ async fn prometheus_down_gives_502_json_and_recovers() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert!(recovered, "aetos did not recover after Prometheus came back");
+    assert!(
+        recovered,
+        "aetos did not recover after Prometheus came back"
+    );
 }

@@ -8,7 +8,13 @@ mod common;
 use common::{enc, json_of, label_values, prom_query, stack, token, Aetos};
 use serde_json::Value;
 
-const USERS: &[&str] = &["aetos", "demo-admin", "demo-member", "demo-reader", "noroles"];
+const USERS: &[&str] = &[
+    "aetos",
+    "demo-admin",
+    "demo-member",
+    "demo-reader",
+    "noroles",
+];
 
 fn demo() -> String {
     stack().project("demo")
@@ -38,7 +44,11 @@ async fn item1_catalog_url_root_and_versions_document() {
         v["versions"]["values"][0]["links"][0]["href"],
         format!("http://127.0.0.1:{}/prometheus/api/v1", a.port)
     );
-    let r = common::client().get(format!("{}/", a.url)).send().await.unwrap();
+    let r = common::client()
+        .get(format!("{}/", a.url))
+        .send()
+        .await
+        .unwrap();
     let (_, v) = json_of(r).await;
     assert_eq!(
         v["versions"]["values"][0]["links"][0]["href"],
@@ -62,7 +72,10 @@ async fn versions_document_honours_proxy_headers_only_when_enabled() {
         .as_str()
         .unwrap()
         .starts_with("http://127.0.0.1:"));
-    let proxied = Aetos::start("[oslo_middleware]\nenable_proxy_headers_parsing = true\n", None);
+    let proxied = Aetos::start(
+        "[oslo_middleware]\nenable_proxy_headers_parsing = true\n",
+        None,
+    );
     let (_, v) = json_of(get(&proxied).await.unwrap()).await;
     assert_eq!(
         v["versions"]["values"][0]["links"][0]["href"],
@@ -70,7 +83,10 @@ async fn versions_document_honours_proxy_headers_only_when_enabled() {
     );
     let r = common::client()
         .get(format!("{}/prometheus/", proxied.url))
-        .header("Forwarded", "for=1.2.3.4;proto=https;host=\"[2001:db8::1]:8443\"")
+        .header(
+            "Forwarded",
+            "for=1.2.3.4;proto=https;host=\"[2001:db8::1]:8443\"",
+        )
         .send()
         .await
         .unwrap();
@@ -99,23 +115,37 @@ async fn item2_missing_or_invalid_token_gets_keystone_401() {
 async fn revoked_token_gets_401() {
     let a = Aetos::start("", None);
     let t = common::fresh_token("demo-reader").await;
-    assert_eq!(a.get("/api/v1/query?query=up", Some(&t)).await.status(), 200);
+    assert_eq!(
+        a.get("/api/v1/query?query=up", Some(&t)).await.status(),
+        200
+    );
     common::revoke(&t).await;
     // A fresh aetos has no cached positive entry for it.
     let b = Aetos::start("", None);
-    assert_eq!(b.get("/api/v1/query?query=up", Some(&t)).await.status(), 401);
+    assert_eq!(
+        b.get("/api/v1/query?query=up", Some(&t)).await.status(),
+        401
+    );
 }
 
 #[tokio::test]
 async fn item3_targets_privileged_unchanged_reader_forbidden() {
     let a = Aetos::start("", None);
     for user in ["aetos", "demo-admin"] {
-        let (st, v) = json_of(a.get("/api/v1/targets?state=active", Some(&token(user).await)).await).await;
+        let (st, v) = json_of(
+            a.get("/api/v1/targets?state=active", Some(&token(user).await))
+                .await,
+        )
+        .await;
         assert_eq!(st, 200, "{user}");
         assert!(!v["data"]["activeTargets"].as_array().unwrap().is_empty());
     }
     for user in ["demo-reader", "demo-member", "noroles"] {
-        let (st, v) = json_of(a.get("/api/v1/targets?state=active", Some(&token(user).await)).await).await;
+        let (st, v) = json_of(
+            a.get("/api/v1/targets?state=active", Some(&token(user).await))
+                .await,
+        )
+        .await;
         assert_eq!(st, 403, "{user}");
         assert_eq!(v["error"], "RBAC Authorization Failed");
     }
@@ -137,41 +167,98 @@ fn watcher_templates() -> Vec<String> {
 async fn item4_watcher_templates_privileged_are_forwarded_unmodified() {
     let a = Aetos::start("", None);
     let t = token("aetos").await;
-    let time = format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 30);
+    let time = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 30
+    );
     for q in watcher_templates() {
-        let (st, via) = json_of(a.get(&format!("/api/v1/query?query={}&time={time}", enc(&q)), Some(&t)).await).await;
+        let (st, via) = json_of(
+            a.get(
+                &format!("/api/v1/query?query={}&time={time}", enc(&q)),
+                Some(&t),
+            )
+            .await,
+        )
+        .await;
         assert_eq!(st, 200, "{q}: {via}");
         assert_eq!(via["data"]["resultType"], "vector", "{q}");
         let direct = prom_query(&q, Some(&time)).await;
-        assert_eq!(via, direct, "privileged answer differs from Prometheus' for {q}");
-        assert!(!via["data"]["result"].as_array().unwrap().is_empty(), "no data for {q}");
+        assert_eq!(
+            via, direct,
+            "privileged answer differs from Prometheus' for {q}"
+        );
+        assert!(
+            !via["data"]["result"].as_array().unwrap().is_empty(),
+            "no data for {q}"
+        );
     }
 }
 
 #[tokio::test]
 async fn item5_runtimeinfo_privileged_only() {
     let a = Aetos::start("", None);
-    let (st, v) = json_of(a.get("/api/v1/status/runtimeinfo", Some(&token("aetos").await)).await).await;
+    let (st, v) = json_of(
+        a.get("/api/v1/status/runtimeinfo", Some(&token("aetos").await))
+            .await,
+    )
+    .await;
     assert_eq!(st, 200);
     assert!(v["data"]["startTime"].is_string());
-    let r = a.get("/api/v1/status/runtimeinfo", Some(&token("demo-reader").await)).await;
+    let r = a
+        .get(
+            "/api/v1/status/runtimeinfo",
+            Some(&token("demo-reader").await),
+        )
+        .await;
     assert_eq!(r.status(), 403);
-    let r = a.get("/api/v1/status/nonsense", Some(&token("aetos").await)).await;
+    let r = a
+        .get("/api/v1/status/nonsense", Some(&token("aetos").await))
+        .await;
     assert_eq!(r.status(), 404);
 }
 
 #[tokio::test]
 async fn item6_metric_names_all_for_privileged_own_project_for_reader() {
     let a = Aetos::start("", None);
-    let (st, all) = json_of(a.get("/api/v1/label/__name__/values", Some(&token("aetos").await)).await).await;
+    let (st, all) = json_of(
+        a.get("/api/v1/label/__name__/values", Some(&token("aetos").await))
+            .await,
+    )
+    .await;
     assert_eq!(st, 200);
-    let all: Vec<&str> = all["data"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    for n in ["up", "demo_only_metric", "other_only_metric", "unlabelled_metric"] {
+    let all: Vec<&str> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for n in [
+        "up",
+        "demo_only_metric",
+        "other_only_metric",
+        "unlabelled_metric",
+    ] {
         assert!(all.contains(&n), "privileged list lacks {n}");
     }
-    let (st, mine) = json_of(a.get("/api/v1/label/__name__/values", Some(&token("demo-reader").await)).await).await;
+    let (st, mine) = json_of(
+        a.get(
+            "/api/v1/label/__name__/values",
+            Some(&token("demo-reader").await),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(st, 200);
-    let mine: Vec<&str> = mine["data"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let mine: Vec<&str> = mine["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert!(mine.contains(&"demo_only_metric"));
     assert!(mine.contains(&"ceilometer_cpu"));
     for n in ["up", "other_only_metric", "unlabelled_metric"] {
@@ -184,10 +271,31 @@ async fn item7_parameters_forwarded_at_modifier_iso_time_timeout() {
     let a = Aetos::start("", None);
     for user in ["aetos", "demo-reader"] {
         let t = token(user).await;
-        let (st, v) = json_of(a.get(&format!("/api/v1/query?query={}", enc("last_over_time(up[5m])")), Some(&t)).await).await;
+        let (st, v) = json_of(
+            a.get(
+                &format!("/api/v1/query?query={}", enc("last_over_time(up[5m])")),
+                Some(&t),
+            )
+            .await,
+        )
+        .await;
         assert_eq!(st, 200, "{user}: {v}");
-        let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 20;
-        let (st, v) = json_of(a.get(&format!("/api/v1/query?query={}", enc(&format!("prometheus_ready@{ts}"))), Some(&t)).await).await;
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 20;
+        let (st, v) = json_of(
+            a.get(
+                &format!(
+                    "/api/v1/query?query={}",
+                    enc(&format!("prometheus_ready@{ts}"))
+                ),
+                Some(&t),
+            )
+            .await,
+        )
+        .await;
         assert_eq!(st, 200, "{user}: {v}");
         if user == "aetos" {
             assert_eq!(v["data"]["result"][0]["value"][1], "1");
@@ -195,12 +303,21 @@ async fn item7_parameters_forwarded_at_modifier_iso_time_timeout() {
             // prometheus_ready has no project label: a reader sees nothing.
             assert_eq!(v["data"]["result"], Value::Array(vec![]));
         }
-        let iso = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - std::time::Duration::from_secs(10))
-            .to_string()
-            .replace('Z', "+00:00");
+        let iso = humantime::format_rfc3339_seconds(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(10),
+        )
+        .to_string()
+        .replace('Z', "+00:00");
         let (st, v) = json_of(
-            a.get(&format!("/api/v1/query?query={}&time={}&timeout=30s", enc("sum(ceilometer_cpu)"), enc(&iso)), Some(&t))
-                .await,
+            a.get(
+                &format!(
+                    "/api/v1/query?query={}&time={}&timeout=30s",
+                    enc("sum(ceilometer_cpu)"),
+                    enc(&iso)
+                ),
+                Some(&t),
+            )
+            .await,
         )
         .await;
         assert_eq!(st, 200, "{user}: {v}");
@@ -232,7 +349,11 @@ async fn item9_reader_sees_only_own_project_in_any_query_form() {
         "topk(scalar(count(other_only_metric)) + 5, ceilometer_cpu)",
     ];
     for q in queries {
-        let (st, v) = json_of(a.get(&format!("/api/v1/query?query={}", enc(q)), Some(&t)).await).await;
+        let (st, v) = json_of(
+            a.get(&format!("/api/v1/query?query={}", enc(q)), Some(&t))
+                .await,
+        )
+        .await;
         assert_eq!(st, 200, "{q}: {v}");
         for p in label_values(&v, "project") {
             assert!(p == demo || p.is_empty(), "{q} leaked project {p:?}: {v}");
@@ -242,14 +363,22 @@ async fn item9_reader_sees_only_own_project_in_any_query_form() {
         if !q.starts_with("sum") && !q.starts_with("count") && !q.starts_with("topk(scalar") {
             for s in v["data"]["result"].as_array().unwrap() {
                 if s["metric"].get("__name__").is_some() {
-                    assert_eq!(s["metric"]["project"], Value::String(demo.clone()), "{q}: {s}");
+                    assert_eq!(
+                        s["metric"]["project"],
+                        Value::String(demo.clone()),
+                        "{q}: {s}"
+                    );
                 }
             }
         }
     }
     // Another project's filter answers nothing at all.
     let q = format!("ceilometer_cpu{{project=\"{}\"}}", other());
-    let (_, v) = json_of(a.get(&format!("/api/v1/query?query={}", enc(&q)), Some(&t)).await).await;
+    let (_, v) = json_of(
+        a.get(&format!("/api/v1/query?query={}", enc(&q)), Some(&t))
+            .await,
+    )
+    .await;
     assert_eq!(v["data"]["result"], Value::Array(vec![]));
 }
 
@@ -257,24 +386,48 @@ async fn item9_reader_sees_only_own_project_in_any_query_form() {
 async fn item9_queries_without_selectors_and_unknown_names_work_for_readers() {
     let a = Aetos::start("", None);
     let t = token("demo-reader").await;
-    for (q, kind) in [("1+1", "scalar"), ("vector(1)", "vector"), ("time()", "scalar"), ("\"hello\"", "string")] {
-        let (st, v) = json_of(a.get(&format!("/api/v1/query?query={}", enc(q)), Some(&t)).await).await;
+    for (q, kind) in [
+        ("1+1", "scalar"),
+        ("vector(1)", "vector"),
+        ("time()", "scalar"),
+        ("\"hello\"", "string"),
+    ] {
+        let (st, v) = json_of(
+            a.get(&format!("/api/v1/query?query={}", enc(q)), Some(&t))
+                .await,
+        )
+        .await;
         assert_eq!(st, 200, "{q}: {v}");
         assert_eq!(v["data"]["resultType"], kind, "{q}");
     }
-    let (st, v) = json_of(a.get("/api/v1/query?query=no_such_metric_anywhere", Some(&t)).await).await;
+    let (st, v) = json_of(
+        a.get("/api/v1/query?query=no_such_metric_anywhere", Some(&t))
+            .await,
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(v["data"]["result"], Value::Array(vec![]));
     // Label values that look like metric names are not touched.
     let q = "count(ceilometer_cpu{type=\"ceilometer_cpu\"}) or vector(0)";
-    let (st, v) = json_of(a.get(&format!("/api/v1/query?query={}", enc(q)), Some(&t)).await).await;
+    let (st, v) = json_of(
+        a.get(&format!("/api/v1/query?query={}", enc(q)), Some(&t))
+            .await,
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
 }
 
 #[tokio::test]
 async fn scoped_bad_promql_is_a_prometheus_shaped_400() {
     let a = Aetos::start("", None);
-    let (st, v) = json_of(a.get("/api/v1/query?query=sum(", Some(&token("demo-reader").await)).await).await;
+    let (st, v) = json_of(
+        a.get(
+            "/api/v1/query?query=sum(",
+            Some(&token("demo-reader").await),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(st, 400);
     assert_eq!(v["status"], "error");
     assert_eq!(v["errorType"], "bad_data");
@@ -284,29 +437,57 @@ async fn scoped_bad_promql_is_a_prometheus_shaped_400() {
 async fn item10_series_labels_label_values_scoped_with_params_preserved() {
     let a = Aetos::start("", None);
     let t = token("demo-reader").await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let (st, v) = json_of(
-        a.get(&format!("/api/v1/series?match[]={}&start={}&end={now}&limit=2", enc("{__name__=~\"ceilometer_.*\"}"), now - 600), Some(&t))
-            .await,
+        a.get(
+            &format!(
+                "/api/v1/series?match[]={}&start={}&end={now}&limit=2",
+                enc("{__name__=~\"ceilometer_.*\"}"),
+                now - 600
+            ),
+            Some(&t),
+        )
+        .await,
     )
     .await;
     assert_eq!(st, 200, "{v}");
     let series = v["data"].as_array().unwrap();
-    assert!(!series.is_empty() && series.len() <= 2, "limit not preserved: {}", series.len());
+    assert!(
+        !series.is_empty() && series.len() <= 2,
+        "limit not preserved: {}",
+        series.len()
+    );
     assert!(series.iter().all(|s| s["project"] == Value::String(demo())));
     // No match[] at all: the reader's own series only.
     let (st, v) = json_of(a.get("/api/v1/series", Some(&t)).await).await;
     assert_eq!(st, 200, "{v}");
-    assert!(v["data"].as_array().unwrap().iter().all(|s| s["project"] == Value::String(demo())));
+    assert!(v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["project"] == Value::String(demo())));
     let (st, v) = json_of(a.get("/api/v1/label/project/values", Some(&t)).await).await;
     assert_eq!(st, 200);
     assert_eq!(v["data"], serde_json::json!([demo()]));
     let (st, v) = json_of(a.get("/api/v1/labels", Some(&t)).await).await;
     assert_eq!(st, 200);
-    assert!(v["data"].as_array().unwrap().contains(&Value::from("project")));
+    assert!(v["data"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("project")));
     // Percent-encoded and repeated match[].
     let (st, v) = json_of(
-        a.get(&format!("/api/v1/label/project/values?match%5B%5D=up&match[]={}", enc("other_only_metric")), Some(&t)).await,
+        a.get(
+            &format!(
+                "/api/v1/label/project/values?match%5B%5D=up&match[]={}",
+                enc("other_only_metric")
+            ),
+            Some(&t),
+        )
+        .await,
     )
     .await;
     assert_eq!(st, 200);
@@ -321,7 +502,9 @@ async fn item12_prometheus_errors_keep_status_and_body() {
         let url = format!("{}/api/v1/query?query={}", stack().prometheus_url(), enc(q));
         let direct = common::client().get(url).send().await.unwrap();
         let (dst, dbody) = (direct.status().as_u16(), direct.text().await.unwrap());
-        let via = a.get(&format!("/api/v1/query?query={}", enc(q)), Some(&t)).await;
+        let via = a
+            .get(&format!("/api/v1/query?query={}", enc(q)), Some(&t))
+            .await;
         assert_eq!(via.status().as_u16(), dst, "{q}");
         assert!(dst == 400 || dst == 422, "{q}: {dst}");
         assert_eq!(via.text().await.unwrap(), dbody, "{q}");
@@ -344,7 +527,13 @@ async fn spoofed_identity_headers_gain_nothing() {
             .header("X-Is-Admin-Project", "True")
             .send()
     };
-    assert_eq!(spoof("/api/v1/targets?state=active").await.unwrap().status(), 403);
+    assert_eq!(
+        spoof("/api/v1/targets?state=active")
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
     let (st, v) = json_of(spoof("/api/v1/query?query=ceilometer_cpu").await.unwrap()).await;
     assert_eq!(st, 200);
     assert!(label_values(&v, "project").iter().all(|p| *p == demo()));
@@ -366,30 +555,63 @@ async fn every_route_for_every_kind_of_caller() {
     // (path, method, expected status per USERS order: aetos, demo-admin, demo-member, demo-reader, noroles)
     let table: &[(&str, &str, [u16; 5])] = &[
         ("/api/v1/query?query=up", "GET", [200, 200, 200, 200, 403]),
-        ("/api/v1/query_range?query=up&start=1&end=2&step=1", "GET", [200, 200, 200, 200, 403]),
-        ("/api/v1/series?match[]=up", "GET", [200, 200, 200, 200, 403]),
+        (
+            "/api/v1/query_range?query=up&start=1&end=2&step=1",
+            "GET",
+            [200, 200, 200, 200, 403],
+        ),
+        (
+            "/api/v1/series?match[]=up",
+            "GET",
+            [200, 200, 200, 200, 403],
+        ),
         ("/api/v1/labels", "GET", [200, 200, 200, 200, 403]),
         ("/api/v1/label/job/values", "GET", [200, 200, 200, 200, 403]),
-        ("/api/v1/targets?state=active", "GET", [200, 200, 403, 403, 403]),
-        ("/api/v1/status/runtimeinfo", "GET", [200, 200, 403, 403, 403]),
+        (
+            "/api/v1/targets?state=active",
+            "GET",
+            [200, 200, 403, 403, 403],
+        ),
+        (
+            "/api/v1/status/runtimeinfo",
+            "GET",
+            [200, 200, 403, 403, 403],
+        ),
         ("/api/v1/status/buildinfo", "GET", [200, 200, 200, 200, 200]),
         ("/api/v1/status/flags", "GET", [200, 200, 403, 403, 403]),
         ("/api/v1/query", "DELETE", [405, 405, 405, 405, 405]),
-        ("/api/v1/admin/tsdb/snapshot", "GET", [405, 405, 405, 405, 405]),
-        ("/api/v1/admin/tsdb/clean_tombstones", "POST", [403, 204, 403, 403, 403]),
+        (
+            "/api/v1/admin/tsdb/snapshot",
+            "GET",
+            [405, 405, 405, 405, 405],
+        ),
+        (
+            "/api/v1/admin/tsdb/clean_tombstones",
+            "POST",
+            [403, 204, 403, 403, 403],
+        ),
     ];
     for (path, method, expected) in table {
         for (user, want) in USERS.iter().zip(expected) {
             let t = token(user).await;
             let r = common::client()
-                .request(method.parse().unwrap(), format!("{}/prometheus{path}", a.url))
+                .request(
+                    method.parse().unwrap(),
+                    format!("{}/prometheus{path}", a.url),
+                )
                 .header("X-Auth-Token", &t)
                 .send()
                 .await
                 .unwrap();
             assert_eq!(r.status().as_u16(), *want, "{method} {path} as {user}");
-            assert!(r.headers()["x-openstack-request-id"].to_str().unwrap().starts_with("req-"));
-            let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            assert!(r.headers()["x-openstack-request-id"]
+                .to_str()
+                .unwrap()
+                .starts_with("req-"));
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
             if *want >= 400 {
                 let (_, v) = json_of(r).await;
                 assert_eq!(v["status"], "error", "{method} {path} as {user}");
@@ -399,7 +621,10 @@ async fn every_route_for_every_kind_of_caller() {
         }
         // Without a token and with a garbage token every API route is 401.
         for tok in [None, Some("garbage")] {
-            let mut r = common::client().request(method.parse().unwrap(), format!("{}/prometheus{path}", a.url));
+            let mut r = common::client().request(
+                method.parse().unwrap(),
+                format!("{}/prometheus{path}", a.url),
+            );
             if let Some(t) = tok {
                 r = r.header("X-Auth-Token", t);
             }
@@ -412,12 +637,27 @@ async fn every_route_for_every_kind_of_caller() {
 #[tokio::test]
 async fn healthcheck_is_unauthenticated_and_oslo_shaped() {
     let a = Aetos::start("", None);
-    let r = common::client().get(format!("{}/healthcheck", a.url)).send().await.unwrap();
+    let r = common::client()
+        .get(format!("{}/healthcheck", a.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "OK");
-    let r = common::client().head(format!("{}/prometheus/healthcheck", a.url)).send().await.unwrap();
+    let r = common::client()
+        .head(format!("{}/prometheus/healthcheck", a.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    let (st, v) = json_of(common::client().get(format!("{}/healthcheck?detailed", a.url)).send().await.unwrap()).await;
+    let (st, v) = json_of(
+        common::client()
+            .get(format!("{}/healthcheck?detailed", a.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(v["reasons"][0]["details"]["ready"], true);
 }
@@ -427,18 +667,32 @@ async fn tokens_never_reach_logs_or_backend() {
     let a = Aetos::start("", None);
     let t = common::fresh_token("demo-reader").await;
     let _ = a.get("/api/v1/query?query=up", Some(&t)).await;
-    let _ = a.get("/api/v1/query?query=up", Some("garbage-secret-token-value")).await;
+    let _ = a
+        .get("/api/v1/query?query=up", Some("garbage-secret-token-value"))
+        .await;
     let logs = a.logs();
     assert!(!logs.contains(&t), "user token in logs");
-    assert!(!logs.contains("garbage-secret-token-value"), "bad token in logs");
-    assert!(!logs.contains(&stack().password("aetos")), "service password in logs");
-    assert!(logs.contains("req-"), "request ids missing from logs:\n{logs}");
+    assert!(
+        !logs.contains("garbage-secret-token-value"),
+        "bad token in logs"
+    );
+    assert!(
+        !logs.contains(&stack().password("aetos")),
+        "service password in logs"
+    );
+    assert!(
+        logs.contains("req-"),
+        "request ids missing from logs:\n{logs}"
+    );
 }
 
 #[tokio::test]
 async fn tokens_and_client_credentials_never_reach_the_backend() {
     let rec = common::Recorder::start();
-    let a = Aetos::start(&format!("[prometheus]\nhost = 127.0.0.1\nport = {}\n", rec.port), None);
+    let a = Aetos::start(
+        &format!("[prometheus]\nhost = 127.0.0.1\nport = {}\n", rec.port),
+        None,
+    );
     for user in ["aetos", "demo-reader"] {
         let t = token(user).await;
         let r = common::client()
@@ -458,7 +712,10 @@ async fn tokens_and_client_credentials_never_reach_the_backend() {
         assert_eq!(reqs.len(), 1);
         let out = &reqs[0];
         for (k, v) in &out.headers {
-            assert!(!v.contains(&t) && !v.contains("client-secret"), "{k}: {v} forwarded");
+            assert!(
+                !v.contains(&t) && !v.contains("client-secret"),
+                "{k}: {v} forwarded"
+            );
             assert!(!common_identity_header(k), "identity header {k} forwarded");
         }
         if user == "aetos" {
@@ -467,12 +724,18 @@ async fn tokens_and_client_credentials_never_reach_the_backend() {
         } else {
             assert_eq!(
                 out.target(),
-                format!("/api/v1/query?query={}&time=5", enc(&format!("up{{project=\"{}\"}}", demo())))
+                format!(
+                    "/api/v1/query?query={}&time=5",
+                    enc(&format!("up{{project=\"{}\"}}", demo()))
+                )
             );
         }
     }
 }
 
 fn common_identity_header(name: &str) -> bool {
-    name.starts_with("x-") && name != "x-openstack-request-id" || name == "openstack-system-scope" || name == "cookie" || name == "authorization"
+    name.starts_with("x-") && name != "x-openstack-request-id"
+        || name == "openstack-system-scope"
+        || name == "cookie"
+        || name == "authorization"
 }

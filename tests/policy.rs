@@ -125,6 +125,7 @@ fn expected_callers(rule: &str) -> &'static [&'static str] {
         | "telemetry:status_config"
         | "telemetry:status_tsdb"
         | "telemetry:metrics" => PRIVILEGED,
+        "telemetry:admin_delete_metrics:all_projects" => &["admin"],
         r if r.ends_with(":all_projects") => PRIVILEGED,
         "telemetry:query"
         | "telemetry:label"

@@ -25,7 +25,12 @@ fn run_with_config(conf: &str) -> (i32, String) {
         .unwrap();
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     (status.code().unwrap_or(-1), err)
 }
 
@@ -63,17 +68,24 @@ fn noauth_conf(port: u16, backend_port: u16, extra: &str) -> String {
 async fn keystone_that_never_answers_gives_503_within_the_timeout() {
     // Accepts connections and never answers: a hung identity service.
     let blackhole = TcpListener::bind("127.0.0.1:0").unwrap();
-    let ks = format!("http://127.0.0.1:{}/v3", blackhole.local_addr().unwrap().port());
+    let ks = format!(
+        "http://127.0.0.1:{}/v3",
+        blackhole.local_addr().unwrap().port()
+    );
     let port = free_port();
     let conf = format!(
-        "[DEFAULT]\nauth_mode = keystone\n[api]\nhost = 127.0.0.1\nport = {port}\n[keystone_authtoken]\nauth_url = {ks}\nwww_authenticate_uri = {ks}\nusername = aetos\npassword = x\nproject_name = service\nhttp_connect_timeout = 1\n"
+        "[DEFAULT]\nauth_mode = keystone\n[api]\nhost = 127.0.0.1\nport = {port}\n[keystone_authtoken]\nauth_url = {ks}\nwww_authenticate_uri = {ks}\nusername = aetos\npassword = x\nuser_domain_id = default\nproject_name = service\nproject_domain_id = default\nhttp_connect_timeout = 1\n"
     );
     let a = Aetos::start_with_config(port, &conf, None);
     let started = Instant::now();
     let (st, v) = json_of(a.get("/api/v1/query?query=up", Some("some-token")).await).await;
     assert_eq!(st, 503, "{v}");
     assert_eq!(v["errorType"], "unavailable");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
     drop(blackhole);
 }
 
@@ -98,8 +110,13 @@ async fn backend_down_is_a_502_json_error() {
 async fn hostile_input_gets_400_not_a_crash() {
     let port = free_port();
     let dead = free_port();
-    let a = Aetos::start_with_config(port, &noauth_conf(port, dead, "[api]\nmax_request_body_size = 65536\n"), None);
-    let reader = |rb: reqwest::RequestBuilder| rb.header("X-Roles", "reader").header("X-Project-Id", "p1");
+    let a = Aetos::start_with_config(
+        port,
+        &noauth_conf(port, dead, "[api]\nmax_request_body_size = 65536\n"),
+        None,
+    );
+    let reader =
+        |rb: reqwest::RequestBuilder| rb.header("X-Roles", "reader").header("X-Project-Id", "p1");
     let deep = format!("{}up{}", "(".repeat(5_000), ")".repeat(5_000));
     let cases = vec![
         format!("query={}", common::enc(&deep)),
@@ -126,6 +143,10 @@ async fn hostile_input_gets_400_not_a_crash() {
         .unwrap();
     assert_eq!(r.status(), 415);
     // The service is still alive.
-    let r = common::client().get(format!("{}/healthcheck", a.url)).send().await.unwrap();
+    let r = common::client()
+        .get(format!("{}/healthcheck", a.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }

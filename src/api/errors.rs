@@ -34,7 +34,11 @@ pub fn unauthorized(www_authenticate_uri: &str) -> HttpResponse {
 
 /// 403 with upstream's fault string.
 pub fn forbidden() -> HttpResponse {
-    prom_error(StatusCode::FORBIDDEN, "forbidden", "RBAC Authorization Failed")
+    prom_error(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "RBAC Authorization Failed",
+    )
 }
 
 /// 503 when the identity service cannot give an answer.
@@ -60,7 +64,10 @@ mod tests {
     fn prometheus_envelope() {
         let r = bad_data("parse error");
         assert_eq!(r.status(), 400);
-        assert_eq!(body(r), json!({"status":"error","errorType":"bad_data","error":"parse error"}));
+        assert_eq!(
+            body(r),
+            json!({"status":"error","errorType":"bad_data","error":"parse error"})
+        );
     }
 
     #[test]

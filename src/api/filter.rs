@@ -2,6 +2,9 @@
 //! `metadata` (only metric names that have series in the caller's project),
 //! `rules` and `alerts` (only those whose labels carry the caller's
 //! project). The Prometheus envelope and content type are kept.
+// Error answers are returned as ready `HttpResponse`s: they are the rare
+// path, and boxing them would only add an allocation.
+#![allow(clippy::result_large_err)]
 
 use std::collections::HashSet;
 
@@ -36,7 +39,11 @@ async fn read_json(resp: reqwest::Response) -> Result<Value, HttpResponse> {
     let mut s = resp.bytes_stream();
     while let Some(chunk) = s.next().await {
         let chunk = chunk.map_err(|e| {
-            errors::prom_error(StatusCode::BAD_GATEWAY, "unavailable", &format!("backend body: {e}"))
+            errors::prom_error(
+                StatusCode::BAD_GATEWAY,
+                "unavailable",
+                &format!("backend body: {e}"),
+            )
         })?;
         if buf.len() + chunk.len() > MAX_FILTERED_BODY {
             return Err(errors::prom_error(
@@ -48,12 +55,21 @@ async fn read_json(resp: reqwest::Response) -> Result<Value, HttpResponse> {
         buf.extend_from_slice(&chunk);
     }
     serde_json::from_slice(&buf).map_err(|_| {
-        errors::prom_error(StatusCode::BAD_GATEWAY, "unavailable", "backend answer is not JSON")
+        errors::prom_error(
+            StatusCode::BAD_GATEWAY,
+            "unavailable",
+            "backend answer is not JSON",
+        )
     })
 }
 
 /// Filters a successful answer for `project`; errors pass through unchanged.
-pub async fn filtered(resp: reqwest::Response, api: &Api, state: &State, project: &str) -> HttpResponse {
+pub async fn filtered(
+    resp: reqwest::Response,
+    api: &Api,
+    state: &State,
+    project: &str,
+) -> HttpResponse {
     if !resp.status().is_success() {
         return super::stream_unfiltered(resp);
     }
@@ -81,7 +97,10 @@ pub async fn filtered(resp: reqwest::Response, api: &Api, state: &State, project
 
 /// The metric names that have series in `project`, asked of the backend
 /// with the same scoped selector a scoped `label/__name__/values` uses.
-async fn project_metric_names(state: &State, project: &str) -> Result<HashSet<String>, HttpResponse> {
+async fn project_metric_names(
+    state: &State,
+    project: &str,
+) -> Result<HashSet<String>, HttpResponse> {
     let selector = tenancy::scope_match_params(&[], &state.label, project)
         .map_err(|e| errors::bad_data(&e.to_string()))?;
     let url = url::form_urlencoded::Serializer::new(String::new())
@@ -94,14 +113,23 @@ async fn project_metric_names(state: &State, project: &str) -> Result<HashSet<St
         raw_body: Bytes::new(),
         headers: vec![("accept".into(), "application/json".into())],
     };
-    let resp = state.backend.send(req).await.map_err(super::backend_error)?;
+    let resp = state
+        .backend
+        .send(req)
+        .await
+        .map_err(super::backend_error)?;
     if !resp.status().is_success() {
         return Err(super::stream_unfiltered(resp));
     }
     let v = read_json(resp).await?;
     Ok(v["data"]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default())
 }
 
@@ -119,7 +147,10 @@ pub fn filter_metadata(body: &mut Value, names: &HashSet<String>) {
 /// `data.groups[].rules[]`: keep rules whose labels carry the project (and
 /// their alerts that do); drop groups left empty.
 pub fn filter_rules(body: &mut Value, label: &str, project: &str) {
-    let Some(groups) = body.pointer_mut("/data/groups").and_then(Value::as_array_mut) else {
+    let Some(groups) = body
+        .pointer_mut("/data/groups")
+        .and_then(Value::as_array_mut)
+    else {
         return;
     };
     for g in groups.iter_mut() {
@@ -137,7 +168,10 @@ pub fn filter_rules(body: &mut Value, label: &str, project: &str) {
 
 /// `data.alerts[]`: keep alerts whose labels carry the project.
 pub fn filter_alerts(body: &mut Value, label: &str, project: &str) {
-    if let Some(alerts) = body.pointer_mut("/data/alerts").and_then(Value::as_array_mut) {
+    if let Some(alerts) = body
+        .pointer_mut("/data/alerts")
+        .and_then(Value::as_array_mut)
+    {
         alerts.retain(|a| has_project(&a["labels"], label, project));
     }
 }
@@ -149,9 +183,13 @@ mod tests {
 
     #[test]
     fn metadata_keeps_only_project_metric_names() {
-        let mut b = json!({"status":"success","data":{"a":[{"type":"gauge"}],"b":[{"type":"counter"}]}});
+        let mut b =
+            json!({"status":"success","data":{"a":[{"type":"gauge"}],"b":[{"type":"counter"}]}});
         filter_metadata(&mut b, &HashSet::from(["a".to_owned()]));
-        assert_eq!(b, json!({"status":"success","data":{"a":[{"type":"gauge"}]}}));
+        assert_eq!(
+            b,
+            json!({"status":"success","data":{"a":[{"type":"gauge"}]}})
+        );
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! [`handle`] is the only entry point; it resolves the route from the
 //! table in [`routes`], and each stage returns a plain value or an error
 //! answer. Nothing here knows how a stage works inside.
+// Error answers are returned as ready `HttpResponse`s: they are the rare
+// path, and boxing them would only add an allocation.
+#![allow(clippy::result_large_err)]
 
 pub mod errors;
 pub mod filter;
@@ -14,20 +17,26 @@ pub mod versions;
 use std::sync::Arc;
 
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use crate::auth::{self, AuthError};
 use crate::authz::{self, Access};
-use crate::backend::{BackendError, BackendRequest, FORWARDED_REQUEST_HEADERS, FORWARDED_RESPONSE_HEADERS};
+use crate::backend::{
+    BackendError, BackendRequest, FORWARDED_REQUEST_HEADERS, FORWARDED_RESPONSE_HEADERS,
+};
 use crate::identity::Identity;
 use crate::server::{Authn, State};
 use rewrite::Params;
 use routes::{Api, Route, Scoping};
 
 /// Entry point for every request.
-pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<State>) -> HttpResponse {
+pub async fn handle(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> HttpResponse {
     let path = routes::strip_root(req.path(), &state.root_path);
     match routes::route(path) {
         Some(Route::Versions) if req.method() == Method::GET || req.method() == Method::HEAD => {
@@ -70,10 +79,11 @@ async fn own_metrics(req: &HttpRequest, state: &State) -> HttpResponse {
         Err(AuthError::Unavailable(_)) => return errors::identity_unavailable(),
         Err(_) => return errors::unauthorized(&state.www_authenticate_uri),
     };
-    if !state
-        .enforcer
-        .enforce("telemetry:metrics", &identity.policy_target(), &identity.credentials())
-    {
+    if !state.enforcer.enforce(
+        "telemetry:metrics",
+        &identity.policy_target(),
+        &identity.credentials(),
+    ) {
         return errors::forbidden();
     }
     metrics_response(&state.metrics)
@@ -169,7 +179,9 @@ async fn api_request(
     state
         .metrics
         .backend_duration
-        .get_or_create(&crate::metrics::RouteLabel { route: api.name.to_owned() })
+        .get_or_create(&crate::metrics::RouteLabel {
+            route: api.name.to_owned(),
+        })
         .observe(started.elapsed().as_secs_f64());
     let resp = match sent {
         Ok(r) => r,
@@ -185,7 +197,9 @@ async fn api_request(
         }
     };
     match (project, api.scoping) {
-        (Some(project), Scoping::FilterResponse) => filter::filtered(resp, &api, &state, &project).await,
+        (Some(project), Scoping::FilterResponse) => {
+            filter::filtered(resp, &api, &state, &project).await
+        }
         _ => stream_unfiltered(resp),
     }
 }
@@ -206,7 +220,8 @@ fn set_mode(req: &HttpRequest, mode: &'static str) {
 async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, HttpResponse> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| errors::bad_data(&format!("cannot read request body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| errors::bad_data(&format!("cannot read request body: {e}")))?;
         if buf.len() + chunk.len() > limit {
             return Err(errors::prom_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -222,7 +237,12 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, Htt
 /// Builds the backend request from the caller's. Only form-encoded bodies
 /// are accepted: Prometheus also reads multipart bodies, which would carry
 /// parameters past the tenancy stage, so anything else with a body is refused.
-fn backend_request(req: &HttpRequest, api: &Api, path: String, body: Bytes) -> Result<BackendRequest, HttpResponse> {
+fn backend_request(
+    req: &HttpRequest,
+    api: &Api,
+    path: String,
+    body: Bytes,
+) -> Result<BackendRequest, HttpResponse> {
     let mut headers: Vec<(String, String)> = FORWARDED_REQUEST_HEADERS
         .iter()
         .filter(|h| **h != "content-type")
@@ -235,7 +255,13 @@ fn backend_request(req: &HttpRequest, api: &Api, path: String, body: Bytes) -> R
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .map(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
         .unwrap_or(false);
     let mut params = Params {
         url: req.query_string().to_owned(),
@@ -244,7 +270,9 @@ fn backend_request(req: &HttpRequest, api: &Api, path: String, body: Bytes) -> R
     let sends_body = req.method() == Method::POST || req.method() == Method::PUT;
     if !body.is_empty() {
         if !sends_body {
-            return Err(errors::bad_data("a request body is only accepted with POST"));
+            return Err(errors::bad_data(
+                "a request body is only accepted with POST",
+            ));
         }
         if !is_form {
             return Err(errors::prom_error(
@@ -254,16 +282,24 @@ fn backend_request(req: &HttpRequest, api: &Api, path: String, body: Bytes) -> R
             ));
         }
         if !api.form_body && api.scoping != Scoping::None {
-            return Err(errors::bad_data("this endpoint takes its parameters in the URL"));
+            return Err(errors::bad_data(
+                "this endpoint takes its parameters in the URL",
+            ));
         }
-        let text = std::str::from_utf8(&body).map_err(|_| errors::bad_data("request body is not UTF-8"))?;
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| errors::bad_data("request body is not UTF-8"))?;
         params.body = Some(text.to_owned());
     }
     if params.body.is_some() {
-        headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+        headers.push((
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
     }
     Ok(BackendRequest {
-        method: req.method().clone(),
+        // actix and reqwest use different `http` crate versions.
+        method: reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+            .unwrap_or(reqwest::Method::GET),
         path,
         params,
         raw_body: Bytes::new(),
@@ -274,12 +310,20 @@ fn backend_request(req: &HttpRequest, api: &Api, path: String, body: Bytes) -> R
 pub(crate) fn backend_error(e: BackendError) -> HttpResponse {
     tracing::warn!("backend error: {e}");
     match &e {
-        BackendError::Timeout(_) => errors::prom_error(StatusCode::GATEWAY_TIMEOUT, "timeout", &e.to_string()),
-        BackendError::Unreachable(_) => errors::prom_error(StatusCode::BAD_GATEWAY, "unavailable", &e.to_string()),
-        BackendError::Credentials { .. } => {
-            errors::prom_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e.to_string())
+        BackendError::Timeout(_) => {
+            errors::prom_error(StatusCode::GATEWAY_TIMEOUT, "timeout", &e.to_string())
         }
-        BackendError::Other(_) => errors::prom_error(StatusCode::BAD_GATEWAY, "unavailable", &e.to_string()),
+        BackendError::Unreachable(_) => {
+            errors::prom_error(StatusCode::BAD_GATEWAY, "unavailable", &e.to_string())
+        }
+        BackendError::Credentials { .. } => errors::prom_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            &e.to_string(),
+        ),
+        BackendError::Other(_) => {
+            errors::prom_error(StatusCode::BAD_GATEWAY, "unavailable", &e.to_string())
+        }
     }
 }
 

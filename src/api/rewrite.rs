@@ -85,8 +85,8 @@ pub fn scope_params(
             let f = |m: &str| tenancy::scope_selector(m, label, project);
             let mut url = scope_one(&params.url, "match[]", &f)?;
             let mut body = body.map(|b| scope_one(b, "match[]", &f)).transpose()?;
-            let anywhere = has_key(&url, "match[]")
-                || body.as_deref().is_some_and(|b| has_key(b, "match[]"));
+            let anywhere =
+                has_key(&url, "match[]") || body.as_deref().is_some_and(|b| has_key(b, "match[]"));
             if !anywhere {
                 if scoping == Scoping::MatchRequired {
                     return Err(RewriteError::MissingMatch);
@@ -126,7 +126,13 @@ mod tests {
 
     #[test]
     fn query_in_url_is_scoped_and_other_params_kept_in_order() {
-        let out = scope_params(&p("time=4&query=up&timeout=5s", None), Scoping::Query, "project", "B").unwrap();
+        let out = scope_params(
+            &p("time=4&query=up&timeout=5s", None),
+            Scoping::Query,
+            "project",
+            "B",
+        )
+        .unwrap();
         assert_eq!(
             decoded(&out.url),
             vec![
@@ -140,31 +146,60 @@ mod tests {
 
     #[test]
     fn query_in_both_places_is_scoped_in_both_and_not_moved() {
-        let out = scope_params(&p("query=a", Some("query=b&time=1")), Scoping::Query, "project", "B").unwrap();
-        assert_eq!(decoded(&out.url), vec![("query".into(), "a{project=\"B\"}".into())]);
+        let out = scope_params(
+            &p("query=a", Some("query=b&time=1")),
+            Scoping::Query,
+            "project",
+            "B",
+        )
+        .unwrap();
+        assert_eq!(
+            decoded(&out.url),
+            vec![("query".into(), "a{project=\"B\"}".into())]
+        );
         assert_eq!(
             decoded(out.body.as_deref().unwrap()),
-            vec![("query".into(), "b{project=\"B\"}".into()), ("time".into(), "1".into())]
+            vec![
+                ("query".into(), "b{project=\"B\"}".into()),
+                ("time".into(), "1".into())
+            ]
         );
     }
 
     #[test]
     fn percent_encoded_match_keys_are_scoped() {
-        let out = scope_params(&p("match%5B%5D=up&match[]=x", None), Scoping::Match, "project", "B").unwrap();
+        let out = scope_params(
+            &p("match%5B%5D=up&match[]=x", None),
+            Scoping::Match,
+            "project",
+            "B",
+        )
+        .unwrap();
         let d = decoded(&out.url);
         assert_eq!(d.len(), 2);
-        assert!(d.iter().all(|(k, v)| k == "match[]" && v.contains("project=\"B\"")));
+        assert!(d
+            .iter()
+            .all(|(k, v)| k == "match[]" && v.contains("project=\"B\"")));
     }
 
     #[test]
     fn missing_match_gets_the_project_selector_in_url_or_body() {
         let out = scope_params(&p("start=1", None), Scoping::Match, "project", "B").unwrap();
-        assert_eq!(decoded(&out.url)[1], ("match[]".into(), "{project=\"B\"}".into()));
+        assert_eq!(
+            decoded(&out.url)[1],
+            ("match[]".into(), "{project=\"B\"}".into())
+        );
         let out = scope_params(&p("", Some("start=1")), Scoping::Match, "project", "B").unwrap();
         assert_eq!(out.url, "");
         assert_eq!(decoded(out.body.as_deref().unwrap())[1].0, "match[]");
         // match[] present only in the body: nothing is added to the URL.
-        let out = scope_params(&p("start=1", Some("match[]=up")), Scoping::Match, "project", "B").unwrap();
+        let out = scope_params(
+            &p("start=1", Some("match[]=up")),
+            Scoping::Match,
+            "project",
+            "B",
+        )
+        .unwrap();
         assert_eq!(out.url, "start=1");
     }
 

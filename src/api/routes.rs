@@ -74,25 +74,177 @@ macro_rules! api {
     };
 }
 
-pub const QUERY: Api = api!("query", "telemetry:query", ScopedOrAll, Query, GET_POST, true, false);
-pub const QUERY_RANGE: Api = api!("query_range", "telemetry:query_range", ScopedOrAll, Query, GET_POST, true, false);
-pub const QUERY_EXEMPLARS: Api = api!("query_exemplars", "telemetry:query_exemplars", ScopedOrAll, Query, GET_POST, true, false);
-pub const SERIES: Api = api!("series", "telemetry:series", ScopedOrAll, Match, GET_POST, true, false);
-pub const LABELS: Api = api!("labels", "telemetry:labels", ScopedOrAll, Match, GET_POST, true, false);
-pub const LABEL_VALUES: Api = api!("label_values", "telemetry:label", ScopedOrAll, Match, GET, false, false);
-pub const FEDERATE: Api = api!("federate", "telemetry:federate", ScopedOrAll, Match, GET, false, false);
-pub const METADATA: Api = api!("metadata", "telemetry:metadata", ScopedOrAll, FilterResponse, GET, false, false);
-pub const RULES: Api = api!("rules", "telemetry:rules", ScopedOrAll, FilterResponse, GET, false, false);
-pub const ALERTS: Api = api!("alerts", "telemetry:alerts", ScopedOrAll, FilterResponse, GET, false, false);
-pub const TARGETS: Api = api!("targets", "telemetry:targets", Only, None, GET, false, false);
-pub const RUNTIMEINFO: Api = api!("status_runtimeinfo", "telemetry:status", Only, None, GET, false, false);
-pub const BUILDINFO: Api = api!("status_buildinfo", "telemetry:status_buildinfo", Only, None, GET, false, false);
-pub const FLAGS: Api = api!("status_flags", "telemetry:status_flags", Only, None, GET, false, false);
-pub const CONFIG: Api = api!("status_config", "telemetry:status_config", Only, None, GET, false, false);
-pub const TSDB: Api = api!("status_tsdb", "telemetry:status_tsdb", Only, None, GET, false, false);
-pub const DELETE_SERIES: Api = api!("admin_delete_series", "telemetry:admin_delete_metrics", RequiredThenScope, MatchRequired, POST_PUT, false, true);
-pub const CLEAN_TOMBSTONES: Api = api!("admin_clean_tombstones", "telemetry:admin_clean_tombstones", Only, None, POST_PUT, false, true);
-pub const SNAPSHOT: Api = api!("admin_snapshot", "telemetry:admin_snapshot", Only, None, POST_PUT, false, true);
+pub const QUERY: Api = api!(
+    "query",
+    "telemetry:query",
+    ScopedOrAll,
+    Query,
+    GET_POST,
+    true,
+    false
+);
+pub const QUERY_RANGE: Api = api!(
+    "query_range",
+    "telemetry:query_range",
+    ScopedOrAll,
+    Query,
+    GET_POST,
+    true,
+    false
+);
+pub const QUERY_EXEMPLARS: Api = api!(
+    "query_exemplars",
+    "telemetry:query_exemplars",
+    ScopedOrAll,
+    Query,
+    GET_POST,
+    true,
+    false
+);
+pub const SERIES: Api = api!(
+    "series",
+    "telemetry:series",
+    ScopedOrAll,
+    Match,
+    GET_POST,
+    true,
+    false
+);
+pub const LABELS: Api = api!(
+    "labels",
+    "telemetry:labels",
+    ScopedOrAll,
+    Match,
+    GET_POST,
+    true,
+    false
+);
+pub const LABEL_VALUES: Api = api!(
+    "label_values",
+    "telemetry:label",
+    ScopedOrAll,
+    Match,
+    GET,
+    false,
+    false
+);
+pub const FEDERATE: Api = api!(
+    "federate",
+    "telemetry:federate",
+    ScopedOrAll,
+    Match,
+    GET,
+    false,
+    false
+);
+pub const METADATA: Api = api!(
+    "metadata",
+    "telemetry:metadata",
+    ScopedOrAll,
+    FilterResponse,
+    GET,
+    false,
+    false
+);
+pub const RULES: Api = api!(
+    "rules",
+    "telemetry:rules",
+    ScopedOrAll,
+    FilterResponse,
+    GET,
+    false,
+    false
+);
+pub const ALERTS: Api = api!(
+    "alerts",
+    "telemetry:alerts",
+    ScopedOrAll,
+    FilterResponse,
+    GET,
+    false,
+    false
+);
+pub const TARGETS: Api = api!(
+    "targets",
+    "telemetry:targets",
+    Only,
+    None,
+    GET,
+    false,
+    false
+);
+pub const RUNTIMEINFO: Api = api!(
+    "status_runtimeinfo",
+    "telemetry:status",
+    Only,
+    None,
+    GET,
+    false,
+    false
+);
+pub const BUILDINFO: Api = api!(
+    "status_buildinfo",
+    "telemetry:status_buildinfo",
+    Only,
+    None,
+    GET,
+    false,
+    false
+);
+pub const FLAGS: Api = api!(
+    "status_flags",
+    "telemetry:status_flags",
+    Only,
+    None,
+    GET,
+    false,
+    false
+);
+pub const CONFIG: Api = api!(
+    "status_config",
+    "telemetry:status_config",
+    Only,
+    None,
+    GET,
+    false,
+    false
+);
+pub const TSDB: Api = api!(
+    "status_tsdb",
+    "telemetry:status_tsdb",
+    Only,
+    None,
+    GET,
+    false,
+    false
+);
+pub const DELETE_SERIES: Api = api!(
+    "admin_delete_series",
+    "telemetry:admin_delete_metrics",
+    RequiredThenScope,
+    MatchRequired,
+    POST_PUT,
+    false,
+    true
+);
+pub const CLEAN_TOMBSTONES: Api = api!(
+    "admin_clean_tombstones",
+    "telemetry:admin_clean_tombstones",
+    Only,
+    None,
+    POST_PUT,
+    false,
+    true
+);
+pub const SNAPSHOT: Api = api!(
+    "admin_snapshot",
+    "telemetry:admin_snapshot",
+    Only,
+    None,
+    POST_PUT,
+    false,
+    true
+);
 
 /// Where a path (with any root prefix already removed) leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,15 +333,26 @@ mod tests {
             let r = route(strip_root(p, "/prometheus")).unwrap();
             assert_eq!(r, Route::Api(QUERY, "/api/v1/query".into()));
         }
-        assert_eq!(route(strip_root("/prometheus", "/prometheus")), Some(Route::Versions));
-        assert_eq!(route(strip_root("/prometheus/", "/prometheus/")), Some(Route::Versions));
+        assert_eq!(
+            route(strip_root("/prometheus", "/prometheus")),
+            Some(Route::Versions)
+        );
+        assert_eq!(
+            route(strip_root("/prometheus/", "/prometheus/")),
+            Some(Route::Versions)
+        );
         // A path that merely starts with the root's letters is not below it.
-        assert_eq!(strip_root("/prometheusx/api", "/prometheus"), "/prometheusx/api");
+        assert_eq!(
+            strip_root("/prometheusx/api", "/prometheus"),
+            "/prometheusx/api"
+        );
     }
 
     #[test]
     fn label_values_takes_exactly_one_name_segment() {
-        assert!(matches!(route("/api/v1/label/__name__/values"), Some(Route::Api(a, _)) if a == LABEL_VALUES));
+        assert!(
+            matches!(route("/api/v1/label/__name__/values"), Some(Route::Api(a, _)) if a == LABEL_VALUES)
+        );
         assert_eq!(route("/api/v1/label//values"), None);
         assert_eq!(route("/api/v1/label/a/b/values"), None);
         assert_eq!(route("/api/v1/status/nope"), None);

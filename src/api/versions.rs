@@ -13,9 +13,16 @@ use crate::server::State;
 /// `[oslo_middleware] enable_proxy_headers_parsing` is set.
 pub fn external_base(req: &HttpRequest, state: &State) -> String {
     let h = req.headers();
-    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty());
+    let get = |n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
     let mut scheme = "http".to_owned();
-    let mut host = get("host").map(str::to_owned).unwrap_or_else(|| state.listen_host.clone());
+    let mut host = get("host")
+        .map(str::to_owned)
+        .unwrap_or_else(|| state.listen_host.clone());
     let mut prefix = String::new();
     if state.proxy_headers {
         if let Some(fwd) = get("forwarded") {
@@ -66,7 +73,9 @@ pub fn versions(req: &HttpRequest, state: &State) -> HttpResponse {
         "status": "stable",
         "updated": "2025-04-15T00:00:00Z"
     }]}});
-    HttpResponse::Ok().content_type("application/json").body(doc.to_string())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.to_string())
 }
 
 /// `GET|HEAD /healthcheck` as oslo.middleware answers it: 200 `OK` (204 for
@@ -80,10 +89,16 @@ pub async fn healthcheck(req: &HttpRequest, state: &State) -> HttpResponse {
         return if head {
             HttpResponse::ServiceUnavailable().finish()
         } else {
-            HttpResponse::ServiceUnavailable().content_type("text/plain").body("DISABLED BY FILE")
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("DISABLED BY FILE")
         };
     }
-    let detailed = state.health.detailed || req.query_string().split('&').any(|p| p == "detailed" || p.starts_with("detailed="));
+    let detailed = state.health.detailed
+        || req
+            .query_string()
+            .split('&')
+            .any(|p| p == "detailed" || p.starts_with("detailed="));
     if !detailed {
         return if head {
             HttpResponse::NoContent().finish()
@@ -96,19 +111,30 @@ pub async fn healthcheck(req: &HttpRequest, state: &State) -> HttpResponse {
         Ok(s) => (false, format!("backend answered {s}")),
         Err(e) => (false, e.to_string()),
     };
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     if head {
-        return HttpResponse::build(if ready { StatusCode::NO_CONTENT } else { status }).finish();
-    }
-    HttpResponse::build(status).content_type("application/json").body(
-        json!({
-            "detailed": true,
-            "reasons": [{"class": "BackendReadiness", "reason": reason, "details": {
-                "backend": state.backend.base_url().as_str(),
-                "ready": ready,
-            }}],
-            "gc": {},
+        return HttpResponse::build(if ready {
+            StatusCode::NO_CONTENT
+        } else {
+            status
         })
-        .to_string(),
-    )
+        .finish();
+    }
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(
+            json!({
+                "detailed": true,
+                "reasons": [{"class": "BackendReadiness", "reason": reason, "details": {
+                    "backend": state.backend.base_url().as_str(),
+                    "ready": ready,
+                }}],
+                "gc": {},
+            })
+            .to_string(),
+        )
 }

@@ -79,7 +79,8 @@ impl Credentials {
                 if matches!(user, NameOrId::Name(_)) {
                     u["domain"] = user_domain.to_json();
                 }
-                let mut auth = json!({"identity": {"methods": ["password"], "password": {"user": u}}});
+                let mut auth =
+                    json!({"identity": {"methods": ["password"], "password": {"user": u}}});
                 if let Some((p, d)) = project {
                     let mut pj = p.to_json();
                     if matches!(p, NameOrId::Name(_)) {
@@ -172,7 +173,9 @@ impl KeystoneClient {
         let mut attempt = 0;
         loop {
             let Some(r) = req.try_clone() else {
-                return Err(KeystoneError::Unavailable("request cannot be retried".into()));
+                return Err(KeystoneError::Unavailable(
+                    "request cannot be retried".into(),
+                ));
             };
             match r.send().await {
                 Ok(resp) => return Ok(resp),
@@ -181,12 +184,20 @@ impl KeystoneClient {
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                 }
                 Err(e) if e.is_timeout() => {
-                    return Err(KeystoneError::Unavailable("Keystone did not answer in time".into()))
+                    return Err(KeystoneError::Unavailable(
+                        "Keystone did not answer in time".into(),
+                    ))
                 }
                 Err(e) if e.is_connect() => {
-                    return Err(KeystoneError::Unavailable("cannot connect to Keystone".into()))
+                    return Err(KeystoneError::Unavailable(
+                        "cannot connect to Keystone".into(),
+                    ))
                 }
-                Err(e) => return Err(KeystoneError::Unavailable(format!("Keystone request failed: {e}"))),
+                Err(e) => {
+                    return Err(KeystoneError::Unavailable(format!(
+                        "Keystone request failed: {e}"
+                    )))
+                }
             }
         }
     }
@@ -205,14 +216,20 @@ impl KeystoneClient {
             StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND | StatusCode::FORBIDDEN => {
                 return Err(KeystoneError::Refused)
             }
-            s => return Err(KeystoneError::Unavailable(format!("Keystone login answered {s}"))),
+            s => {
+                return Err(KeystoneError::Unavailable(format!(
+                    "Keystone login answered {s}"
+                )))
+            }
         }
         let token = resp
             .headers()
             .get("x-subject-token")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
-            .ok_or_else(|| KeystoneError::Unavailable("login answer without X-Subject-Token".into()))?;
+            .ok_or_else(|| {
+                KeystoneError::Unavailable("login answer without X-Subject-Token".into())
+            })?;
         let body: Value = resp
             .json()
             .await
@@ -340,11 +357,20 @@ mod tests {
             user: NameOrId::Name("aetos".into()),
             user_domain: NameOrId::Name("Default".into()),
             password: "p\\w".into(),
-            project: Some((NameOrId::Name("service".into()), NameOrId::Id("default".into()))),
+            project: Some((
+                NameOrId::Name("service".into()),
+                NameOrId::Id("default".into()),
+            )),
         };
         let b = c.auth_body();
-        assert_eq!(b["auth"]["identity"]["password"]["user"]["password"], "p\\w");
-        assert_eq!(b["auth"]["identity"]["password"]["user"]["domain"]["name"], "Default");
+        assert_eq!(
+            b["auth"]["identity"]["password"]["user"]["password"],
+            "p\\w"
+        );
+        assert_eq!(
+            b["auth"]["identity"]["password"]["user"]["domain"]["name"],
+            "Default"
+        );
         assert_eq!(b["auth"]["scope"]["project"]["domain"]["id"], "default");
         assert!(!format!("{c:?}").contains("p\\w"));
     }

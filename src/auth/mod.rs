@@ -220,7 +220,11 @@ impl Authenticator {
     /// Grafana sends it: exchanged once for a token (cached until shortly
     /// before it expires, one exchange at a time per credential), which
     /// then follows the normal token path.
-    pub async fn authenticate_basic(&self, id: &str, secret: &str) -> Result<Arc<Identity>, AuthError> {
+    pub async fn authenticate_basic(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> Result<Arc<Identity>, AuthError> {
         let mut h = Sha256::new();
         h.update(b"basic\0");
         h.update(id.as_bytes());
@@ -294,7 +298,8 @@ impl Authenticator {
                 Err(AuthError::InvalidToken)
             }
             Err(KeystoneError::Unavailable(why)) => {
-                self.metrics.kind(&self.metrics.keystone_errors, "unavailable");
+                self.metrics
+                    .kind(&self.metrics.keystone_errors, "unavailable");
                 tracing::warn!(token = %hash, "cannot validate token: {why}");
                 Err(AuthError::Unavailable(why))
             }
@@ -322,7 +327,9 @@ pub fn basic_from_headers(headers: &HeaderMap) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (id, secret) = text.split_once(':')?;
     (!id.is_empty() && !secret.is_empty()).then(|| (id.to_owned(), secret.to_owned()))
@@ -384,7 +391,10 @@ mod tests {
             token_from_headers(&headers(&[("X-Auth-Token", "  tok ")])).as_deref(),
             Some("tok")
         );
-        assert_eq!(token_from_headers(&headers(&[("X-Auth-Token", "   ")])), None);
+        assert_eq!(
+            token_from_headers(&headers(&[("X-Auth-Token", "   ")])),
+            None
+        );
         assert_eq!(token_from_headers(&headers(&[])), None);
     }
 
@@ -392,11 +402,23 @@ mod tests {
     fn basic_credentials_are_decoded_and_malformed_ones_ignored() {
         // "app:s3:cret" — the secret may itself contain a colon.
         let h = headers(&[("Authorization", "Basic YXBwOnMzOmNyZXQ=")]);
-        assert_eq!(basic_from_headers(&h), Some(("app".into(), "s3:cret".into())));
-        assert_eq!(basic_from_headers(&headers(&[("Authorization", "Basic !!!")])), None);
-        assert_eq!(basic_from_headers(&headers(&[("Authorization", "Bearer abc")])), None);
+        assert_eq!(
+            basic_from_headers(&h),
+            Some(("app".into(), "s3:cret".into()))
+        );
+        assert_eq!(
+            basic_from_headers(&headers(&[("Authorization", "Basic !!!")])),
+            None
+        );
+        assert_eq!(
+            basic_from_headers(&headers(&[("Authorization", "Bearer abc")])),
+            None
+        );
         // ":" alone, no id.
-        assert_eq!(basic_from_headers(&headers(&[("Authorization", "Basic Og==")])), None);
+        assert_eq!(
+            basic_from_headers(&headers(&[("Authorization", "Basic Og==")])),
+            None
+        );
     }
 
     #[test]
@@ -412,7 +434,12 @@ mod tests {
 
     #[test]
     fn identity_header_list_covers_system_scope_and_roles() {
-        for h in ["x-roles", "openstack-system-scope", "x-identity-status", "x-project-id"] {
+        for h in [
+            "x-roles",
+            "openstack-system-scope",
+            "x-identity-status",
+            "x-project-id",
+        ] {
             assert!(IDENTITY_HEADERS.contains(&h), "{h}");
         }
     }

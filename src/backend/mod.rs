@@ -20,7 +20,8 @@ pub use auth::BackendAuth;
 
 /// Request headers copied from the caller to the backend. Everything else
 /// (tokens, `Authorization`, cookies, identity headers) stays behind.
-pub const FORWARDED_REQUEST_HEADERS: &[&str] = &["accept", "accept-encoding", "content-type", "user-agent"];
+pub const FORWARDED_REQUEST_HEADERS: &[&str] =
+    &["accept", "accept-encoding", "content-type", "user-agent"];
 
 /// Response headers copied from the backend to the caller.
 pub const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
@@ -122,7 +123,9 @@ impl Backend {
             opts.connect_timeout,
             Some(opts.timeout),
             opts.ca_file.as_deref(),
-            opts.client_cert.as_ref().map(|(c, k)| (c.as_str(), k.as_str())),
+            opts.client_cert
+                .as_ref()
+                .map(|(c, k)| (c.as_str(), k.as_str())),
             opts.insecure,
         )?;
         let mut base = opts.base_url;
@@ -175,8 +178,14 @@ impl Backend {
     pub async fn ready(&self) -> Result<StatusCode, BackendError> {
         let url = self.url_for("/-/ready", "");
         let rb = self.http.get(&url).timeout(Duration::from_secs(5));
-        let rb = self.auth.apply(rb, &Method::GET, &url, &Bytes::new()).await?;
-        rb.send().await.map(|r| r.status()).map_err(|e| self.classify(e))
+        let rb = self
+            .auth
+            .apply(rb, &Method::GET, &url, &Bytes::new())
+            .await?;
+        rb.send()
+            .await
+            .map(|r| r.status())
+            .map_err(|e| self.classify(e))
     }
 
     fn classify(&self, e: reqwest::Error) -> BackendError {

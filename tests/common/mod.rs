@@ -93,20 +93,33 @@ pub async fn token(user: &str) -> String {
 /// A new token (not cached), e.g. to revoke it.
 pub async fn fresh_token(user: &str) -> String {
     let s = stack();
-    let project = s.env.pointer(&format!("/users/{user}/project")).and_then(Value::as_str);
+    let project = s
+        .env
+        .pointer(&format!("/users/{user}/project"))
+        .and_then(Value::as_str);
     let mut auth = json!({"identity": {"methods": ["password"], "password": {"user": {
         "name": user, "domain": {"id": "default"}, "password": s.password(user)}}}});
     if let Some(p) = project {
         auth["scope"] = json!({"project": {"name": p, "domain": {"id": "default"}}});
     }
     let resp = client()
-        .post(format!("{}/auth/tokens?nocatalog", s.keystone_url().trim_end_matches('/')))
+        .post(format!(
+            "{}/auth/tokens?nocatalog",
+            s.keystone_url().trim_end_matches('/')
+        ))
         .json(&json!({ "auth": auth }))
         .send()
         .await
         .expect("Keystone reachable");
-    assert!(resp.status().is_success(), "login of {user}: {}", resp.status());
-    resp.headers()["x-subject-token"].to_str().unwrap().to_owned()
+    assert!(
+        resp.status().is_success(),
+        "login of {user}: {}",
+        resp.status()
+    );
+    resp.headers()["x-subject-token"]
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// Revokes a token the way a user would: `DELETE /v3/auth/tokens` with
@@ -114,7 +127,10 @@ pub async fn fresh_token(user: &str) -> String {
 pub async fn revoke(token: &str) {
     let s = stack();
     let r = client()
-        .delete(format!("{}/auth/tokens", s.keystone_url().trim_end_matches('/')))
+        .delete(format!(
+            "{}/auth/tokens",
+            s.keystone_url().trim_end_matches('/')
+        ))
         .header("X-Auth-Token", token)
         .header("X-Subject-Token", token)
         .send()
@@ -137,7 +153,11 @@ pub fn install_crypto() {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `aetos-api` with its own config directory.
@@ -230,7 +250,7 @@ impl Aetos {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn aetos-api");
-        let a = Aetos {
+        let mut a = Aetos {
             url: format!("http://127.0.0.1:{port}"),
             port,
             dir,
@@ -241,11 +261,14 @@ impl Aetos {
         a
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("aetos-api exited with {status}:\n{}", self.logs());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -270,7 +293,12 @@ impl Aetos {
     }
 
     /// Form POST of `body` to `path` (below `/prometheus`).
-    pub async fn post_form(&self, path: &str, body: &str, token: Option<&str>) -> reqwest::Response {
+    pub async fn post_form(
+        &self,
+        path: &str,
+        body: &str,
+        token: Option<&str>,
+    ) -> reqwest::Response {
         let mut r = client()
             .post(format!("{}/prometheus{path}", self.url))
             .header("Content-Type", "application/x-www-form-urlencoded")
@@ -307,7 +335,14 @@ pub async fn prom_query(query: &str, time: Option<&str>) -> Value {
     if let Some(t) = time {
         url.query_pairs_mut().append_pair("time", t);
     }
-    client().get(url).send().await.unwrap().json().await.unwrap()
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Every value of `label` in a vector result.
@@ -344,7 +379,10 @@ pub struct RecordedRequest {
 
 impl RecordedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
     /// The raw path and query string of the request line.
     pub fn target(&self) -> &str {
