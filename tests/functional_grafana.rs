@@ -212,6 +212,22 @@ async fn parameters_in_url_and_body_are_both_scoped_and_never_moved() {
         )
     );
     assert_eq!(out.body, format!("match%5B%5D={}&start=1", scoped("z")));
+    // Editor parameters (start, end, limit) reach the backend untouched.
+    let r = a
+        .get(
+            "/api/v1/series?match[]=up&start=10&end=20&limit=2",
+            Some(&t),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let out = &rec.take()[0];
+    assert_eq!(
+        out.target(),
+        format!(
+            "/api/v1/series?match%5B%5D={}&start=10&end=20&limit=2",
+            scoped("up")
+        )
+    );
 }
 
 #[tokio::test]

