@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::memcache::{Protection, SharedCache};
 use crate::auth::{Authenticator, CacheOptions, Credentials, KeystoneClient, NameOrId};
 use crate::backend::{self, Backend, BackendAuth, BackendOptions};
-use crate::config::{self, AuthMode, Config, Warning};
+use crate::config::{self, AuthMode, Config, MemcacheSecurity, Warning};
 use crate::metrics::Metrics;
 use crate::policy::{Enforcer, PolicyOptions};
 use crate::server::{self, Authn, HealthOptions, ListenOptions, State};
@@ -160,7 +161,25 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
                 max_entries: k.token_cache_size,
                 negative_cache_time: Duration::from_secs(k.negative_cache_time),
             };
-            Authn::Keystone(Arc::new(Authenticator::new(client, cache, metrics.clone())))
+            let shared = (!k.memcached_servers.is_empty()).then(|| {
+                let secret = k
+                    .memcache_secret_key
+                    .as_ref()
+                    .map(|s| s.expose())
+                    .unwrap_or_default();
+                let protection = match k.memcache_security_strategy {
+                    MemcacheSecurity::None => Protection::None,
+                    MemcacheSecurity::Mac => Protection::mac(secret),
+                    MemcacheSecurity::Encrypt => Protection::encrypt(secret),
+                };
+                SharedCache::new(&k.memcached_servers, protection)
+            });
+            Authn::Keystone(Arc::new(Authenticator::new(
+                client,
+                cache,
+                shared,
+                metrics.clone(),
+            )))
         }
     };
     Ok(State {

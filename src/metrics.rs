@@ -51,6 +51,7 @@ pub struct Metrics {
     pub token_cache_misses: Counter,
     pub token_cache_evictions: Counter,
     pub token_negative_hits: Counter,
+    pub token_shared_hits: Counter,
     pub keystone_validation_duration: Histogram,
     pub keystone_errors: Family<KindLabel, Counter>,
 }
@@ -76,6 +77,7 @@ impl Metrics {
         let token_cache_misses = Counter::default();
         let token_cache_evictions = Counter::default();
         let token_negative_hits = Counter::default();
+        let token_shared_hits = Counter::default();
         let keystone_validation_duration = latency_histogram();
         let keystone_errors = Family::<KindLabel, Counter>::default();
 
@@ -121,6 +123,11 @@ impl Metrics {
             token_cache_evictions.clone(),
         );
         r.register(
+            "token_shared_cache_hits",
+            "Token validations answered from memcached (shared with other replicas)",
+            token_shared_hits.clone(),
+        );
+        r.register(
             "token_negative_cache_hits",
             "Requests refused from the invalid-token cache",
             token_negative_hits.clone(),
@@ -146,6 +153,7 @@ impl Metrics {
             token_cache_misses,
             token_cache_evictions,
             token_negative_hits,
+            token_shared_hits,
             keystone_validation_duration,
             keystone_errors,
         }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck over every shell script of the project (installs it if missing).
+# Runs shellcheck over every shell script of the project (installs it if missing).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ! command -v shellcheck >/dev/null 2>&1; then
@@ -7,7 +7,7 @@ if ! command -v shellcheck >/dev/null 2>&1; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
 fi
 mapfile -t scripts < <(
-  { ls tools/*.sh .ci/run tools/just 2>/dev/null; ls devstack/plugin.sh devstack/settings 2>/dev/null; } | sort -u
+  { ls tools/*.sh tools/stack/*.sh .ci/run tools/just 2>/dev/null; ls devstack/plugin.sh devstack/settings 2>/dev/null; } | sort -u
 )
-shellcheck -x "${scripts[@]}"
+shellcheck -x -s bash "${scripts[@]}"
 echo "shellcheck: ${#scripts[@]} scripts clean"

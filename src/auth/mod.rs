@@ -7,6 +7,7 @@
 //! the identity is read from `X-User-Id`, `X-Project-Id` and `X-Roles`.
 
 pub mod keystone;
+pub mod memcache;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -137,6 +138,8 @@ pub struct Authenticator {
     /// Basic credentials (hashed) → the token they were exchanged for.
     exchanged: Cache<TokenKey, Exchanged>,
     cache_time: Duration,
+    /// memcached, shared with other replicas (`memcached_servers`).
+    shared: Option<memcache::SharedCache>,
     metrics: Metrics,
 }
 
@@ -144,7 +147,12 @@ pub struct Authenticator {
 const EXCHANGE_MARGIN: Duration = Duration::from_secs(300);
 
 impl Authenticator {
-    pub fn new(keystone: Arc<KeystoneClient>, opts: CacheOptions, metrics: Metrics) -> Self {
+    pub fn new(
+        keystone: Arc<KeystoneClient>,
+        opts: CacheOptions,
+        shared: Option<memcache::SharedCache>,
+        metrics: Metrics,
+    ) -> Self {
         let evictions = metrics.token_cache_evictions.clone();
         let positive = opts.token_cache_time.map(|_| {
             Cache::builder()
@@ -171,6 +179,8 @@ impl Authenticator {
             negative,
             exchanged,
             cache_time: opts.token_cache_time.unwrap_or(Duration::ZERO),
+            // A shared entry outlives no local one: without a cache time there is no sharing.
+            shared: shared.filter(|_| opts.token_cache_time.is_some()),
             metrics,
         }
     }
@@ -267,6 +277,22 @@ impl Authenticator {
     }
 
     async fn validate(&self, key: TokenKey, token: &str) -> Result<Cached, AuthError> {
+        if let Some(shared) = &self.shared {
+            if let Some(body) = shared.get(token).await {
+                if let Ok(identity) = Identity::from_token_body(&body) {
+                    let left = identity
+                        .time_left(SystemTime::now())
+                        .unwrap_or(Duration::ZERO);
+                    if !left.is_zero() {
+                        self.metrics.token_shared_hits.inc();
+                        return Ok(Cached {
+                            identity: Arc::new(identity),
+                            ttl: self.cache_time.min(left),
+                        });
+                    }
+                }
+            }
+        }
         let started = Instant::now();
         let outcome = self.keystone.validate(token).await;
         self.metrics
@@ -286,9 +312,13 @@ impl Authenticator {
                 }
                 tracing::debug!(token = %hash, elapsed_ms = started.elapsed().as_millis() as u64,
                     user = identity.user_id.as_deref().unwrap_or("-"), "token validated");
+                let ttl = self.cache_time.min(left);
+                if let Some(shared) = &self.shared {
+                    shared.set(token, &body, ttl).await;
+                }
                 Ok(Cached {
                     identity: Arc::new(identity),
-                    ttl: self.cache_time.min(left),
+                    ttl,
                 })
             }
             Err(KeystoneError::Refused) => {
