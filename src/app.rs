@@ -13,6 +13,7 @@ use crate::auth::memcache::{Protection, SharedCache};
 use crate::auth::{Authenticator, CacheOptions, Credentials, KeystoneClient, NameOrId};
 use crate::backend::{self, Backend, BackendAuth, BackendOptions};
 use crate::config::{self, AuthMode, Config, MemcacheSecurity, Warning};
+use crate::cors::CorsOptions;
 use crate::metrics::Metrics;
 use crate::policy::{Enforcer, PolicyOptions};
 use crate::server::{self, Authn, HealthOptions, ListenOptions, State};
@@ -195,17 +196,47 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
             .unwrap_or_default(),
         proxy_headers: c.oslo_middleware.enable_proxy_headers_parsing,
         max_body: c.api.max_request_body_size,
-        health: HealthOptions {
-            detailed: c.healthcheck.detailed,
-            disable_by_file: c
-                .healthcheck
-                .disable_by_file_path
-                .as_ref()
-                .map(PathBuf::from),
+        health: health_options(c),
+        cors: CorsOptions {
+            allowed_origin: c.cors.allowed_origin.clone(),
+            allow_credentials: c.cors.allow_credentials,
+            expose_headers: c.cors.expose_headers.clone(),
+            max_age: c.cors.max_age,
+            allow_methods: c.cors.allow_methods.clone(),
+            allow_headers: c.cors.allow_headers.clone(),
         },
         listen_host: format_host(&c.api.host, c.api.port),
         metrics,
     })
+}
+
+/// oslo.middleware's healthcheck backends: each file check counts only when
+/// its backend is listed in `[healthcheck] backends`, as upstream.
+fn health_options(c: &Config) -> HealthOptions {
+    let h = &c.healthcheck;
+    let on = |name: &str| h.backends.iter().any(|b| b == name);
+    HealthOptions {
+        detailed: h.detailed,
+        disable_by_file: h
+            .disable_by_file_path
+            .as_ref()
+            .filter(|_| on("disable_by_file"))
+            .map(PathBuf::from),
+        disable_by_port_files: if on("disable_by_files_ports") {
+            h.disable_by_file_paths
+                .iter()
+                .map(|(p, f)| (*p, PathBuf::from(f)))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        enable_by_files: if on("enable_by_files") {
+            h.enable_by_file_paths.iter().map(PathBuf::from).collect()
+        } else {
+            Vec::new()
+        },
+        port: c.api.port,
+    }
 }
 
 fn format_host(host: &str, port: u16) -> String {
@@ -236,11 +267,12 @@ fn listen_options(c: &Config) -> Result<ListenOptions, String> {
 /// Logs, builds the state and serves until SIGTERM/SIGINT.
 pub fn serve(loaded: Loaded) -> Result<(), String> {
     let c = &loaded.config;
-    telemetry::init_logging(&LogOptions {
+    let log_handle = telemetry::init_logging(&LogOptions {
         debug: c.default.debug,
         use_json: c.default.use_json,
         log_file: c.default.log_path(),
         level: None,
+        use_stderr: c.default.use_stderr,
     })?;
     for w in &loaded.warnings {
         tracing::warn!("{}", w.0);
@@ -258,15 +290,26 @@ pub fn serve(loaded: Loaded) -> Result<(), String> {
                 }
             });
         }
-        spawn_sighup(loaded.enforcer.clone());
+        spawn_sighup(
+            loaded.enforcer.clone(),
+            log_handle,
+            loaded.config.config_files.clone(),
+            loaded.config.config_dirs.clone(),
+        );
         server::run(state, listen)
             .await
             .map_err(|e| format!("[api] host/port: {e}"))
     })
 }
 
-/// SIGHUP re-reads the policy files (a broken file denies until fixed).
-fn spawn_sighup(enforcer: Enforcer) {
+/// SIGHUP re-reads the policy files (a broken file denies until fixed) and
+/// the log level (`[DEFAULT] debug`) from the configuration files.
+fn spawn_sighup(
+    enforcer: Enforcer,
+    log: telemetry::LogHandle,
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+) {
     #[cfg(unix)]
     actix_web::rt::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -278,6 +321,13 @@ fn spawn_sighup(enforcer: Enforcer) {
             match enforcer.reload() {
                 Ok(()) => tracing::info!("SIGHUP: policy reloaded"),
                 Err(e) => tracing::error!("SIGHUP: policy reload failed, denying until fixed: {e}"),
+            }
+            match config::load(&files, &dirs) {
+                Ok((c, _)) => match log.set_debug(c.default.debug) {
+                    Ok(()) => tracing::info!(debug = c.default.debug, "SIGHUP: log level reloaded"),
+                    Err(e) => tracing::error!("SIGHUP: cannot change the log level: {e}"),
+                },
+                Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
             }
         }
     });

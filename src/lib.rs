@@ -15,6 +15,7 @@ pub mod auth;
 pub mod authz;
 pub mod backend;
 pub mod config;
+pub mod cors;
 pub mod identity;
 pub mod metrics;
 pub mod policy;

@@ -18,6 +18,7 @@ use tracing::Instrument;
 use crate::api::{self, RequestFacts};
 use crate::auth::Authenticator;
 use crate::backend::Backend;
+use crate::cors::CorsOptions;
 use crate::metrics::{Metrics, RequestLabels, RouteLabel};
 use crate::policy::Enforcer;
 
@@ -33,7 +34,14 @@ pub enum Authn {
 #[derive(Debug, Clone, Default)]
 pub struct HealthOptions {
     pub detailed: bool,
+    /// `disable_by_file` backend: unavailable while this file exists.
     pub disable_by_file: Option<PathBuf>,
+    /// `disable_by_files_ports` backend: per listening port.
+    pub disable_by_port_files: Vec<(u16, PathBuf)>,
+    /// `enable_by_files` backend: unavailable unless all exist.
+    pub enable_by_files: Vec<PathBuf>,
+    /// The port this server listens on.
+    pub port: u16,
 }
 
 /// Everything a request handler needs, built once at start-up.
@@ -52,6 +60,7 @@ pub struct State {
     /// Host to name in hrefs when the caller sent no `Host`.
     pub listen_host: String,
     pub metrics: Metrics,
+    pub cors: CorsOptions,
 }
 
 /// Header carrying the request id on every answer.
@@ -78,9 +87,13 @@ where
     let method = req.method().clone();
     let path = req.path().to_owned();
     let started = Instant::now();
-    let metrics = req
-        .app_data::<web::Data<State>>()
-        .map(|s| s.metrics.clone());
+    let state = req.app_data::<web::Data<State>>().cloned();
+    let metrics = state.as_ref().map(|s| s.metrics.clone());
+    // Only requests from a browser (with Origin) need their headers kept for CORS.
+    let cors_request = req
+        .headers()
+        .contains_key("origin")
+        .then(|| req.headers().clone());
     if let Some(m) = &metrics {
         m.in_flight.inc();
     }
@@ -97,6 +110,9 @@ where
                 if let Ok(v) = HeaderValue::from_str(&id) {
                     res.headers_mut()
                         .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+                }
+                if let (Some(h), Some(s)) = (&cors_request, &state) {
+                    s.cors.decorate(h, res.headers_mut());
                 }
                 let facts = res.request().extensions().get::<RequestFacts>().copied();
                 let status = res.status().as_u16();

@@ -5,7 +5,11 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use tracing_subscriber::EnvFilter;
+use std::io::IsTerminal;
+
+use tracing_subscriber::fmt::{self, writer::BoxMakeWriter};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{reload, EnvFilter, Registry};
 
 /// What oslo.log's options say about where and how to log.
 #[derive(Debug, Clone, Default)]
@@ -16,39 +20,78 @@ pub struct LogOptions {
     pub log_file: Option<PathBuf>,
     /// A `tracing` filter that overrides `debug` (e.g. from `--log-level`).
     pub level: Option<String>,
+    /// Without a log file: standard error when set, else standard output
+    /// (oslo.log's `use_stderr`).
+    pub use_stderr: bool,
+}
+
+/// Changes the log level of the running service (SIGHUP re-reads `debug`).
+pub struct LogHandle {
+    handle: reload::Handle<EnvFilter, Registry>,
+    level: Option<String>,
+}
+
+impl LogHandle {
+    /// Applies `[DEFAULT] debug` again (unless a fixed level or `AETOS_LOG`
+    /// was given at start).
+    pub fn set_debug(&self, debug: bool) -> Result<(), String> {
+        if self.level.is_some() || std::env::var_os("AETOS_LOG").is_some() {
+            return Ok(());
+        }
+        self.handle
+            .reload(filter_for(None, debug))
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn filter_for(level: Option<&str>, debug: bool) -> EnvFilter {
+    let default = level.unwrap_or(if debug { "debug" } else { "info" });
+    // Dependencies are chatty at debug; keep them at warn unless asked.
+    EnvFilter::new(format!("warn,aetos={default},aetos_api={default}"))
 }
 
 /// Installs the global subscriber. `AETOS_LOG` (a tracing filter) overrides
 /// the level chosen by the options. Returns an error message when the log
 /// file cannot be opened.
-pub fn init_logging(opts: &LogOptions) -> Result<(), String> {
-    let default = opts
-        .level
-        .clone()
-        .unwrap_or_else(|| if opts.debug { "debug" } else { "info" }.to_owned());
-    // Dependencies are chatty at debug; keep them at warn unless asked.
-    let directives = format!("warn,aetos={default},aetos_api={default}");
-    let filter =
-        EnvFilter::try_from_env("AETOS_LOG").unwrap_or_else(|_| EnvFilter::new(directives));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let result = match (&opts.log_file, opts.use_json) {
-        (Some(path), json) => {
+pub fn init_logging(opts: &LogOptions) -> Result<LogHandle, String> {
+    let filter = EnvFilter::try_from_env("AETOS_LOG")
+        .unwrap_or_else(|_| filter_for(opts.level.as_deref(), opts.debug));
+    let (filter, handle) = reload::Layer::new(filter);
+    let (writer, ansi) = match &opts.log_file {
+        Some(path) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .map_err(|e| format!("[DEFAULT] log_file: cannot open {}: {e}", path.display()))?;
-            let b = builder.with_ansi(false).with_writer(Mutex::new(file));
-            if json {
-                b.json().try_init()
-            } else {
-                b.try_init()
-            }
+            (BoxMakeWriter::new(Mutex::new(file)), false)
         }
-        (None, true) => builder.json().with_writer(std::io::stderr).try_init(),
-        (None, false) => builder.with_writer(std::io::stderr).try_init(),
+        // Colours only for a person at a terminal, never in files or journald.
+        None if opts.use_stderr => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        ),
+        None => (
+            BoxMakeWriter::new(std::io::stdout),
+            std::io::stdout().is_terminal(),
+        ),
     };
-    result.map_err(|e| format!("cannot install the logger: {e}"))
+    let layer = fmt::layer()
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(writer);
+    let layer = if opts.use_json {
+        layer.json().boxed()
+    } else {
+        layer.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .try_init()
+        .map_err(|e| format!("cannot install the logger: {e}"))?;
+    Ok(LogHandle {
+        handle,
+        level: opts.level.clone(),
+    })
 }

@@ -37,6 +37,9 @@ pub async fn handle(
     payload: web::Payload,
     state: web::Data<State>,
 ) -> HttpResponse {
+    if let Some(preflight) = state.cors.preflight(req.method().as_str(), req.headers()) {
+        return preflight;
+    }
     let path = routes::strip_root(req.path(), &state.root_path);
     match routes::route(path) {
         Some(Route::Versions) if req.method() == Method::GET || req.method() == Method::HEAD => {

@@ -84,7 +84,20 @@ pub fn versions(req: &HttpRequest, state: &State) -> HttpResponse {
 /// says whether the backend is ready.
 pub async fn healthcheck(req: &HttpRequest, state: &State) -> HttpResponse {
     let head = req.method() == actix_web::http::Method::HEAD;
-    if let Some(path) = state.health.disable_by_file.as_ref().filter(|p| p.exists()) {
+    let h = &state.health;
+    let disabled = h
+        .disable_by_file
+        .iter()
+        .chain(
+            h.disable_by_port_files
+                .iter()
+                .filter(|(p, _)| *p == h.port)
+                .map(|(_, f)| f),
+        )
+        .find(|f| f.exists())
+        .cloned()
+        .or_else(|| h.enable_by_files.iter().find(|f| !f.exists()).cloned());
+    if let Some(path) = disabled {
         tracing::warn!(file = %path.display(), "healthcheck disabled by file");
         return if head {
             HttpResponse::ServiceUnavailable().finish()

@@ -286,9 +286,6 @@ pub struct KeystoneSection {
     pub application_credential_id: Option<String>,
     pub application_credential_secret: Option<Secret>,
     /// `public`, `internal` or `admin` (a `…URL` spelling is normalized).
-    pub interface: String,
-    pub region_name: Option<String>,
-    pub service_type: Option<String>,
     pub cafile: Option<String>,
     pub certfile: Option<String>,
     pub keyfile: Option<String>,
@@ -301,10 +298,6 @@ pub struct KeystoneSection {
     pub token_cache_time: i64,
     pub memcache_security_strategy: MemcacheSecurity,
     pub memcache_secret_key: Option<Secret>,
-    pub include_service_catalog: bool,
-    pub delay_auth_decision: bool,
-    pub service_token_roles: Vec<String>,
-    pub service_token_roles_required: bool,
     /// Seconds; 0 disables the negative cache.
     pub negative_cache_time: u64,
     /// Entries.
@@ -745,11 +738,6 @@ fn build_keystone(
         project_domain_id = default_domain_id;
         project_domain_name = default_domain_name;
     }
-    let interface = r.string(S, "interface")?;
-    let interface = interface
-        .strip_suffix("URL")
-        .unwrap_or(&interface)
-        .to_owned();
     let memcache_security_strategy = match r.string(S, "memcache_security_strategy")?.as_str() {
         "MAC" => MemcacheSecurity::Mac,
         "ENCRYPT" => MemcacheSecurity::Encrypt,
@@ -770,9 +758,6 @@ fn build_keystone(
         project_domain_id,
         application_credential_id: r.opt_string(S, "application_credential_id")?,
         application_credential_secret: r.secret(S, "application_credential_secret")?,
-        interface,
-        region_name: r.opt_string(S, "region_name")?,
-        service_type: r.opt_string(S, "service_type")?,
         cafile: r.opt_string(S, "cafile")?,
         certfile: r.opt_string(S, "certfile")?,
         keyfile: r.opt_string(S, "keyfile")?,
@@ -783,10 +768,6 @@ fn build_keystone(
         token_cache_time: r.int(S, "token_cache_time")?,
         memcache_security_strategy,
         memcache_secret_key: r.secret(S, "memcache_secret_key")?,
-        include_service_catalog: r.bool(S, "include_service_catalog")?,
-        delay_auth_decision: r.bool(S, "delay_auth_decision")?,
-        service_token_roles: non_empty(r.list(S, "service_token_roles")?),
-        service_token_roles_required: r.bool(S, "service_token_roles_required")?,
         negative_cache_time: r.uint(S, "negative_cache_time")?,
         token_cache_size: r.uint(S, "token_cache_size")?,
     };

@@ -347,11 +347,12 @@ pub static OPTIONS: &[OptSpec] = &[
         .from(KSM).accepted(),
     opt(KS, "interface", choice(&["public", "internal", "admin", "publicURL", "internalURL", "adminURL"]),
         Some("internal"),
-        "Which catalog endpoint of the Identity service is used to validate tokens.").from(KSM),
+        "Which catalog endpoint of the Identity service is used to validate tokens. aetos \
+         validates against auth_url directly, so this is not needed.").from(KSM).accepted(),
     opt(KS, "delay_auth_decision", Bool, Some("false"),
         "Let requests without a valid token through as unauthenticated and leave the decision \
          to the policy (every aetos API rule then denies them). With false, they get a 401 at \
-         once.").from(KSM),
+         once.").from(KSM).accepted(),
     opt(KS, "http_connect_timeout", float(Some(0.001), None), None,
         "Timeout in seconds for requests to Keystone. Unset uses 10 seconds.").from(KSM),
     opt(KS, "http_request_max_retries", int(Some(0), None), Some("3"),
@@ -364,7 +365,7 @@ pub static OPTIONS: &[OptSpec] = &[
         "PEM CA bundle to verify Keystone's certificate with; the system CAs when unset.").from(KSM),
     opt(KS, "insecure", Bool, Some("false"),
         "Skip verification of Keystone's TLS certificate. Never in production.").from(KSM),
-    opt(KS, "region_name", Str, None, "Region of the Identity endpoint in the catalog.").from(KSM),
+    opt(KS, "region_name", Str, None, "Region of the Identity endpoint in the catalog.").from(KSM).accepted(),
     opt(KS, "memcached_servers", List, None,
         "memcached servers (host:port) shared by every aetos replica to cache validated tokens. \
          Unset keeps the cache in the process.").aliases(&[alias(KS, "memcache_servers")]).from(KSM),
@@ -389,17 +390,18 @@ pub static OPTIONS: &[OptSpec] = &[
     opt(KS, "memcache_use_advanced_pool", Bool, Some("true"),
         "Use keystonemiddleware's eventlet-safe memcached pool.").from(KSM).accepted(),
     opt(KS, "include_service_catalog", Bool, Some("true"),
-        "Ask Keystone for the service catalog when validating tokens.").from(KSM),
+        "Ask Keystone for the service catalog when validating tokens. aetos never needs the \
+         catalog and always validates with ?nocatalog.").from(KSM).accepted(),
     opt(KS, "enforce_token_bind", Str, Some("permissive"), "Token binding enforcement.")
         .from(KSM).accepted(),
     opt(KS, "service_token_roles", List, Some("service"),
-        "A service token (X-Service-Token) counts only if it carries one of these roles.").from(KSM),
+        "A service token (X-Service-Token) counts only if it carries one of these roles.").from(KSM).accepted(),
     opt(KS, "service_token_roles_required", Bool, Some("false"),
         "Reject service tokens without a role from service_token_roles (instead of only \
-         ignoring them).").from(KSM),
+         ignoring them).").from(KSM).accepted(),
     opt(KS, "service_type", Str, None,
         "Service type of aetos in the catalog, used to check tokens with access rules \
-         (application credentials restricted to some APIs).").from(KSM),
+         (application credentials restricted to some APIs).").from(KSM).accepted(),
     opt(KS, "memcache_sasl_enabled", Bool, Some("false"), "Authenticate to memcached with SASL.")
         .from(KSM).accepted(),
     opt(KS, "memcache_username", Str, Some(""), "SASL user name for memcached.").from(KSM).accepted(),

@@ -173,17 +173,14 @@ fn default_config_has_the_documented_defaults() {
         (c.prometheus.timeout, c.prometheus.connect_timeout),
         (60.0, 5.0)
     );
-    assert_eq!(c.keystone.interface, "internal");
     assert_eq!(c.keystone.token_cache_time, 300);
     assert_eq!(c.keystone.negative_cache_time, 15);
     assert_eq!(c.keystone.token_cache_size, 10_000);
     assert_eq!(c.keystone.http_request_max_retries, 3);
-    assert_eq!(c.keystone.service_token_roles, ["service"]);
     assert_eq!(
         c.keystone.memcache_security_strategy,
         MemcacheSecurity::None
     );
-    assert!(c.keystone.include_service_catalog);
     assert_eq!(c.oslo_policy.policy_file, "policy.yaml");
     assert_eq!(c.oslo_policy.policy_dirs, ["policy.d"]);
     assert_eq!(c.oslo_policy.policy_default_rule, "default");
@@ -274,10 +271,6 @@ port = 9090\n",
     assert_eq!(k.project_name.as_deref(), Some("service"));
     assert_eq!(k.project_domain_name.as_deref(), Some("Default"));
     assert_eq!(k.memcached_servers, ["localhost:11211"]);
-    assert_eq!(k.interface, "public");
-    assert!(k.service_token_roles_required);
-    assert_eq!(k.service_type.as_deref(), Some("metric-storage"));
-    assert_eq!(k.region_name.as_deref(), Some("RegionOne"));
     assert_eq!(c.prometheus.base_url().as_str(), "http://localhost:9090/");
     assert_eq!(c.config_files, [f]);
     let w = texts(&warnings);
@@ -782,7 +775,6 @@ fn enum_values_follow_oslo_case_rules() {
         c.keystone.memcache_security_strategy,
         MemcacheSecurity::Encrypt
     );
-    assert_eq!(c.keystone.interface, "admin");
     assert_eq!(
         load_err("[DEFAULT]\nauth_mode = Noauth\n").option,
         "auth_mode"

@@ -242,12 +242,13 @@ impl Aetos {
             std::fs::write(dir.path().join("policy.yaml"), p).unwrap();
         }
         let log = dir.path().join("aetos.log");
+        let log_file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_aetos-api"))
             .arg("--config-file")
             .arg(&conf_path)
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
             .spawn()
             .expect("spawn aetos-api");
         let mut a = Aetos {
@@ -392,47 +393,21 @@ impl RecordedRequest {
 
 impl Recorder {
     pub fn start() -> Recorder {
-        use std::io::{BufRead, BufReader, Read};
+        Self::start_with_delay(Duration::ZERO)
+    }
+
+    /// Like [`Recorder::start`], but each answer comes after `delay` (a slow
+    /// backend, to keep requests in flight).
+    pub fn start_with_delay(delay: Duration) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = std::sync::Arc::new(Mutex::new(Vec::new()));
         let store = requests.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                let mut headers = Vec::new();
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                    if let Some((k, v)) = h.trim_end().split_once(':') {
-                        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-                    }
-                }
-                let len: usize = headers
-                    .iter()
-                    .find(|(k, _)| k == "content-length")
-                    .and_then(|(_, v)| v.parse().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0; len];
-                let _ = reader.read_exact(&mut body);
-                store.lock().unwrap().push(RecordedRequest {
-                    line: line.trim_end().to_owned(),
-                    headers,
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                });
-                let payload = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-                    payload.len()
-                );
+                let Ok(stream) = stream else { continue };
+                let store = store.clone();
+                std::thread::spawn(move || serve_one(stream, &store, delay));
             }
         });
         Recorder { port, requests }
@@ -441,4 +416,46 @@ impl Recorder {
     pub fn take(&self) -> Vec<RecordedRequest> {
         std::mem::take(&mut *self.requests.lock().unwrap())
     }
+}
+
+fn serve_one(
+    mut stream: std::net::TcpStream,
+    store: &Mutex<Vec<RecordedRequest>>,
+    delay: Duration,
+) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = h.trim_end().split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    let _ = reader.read_exact(&mut body);
+    store.lock().unwrap().push(RecordedRequest {
+        line: line.trim_end().to_owned(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    std::thread::sleep(delay);
+    let payload = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    );
 }
