@@ -18,8 +18,8 @@ use aetos::{app, config, policy};
     about = "Keystone-authenticated, multi-tenant front door to Prometheus"
 )]
 struct Cli {
-    /// Configuration file (repeatable; later files win). Default:
-    /// /etc/aetos/aetos.conf when present.
+    /// Configuration file (repeatable; later files win). Default: the first
+    /// aetos.conf found in ~/.aetos, ~, /etc/aetos, /etc (as oslo.config).
     #[arg(long = "config-file", global = true)]
     config_file: Vec<PathBuf>,
     /// Directory of `*.conf` files read after the files (repeatable).
@@ -36,9 +36,12 @@ enum Command {
     /// Print the sample configuration file (etc/aetos/aetos.conf.sample).
     Genconfig,
     /// Print the sample policy file (etc/aetos/policy.yaml.sample).
-    Genpolicy,
-    /// Print the effective policy: defaults merged with the policy files.
-    EffectivePolicy,
+    Genpolicy {
+        /// Print the policy in force instead: the defaults merged with the
+        /// policy files named by the configuration.
+        #[arg(long)]
+        effective: bool,
+    },
     /// Validate the configuration and its policy files; exit non-zero
     /// naming the section and option at fault.
     CheckConfig,
@@ -53,10 +56,8 @@ enum Command {
 
 fn config_files(cli: &Cli) -> Vec<PathBuf> {
     if cli.config_file.is_empty() && cli.config_dir.is_empty() {
-        let default = PathBuf::from("/etc/aetos/aetos.conf");
-        if default.exists() {
-            return vec![default];
-        }
+        // oslo.config's search: ~/.aetos, ~, /etc/aetos, /etc.
+        return config::default_config_files();
     }
     cli.config_file.clone()
 }
@@ -74,19 +75,13 @@ fn main() -> ExitCode {
             print!("{}", config::sample_config());
             ExitCode::SUCCESS
         }
-        Command::Genpolicy => {
+        Command::Genpolicy { effective: false } => {
             print!("{}", policy::sample_policy());
             ExitCode::SUCCESS
         }
-        Command::EffectivePolicy => match app::load(&files, &cli.config_dir) {
+        Command::Genpolicy { effective: true } => match app::load(&files, &cli.config_dir) {
             Ok(loaded) => {
-                for (name, check) in loaded.enforcer.effective_rules() {
-                    println!(
-                        "{}: {}",
-                        serde_json::Value::from(name),
-                        serde_json::Value::from(check)
-                    );
-                }
+                print!("{}", policy::effective_policy(&loaded.enforcer));
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e),
@@ -95,6 +90,13 @@ fn main() -> ExitCode {
             Ok(loaded) => {
                 for w in &loaded.warnings {
                     println!("warning: {}", w.0);
+                }
+                let broken = loaded.enforcer.broken_rules();
+                for (rule, why) in &broken {
+                    eprintln!("aetos-api: [oslo_policy] policy_file: rule {rule:?} denies everything: {why}");
+                }
+                if !broken.is_empty() {
+                    return ExitCode::from(2);
                 }
                 println!("configuration OK");
                 ExitCode::SUCCESS
