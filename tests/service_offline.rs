@@ -150,3 +150,81 @@ async fn hostile_input_gets_400_not_a_crash() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+fn aetos_cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_aetos-api"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn genconfig_and_genpolicy_print_the_committed_samples() {
+    let root = common::repo_root();
+    let (code, out, _) = aetos_cli(&["genconfig"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        std::fs::read_to_string(root.join("etc/aetos/aetos.conf.sample")).unwrap()
+    );
+    let (code, out, _) = aetos_cli(&["genpolicy"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        std::fs::read_to_string(root.join("etc/aetos/policy.yaml.sample")).unwrap()
+    );
+}
+
+#[test]
+fn policy_check_and_effective_policy_use_the_override_file() {
+    let dir = tempdir::Dir::new("pc");
+    std::fs::write(
+        dir.path().join("aetos.conf"),
+        "[DEFAULT]\nauth_mode = noauth\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "\"telemetry:query\": \"role:member\"\n",
+    )
+    .unwrap();
+    let token = serde_json::json!({"token": {"user": {"id": "u"}, "project": {"id": "p"},
+        "roles": [{"name": "member"}], "expires_at": "2099-01-01T00:00:00Z"}});
+    let creds = dir.path().join("token.json");
+    std::fs::write(&creds, token.to_string()).unwrap();
+    let conf = dir.path().join("aetos.conf");
+    let conf = conf.to_str().unwrap();
+    let (code, out, err) = aetos_cli(&[
+        "--config-file",
+        conf,
+        "policy-check",
+        "--credentials",
+        creds.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l == "passed: telemetry:query"), "{out}");
+    assert!(
+        out.lines().any(|l| l == "failed: telemetry:targets"),
+        "{out}"
+    );
+    let (code, out, _) = aetos_cli(&["--config-file", conf, "genpolicy", "--effective"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("\"telemetry:query\": \"role:member\""),
+        "{out}"
+    );
+    // A rule that cannot be parsed is reported, and check-config fails.
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "\"telemetry:query\": \"role:member and (\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = aetos_cli(&["--config-file", conf, "check-config"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("telemetry:query"), "{err}");
+}
