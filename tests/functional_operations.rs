@@ -253,3 +253,54 @@ async fn healthcheck_disable_by_file_backend() {
         "the API keeps serving while the health check says disabled"
     );
 }
+
+#[tokio::test]
+async fn concurrent_requests_with_a_new_token_cost_one_keystone_call() {
+    // No memcached: every validation is this process' own.
+    let a = Aetos::start("[keystone_authtoken]\nmemcached_servers =\n", None);
+    let admin = token("aetos").await;
+    let _ = a.get("/api/v1/query?query=up", Some(&admin)).await;
+    let fresh = common::fresh_token("demo-member").await;
+    let url = format!("{}/prometheus/api/v1/query?query=up", a.url);
+    let mut all = Vec::new();
+    for _ in 0..20 {
+        let (url, t) = (url.clone(), fresh.clone());
+        all.push(tokio::spawn(async move {
+            common::client()
+                .get(&url)
+                .header("X-Auth-Token", &t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for r in all {
+        assert_eq!(r.await.unwrap(), 200);
+    }
+    // And a flood of one bad token: Keystone is asked once, then the negative cache answers.
+    for _ in 0..10 {
+        assert_eq!(
+            a.get("/api/v1/query?query=up", Some("not-a-real-token"))
+                .await
+                .status(),
+            401
+        );
+    }
+    let m = a.get("/metrics", Some(&admin)).await.text().await.unwrap();
+    // One validation for the admin token, one for the fresh one, one for the bad one.
+    assert_eq!(
+        metric_value(&m, "aetos_keystone_validation_duration_seconds_count"),
+        3.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(&m, "aetos_token_negative_cache_hits_total"),
+        9.0
+    );
+    assert_eq!(
+        metric_value(&m, "aetos_keystone_errors_total{kind=\"invalid\"}"),
+        1.0
+    );
+}
