@@ -60,8 +60,9 @@ function install_aetos {
         local cargo
         if ! cargo=$(_aetos_find_cargo); then
             die $LINENO "aetos needs cargo to build aetos-api and none was found" \
-                "(AETOS_CARGO, PATH, $HOME/.cargo/bin). Install the Rust toolchain for" \
-                "$STACK_USER first (https://rustup.rs, then 'rustup default stable')," \
+                "(AETOS_CARGO, PATH, $HOME/.cargo/bin). Install a Rust toolchain at least" \
+                "as recent as rust-version in $AETOS_DIR/Cargo.toml for $STACK_USER first" \
+                "(curl --proto '=https' -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal)," \
                 "or set AETOS_PREBUILT_BINARY to an aetos-api built elsewhere."
         fi
         local -a build=(build --release --locked --bin aetos-api)
