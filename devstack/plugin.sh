@@ -134,7 +134,7 @@ function configure_aetos {
     configure_keystone_authtoken_middleware "$AETOS_CONF" aetos
     # devstack names its CA bundle whether or not TLS is enabled, but the
     # file exists only with TLS: leave cafile unset rather than name a
-    # missing file (aetos-api then uses the system CAs).
+    # missing file, which aetos-api would warn about at every start.
     if [[ ! -f "$SSL_BUNDLE_FILE" ]]; then
         inidelete "$AETOS_CONF" keystone_authtoken cafile
     fi

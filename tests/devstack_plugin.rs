@@ -8,6 +8,8 @@
 //! configuration, and what unstack and clean leave behind. Keystone
 //! registrations are not undone by the plugin: devstack's own clean drops
 //! the Keystone database. Needs only bash (and awk) on the machine.
+//! `tests/functional_devstack.rs` makes the registrations against the local
+//! stack's real Keystone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@
 #
 # usage: devstack/tests/run-phases.sh [--workdir DIR]
 #            [--binary PATH | --fake-cargo | --no-cargo]
+#            [--keystone CLOUD [--discover-as CLOUD]]
 #
 #   --workdir DIR  keep the temporary root in DIR (created; must not exist
 #                  or be empty) instead of a directory removed at exit
@@ -16,6 +17,15 @@
 #                  cargo (recorded in the calls log) that "builds" the fake
 #   --no-cargo     no prebuilt binary and no cargo anywhere: the install
 #                  phase must stop with its explanation
+#   --keystone CLOUD
+#                  make the Keystone registrations for real, with the
+#                  openstack CLI ($AETOS_HARNESS_OPENSTACK, default
+#                  "openstack") as CLOUD (an admin) of $OS_CLIENT_CONFIG_FILE,
+#                  in a temporary region that is deleted afterwards; then
+#                  look the endpoint up as python-observabilityclient does
+#                  (keystoneauth Adapter, service type metric-storage) for
+#                  each interface, as --discover-as CLOUD (default: CLOUD),
+#                  into discovered-endpoints
 #
 # AETOS_* variables in the environment act as local.conf settings (e.g.
 # AETOS_USE_APACHE=False). Only AETOS_CONF_DIR and AETOS_BIN_DIR are forced
@@ -41,12 +51,16 @@ repo=$(cd "$plugin_dir/.." && pwd)
 workdir=""
 binary="$here/fake-aetos-api"
 mode=prebuilt
+keystone_cloud=""
+discover_cloud=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --workdir) workdir=${2:?--workdir needs a directory}; shift 2 ;;
         --binary) binary=${2:?--binary needs a path}; mode=prebuilt; shift 2 ;;
         --fake-cargo) mode=fake-cargo; shift ;;
         --no-cargo) mode=no-cargo; shift ;;
+        --keystone) keystone_cloud=${2:?--keystone needs a cloud name}; shift 2 ;;
+        --discover-as) discover_cloud=${2:?--discover-as needs a cloud name}; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "run-phases.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -61,7 +75,47 @@ if [[ -n "$workdir" ]]; then
     root=$(cd "$workdir" && pwd)
 else
     root=$(mktemp -d "${TMPDIR:-/tmp}/aetos-devstack.XXXXXX")
-    trap 'rm -rf "$root"' EXIT
+fi
+
+region=RegionOne
+if [[ -n "$keystone_cloud" ]]; then
+    openstack_cli=$(command -v "${AETOS_HARNESS_OPENSTACK:-openstack}") || {
+        echo "run-phases.sh: --keystone needs the openstack CLI (set AETOS_HARNESS_OPENSTACK)" >&2
+        exit 2
+    }
+    export AETOS_HARNESS_OPENSTACK=$openstack_cli
+    export OS_CLOUD=$keystone_cloud
+    : "${OS_CLIENT_CONFIG_FILE:?--keystone needs OS_CLIENT_CONFIG_FILE (clouds.yaml)}"
+    discover_cloud=${discover_cloud:-$keystone_cloud}
+    region=aetos-devstack-check-$$
+fi
+
+# Remove the temporary region (and its endpoints) and, unless kept, the root.
+# Keystone may fail a call now and then under load: retry, and say so if the
+# region could not be removed.
+cleanup() {
+    if [[ -n "$keystone_cloud" ]]; then
+        local id attempt
+        for attempt in 1 2 3; do
+            for id in $("$openstack_cli" endpoint list --region "$region" -f value -c ID); do
+                "$openstack_cli" endpoint delete "$id" || true
+            done
+            if "$openstack_cli" region delete "$region"; then
+                break
+            fi
+            if [[ $attempt -eq 3 ]]; then
+                echo "run-phases.sh: could not delete region $region from Keystone" >&2
+            fi
+            sleep 2
+        done
+    fi
+    if [[ -z "$workdir" ]]; then
+        rm -rf "$root"
+    fi
+}
+trap cleanup EXIT
+if [[ -n "$keystone_cloud" ]]; then
+    "$openstack_cli" region create "$region" >/dev/null
 fi
 
 mkdir -p "$root"/etc/apache2/sites-available "$root"/etc/apache2/sites-enabled \
@@ -85,7 +139,7 @@ SERVICE_HOST=10.0.0.10
 SERVICE_PROTOCOL=http
 SERVICE_LISTEN_ADDRESS=0.0.0.0
 SERVICE_TIMEOUT=60
-REGION_NAME=RegionOne
+REGION_NAME=$region
 KEYSTONE_SERVICE_URI=http://10.0.0.10/identity
 SERVICE_PASSWORD=devstack-service-secret
 SERVICE_PROJECT_NAME=service
@@ -140,6 +194,9 @@ run_script() {
     bash -c '
         set -o errexit -o nounset -o pipefail
         source "$1/stand-ins.sh"
+        if [[ -n "${AETOS_HARNESS_OPENSTACK:-}" ]]; then
+            source "$1/keystone-live.sh"
+        fi
         source "$2/devstackrc"
         source "$3/settings"
         shift 3
@@ -187,6 +244,24 @@ run_script stack.sh "stack pre-install" "stack install" "stack post-config" \
     "stack extra" "stack test-config" || status=$?
 keep_after_stack
 snapshot_state stack.sh
+if [[ $status -eq 0 && -n "$keystone_cloud" ]]; then
+    "$(dirname "$openstack_cli")/python" - "$discover_cloud" "$region" >"$root/discovered-endpoints" <<'PY' || status=$?
+# What python-observabilityclient (openstack metric ... --os-region-name R)
+# resolves: a keystoneauth Adapter for service type metric-storage, the
+# interface and the region, on the cloud's session.
+import sys
+
+import openstack
+from keystoneauth1 import adapter
+
+cloud, region = sys.argv[1], sys.argv[2]
+session = openstack.connect(cloud=cloud).session
+for interface in ("public", "internal", "admin"):
+    url = adapter.Adapter(session=session, service_type="metric-storage",
+                          interface=interface, region_name=region).get_endpoint()
+    print(interface, url)
+PY
+fi
 if [[ $status -eq 0 ]]; then
     run_script unstack.sh "unstack" || status=$?
     snapshot_state unstack.sh
@@ -202,6 +277,9 @@ show "policy.yaml.sample after stack.sh" "$root/after-stack/policy.yaml.sample"
 show "Apache site after stack.sh" "$root/after-stack/apache-aetos.conf"
 show "tempest.conf after stack.sh" "$root/after-stack/tempest.conf"
 show "process started by stack.sh (devstack@aetos-api)" "$root/after-stack/run-aetos-api"
+if [[ -n "$keystone_cloud" ]]; then
+    show "endpoints discovered as $discover_cloud in region $region" "$root/discovered-endpoints"
+fi
 for script in stack.sh unstack.sh clean.sh; do
     show "files after $script" "$root/state-after-$script"
 done
