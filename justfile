@@ -22,6 +22,7 @@ lint:
 
 # Unit, table, property tests and doc tests: no external process needed.
 unit:
+    tools/deps.sh
     cargo test --no-fail-fast
 
 # Start (installing if needed) the local real-component stack.
