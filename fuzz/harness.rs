@@ -9,8 +9,11 @@
 //! scoping must not panic; when it is accepted, the output must satisfy the
 //! invariant (oracle), mean exactly the input plus the matcher, and be a
 //! fixed point of scoping. The same holds for the `match[]` path.
+//!
+//! Includers provide `scoping` (the tenancy module) and `oracle` at their
+//! crate root.
 
-use aetos::tenancy::{scope_query, scope_selector};
+use super::scoping::{scope_query, scope_selector};
 
 use crate::oracle;
 
