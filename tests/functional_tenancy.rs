@@ -163,10 +163,7 @@ enum Answer {
     /// `errorType` of an error answer.
     Error(String),
     /// Sorted series: labels → samples (timestamp, value).
-    Series {
-        kind: String,
-        series: Vec<Series>,
-    },
+    Series { kind: String, series: Vec<Series> },
     /// Scalar or string result.
     Single {
         kind: String,
