@@ -14,6 +14,9 @@ mod oracle;
 #[path = "../fuzz/harness.rs"]
 mod harness;
 
+/// The name under which the fuzz harness finds the tenancy engine.
+use aetos::tenancy as scoping;
+
 use aetos::tenancy::{scope_query, scope_selector, TenancyError};
 use proptest::prelude::*;
 

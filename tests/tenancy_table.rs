@@ -218,7 +218,14 @@ const QUERY_CASES: &[(&str, Want)] = &[
     ("x offset 1e300", Refused("duration out of the supported range")),
     ("x offset Inf", Refused("duration out of the supported range")),
     ("x[99999999999s5m]", Refused("duration out of the supported range")),
-    ("a + fill(NaN) b", Refused("cannot be rewritten faithfully")),
+    ("x[999999999y999m]", Refused("duration out of the supported range")),
+    ("x offset 4294967295w", Refused("duration out of the supported range")),
+    ("x[4294967295d]", Out("x{project=\"p1\"}[4294967295d]")),
+    ("a + fill(NaN) b", Refused("fill(NaN)")),
+    ("x[1.0005]", Refused("whole number of milliseconds")),
+    ("x offset 0", Refused("whole number of milliseconds")),
+    ("x[5m:0.0001]", Refused("whole number of milliseconds")),
+    ("a + ignoring () group_left b", Refused("ignoring () with group_left")),
 
     // ── Invalid PromQL is a parse error, as in Prometheus ──
     ("", Refused("parse error")),

@@ -25,8 +25,8 @@ use promql_parser::parser::token::{
 };
 use promql_parser::parser::{
     AggregateExpr, AtModifier, BinModifier, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector,
-    NumberLiteral, ParenExpr, StringLiteral, SubqueryExpr, UnaryExpr, VectorMatchCardinality,
-    VectorSelector,
+    NumberLiteral, Offset, ParenExpr, StringLiteral, SubqueryExpr, UnaryExpr,
+    VectorMatchCardinality, VectorMatchFillValues, VectorSelector,
 };
 
 use super::{Scope, TenancyError};
@@ -158,8 +158,10 @@ const ALLOWED_BINARY_OPS: &[u16] = &[
 ];
 
 /// Add the project matcher to every selector under `expr`, refusing what
-/// cannot be scoped or printed faithfully.
-pub(crate) fn enforce(expr: &mut Expr, scope: &Scope<'_>) -> Result<(), TenancyError> {
+/// cannot be scoped or printed faithfully. Returns the number of selectors
+/// (vector and matrix) scoped, which the text proof checks the printed query
+/// against.
+pub(crate) fn enforce(expr: &mut Expr, scope: &Scope<'_>) -> Result<usize, TenancyError> {
     match expr {
         Expr::Aggregate(AggregateExpr {
             op,
@@ -171,10 +173,11 @@ pub(crate) fn enforce(expr: &mut Expr, scope: &Scope<'_>) -> Result<(), TenancyE
             if let Some(modifier) = modifier {
                 check_labels(label_modifier_labels(modifier))?;
             }
-            if let Some(param) = param {
-                enforce(param, scope)?;
-            }
-            enforce(expr, scope)
+            let in_param = match param {
+                Some(param) => enforce(param, scope)?,
+                None => 0,
+            };
+            Ok(in_param + enforce(expr, scope)?)
         }
         Expr::Unary(UnaryExpr { expr }) => enforce(expr, scope),
         Expr::Binary(BinaryExpr {
@@ -187,24 +190,31 @@ pub(crate) fn enforce(expr: &mut Expr, scope: &Scope<'_>) -> Result<(), TenancyE
             if let Some(modifier) = modifier {
                 check_bin_modifier(modifier)?;
             }
-            enforce(lhs, scope)?;
-            enforce(rhs, scope)
+            Ok(enforce(lhs, scope)? + enforce(rhs, scope)?)
         }
         Expr::Paren(ParenExpr { expr }) => enforce(expr, scope),
         Expr::Subquery(SubqueryExpr {
             expr,
-            offset: _,
+            offset,
             at,
-            range: _,
-            step: _,
+            range,
+            step,
         }) => {
             check_at(at.as_ref())?;
+            check_offset(offset.as_ref())?;
+            check_duration(range)?;
+            if let Some(step) = step {
+                check_duration(step)?;
+            }
             enforce(expr, scope)
         }
-        Expr::NumberLiteral(NumberLiteral { val: _ }) => Ok(()),
-        Expr::StringLiteral(StringLiteral { val }) => check_text(val),
+        Expr::NumberLiteral(NumberLiteral { val: _ }) => Ok(0),
+        Expr::StringLiteral(StringLiteral { val }) => check_text(val).map(|()| 0),
         Expr::VectorSelector(vs) => scope_vector_selector(vs, scope),
-        Expr::MatrixSelector(MatrixSelector { vs, range: _ }) => scope_vector_selector(vs, scope),
+        Expr::MatrixSelector(MatrixSelector { vs, range }) => {
+            check_duration(range)?;
+            scope_vector_selector(vs, scope)
+        }
         Expr::Call(Call { func, args }) => {
             if func.name == "info" {
                 return Err(TenancyError::Unsupported(
@@ -217,10 +227,11 @@ pub(crate) fn enforce(expr: &mut Expr, scope: &Scope<'_>) -> Result<(), TenancyE
                     func.name
                 )));
             }
+            let mut n = 0;
             for arg in args.args.iter_mut() {
-                enforce(arg, scope)?;
+                n += enforce(arg, scope)?;
             }
-            Ok(())
+            Ok(n)
         }
         Expr::Extension(_) => Err(TenancyError::Unsupported(
             "extension nodes cannot be scoped".to_owned(),
@@ -230,14 +241,17 @@ pub(crate) fn enforce(expr: &mut Expr, scope: &Scope<'_>) -> Result<(), TenancyE
 
 /// Add the project matcher to one selector (ANDed with the caller's own
 /// matchers; an exact copy of it is not repeated).
-fn scope_vector_selector(vs: &mut VectorSelector, scope: &Scope<'_>) -> Result<(), TenancyError> {
+fn scope_vector_selector(
+    vs: &mut VectorSelector,
+    scope: &Scope<'_>,
+) -> Result<usize, TenancyError> {
     let VectorSelector {
         name,
         matchers: Matchers {
             matchers,
             or_matchers,
         },
-        offset: _,
+        offset,
         at,
     } = vs;
     if !or_matchers.is_empty() {
@@ -246,6 +260,7 @@ fn scope_vector_selector(vs: &mut VectorSelector, scope: &Scope<'_>) -> Result<(
         ));
     }
     check_at(at.as_ref())?;
+    check_offset(offset.as_ref())?;
     if let Some(name) = name {
         check_text(name)?;
     }
@@ -256,7 +271,7 @@ fn scope_vector_selector(vs: &mut VectorSelector, scope: &Scope<'_>) -> Result<(
     if !matchers.iter().any(|m| scope.is_enforced(m)) {
         matchers.push(scope.matcher());
     }
-    Ok(())
+    Ok(1)
 }
 
 /// Refuse an operator that is not on `allowed`.
@@ -276,7 +291,9 @@ fn check_at(at: Option<&AtModifier>) -> Result<(), TenancyError> {
             Err(_) => Err(TenancyError::Unsupported(
                 "negative @ timestamps (before 1970) are not supported".to_owned(),
             )),
-            Ok(d) if d.as_millis() > MAX_AT_MILLIS || d.subsec_nanos() % 1_000_000 != 0 => {
+            Ok(d)
+                if d.as_millis() > MAX_AT_MILLIS || !d.subsec_nanos().is_multiple_of(1_000_000) =>
+            {
                 Err(TenancyError::Unsupported(format!(
                     "@ timestamp out of the supported range (0 to {} s, millisecond precision)",
                     Duration::from_millis(MAX_AT_MILLIS as u64).as_secs()
@@ -287,17 +304,61 @@ fn check_at(at: Option<&AtModifier>) -> Result<(), TenancyError> {
     }
 }
 
-/// Check the label lists of a binary operator's matching modifiers.
+/// Longest duration accepted: 2^32-1 days (about 11.7 million years). The
+/// printer writes durations as `<y|w>…d…h…m…s…ms` and the parser silently
+/// reads any component above 2^32-1 as zero, so `[999999999y999m]` would be
+/// printed as `[364999999635d16h39m]` and read back as `[16h39m]`. The
+/// bound also keeps every duration within Prometheus' own range.
+const MAX_DURATION_SECS: u64 = (u32::MAX as u64) * 86_400;
+
+/// Refuse a duration the printer cannot write back: it prints whole
+/// milliseconds only (`[1.0005]` would become `[1s]`), `0s` does not parse
+/// again, and see [`MAX_DURATION_SECS`].
+fn check_duration(d: &Duration) -> Result<(), TenancyError> {
+    if d.is_zero() || !d.subsec_nanos().is_multiple_of(1_000_000) {
+        return Err(TenancyError::Unsupported(
+            "durations must be a positive whole number of milliseconds".to_owned(),
+        ));
+    }
+    if d.as_secs() > MAX_DURATION_SECS {
+        return Err(TenancyError::Unsupported(
+            "duration out of the supported range (at most 4294967295 days)".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_offset(offset: Option<&Offset>) -> Result<(), TenancyError> {
+    match offset {
+        None => Ok(()),
+        Some(Offset::Pos(d)) | Some(Offset::Neg(d)) => check_duration(d),
+    }
+}
+
+/// Check a binary operator's matching modifiers.
 fn check_bin_modifier(modifier: &BinModifier) -> Result<(), TenancyError> {
     let BinModifier {
         card,
         matching,
         return_bool: _,
-        fill_values: _,
+        fill_values: VectorMatchFillValues { rhs, lhs },
     } = modifier;
+    if rhs.is_some_and(f64::is_nan) || lhs.is_some_and(f64::is_nan) {
+        return Err(TenancyError::Unsupported(
+            "fill(NaN) is not supported".to_owned(),
+        ));
+    }
     match card {
         VectorMatchCardinality::OneToOne | VectorMatchCardinality::ManyToMany => {}
         VectorMatchCardinality::ManyToOne(labels) | VectorMatchCardinality::OneToMany(labels) => {
+            // The printer drops an empty `ignoring ()`, which is harmless
+            // alone but leaves `group_left`/`group_right` without it.
+            if matches!(matching, Some(LabelModifier::Exclude(l)) if l.is_empty()) {
+                return Err(TenancyError::Unsupported(
+                    "ignoring () with group_left/group_right: name a label to ignore, or use on (...)"
+                        .to_owned(),
+                ));
+            }
             check_labels(labels)?;
         }
     }

@@ -7,9 +7,10 @@
 //! from Prometheus; this module instead parses the query with `promql-parser`,
 //! adds the equality matcher `<label>="<project>"` to every vector and matrix
 //! selector anywhere in the tree, prints the tree back to PromQL and then
-//! *proves* the result: the printed text is parsed again and must be the same
-//! tree (up to matcher order and other spellings that do not change meaning),
-//! and every selector of that re-parsed tree must carry the matcher.
+//! *proves* the result on the exact text sent to Prometheus: every matcher
+//! list must carry the matcher and there must be one list per selector (see
+//! `verify` for this proof and for the full re-parse proof that debug builds,
+//! and so every test and fuzz run, add).
 //!
 //! The module is pure: no I/O, no calls to Prometheus, no global state. Every
 //! refusal is a [`TenancyError`] whose `Display` text is meant for the `error`
@@ -90,9 +91,9 @@ pub enum TenancyError {
     /// Valid PromQL that cannot be scoped safely for a project-scoped caller.
     #[error("not allowed for a project-scoped caller: {0}")]
     Unsupported(String),
-    /// The scoped query did not survive the print/re-parse proof. This is a
-    /// refusal, not a crash: the engine would rather answer 400 than forward
-    /// text whose meaning it cannot vouch for.
+    /// The printed query did not survive the proofs run before it is
+    /// returned. This is a refusal, not a crash: the engine would rather
+    /// answer 400 than forward text it cannot vouch for.
     #[error("the query cannot be rewritten faithfully for a project-scoped caller: {0}")]
     Unfaithful(String),
 }
@@ -139,8 +140,8 @@ pub fn validate_label_name(label: &str) -> Result<(), TenancyError> {
 pub fn scope_query(query: &str, label: &str, project: &str) -> Result<String, TenancyError> {
     let scope = Scope::new(label, project)?;
     let mut expr = parse_checked(query)?;
-    enforce::enforce(&mut expr, &scope)?;
-    verify::print_and_prove(expr, &scope)
+    let selectors = enforce::enforce(&mut expr, &scope)?;
+    verify::print_and_prove(expr, &scope, selectors)
 }
 
 /// Scope one series selector (a `match[]` value of `series`, `labels`,
@@ -159,8 +160,8 @@ pub fn scope_selector(selector: &str, label: &str, project: &str) -> Result<Stri
         }) => {}
         _ => return Err(TenancyError::NotASelector(selector.to_owned())),
     }
-    enforce::enforce(&mut expr, &scope)?;
-    verify::print_and_prove(expr, &scope)
+    let selectors = enforce::enforce(&mut expr, &scope)?;
+    verify::print_and_prove(expr, &scope, selectors)
 }
 
 /// For `match[]` lists: each scoped; an empty list becomes one
@@ -177,7 +178,7 @@ pub fn scope_match_params(
             None,
             Matchers::new(vec![scope.matcher()]),
         ));
-        return Ok(vec![verify::print_and_prove(only, &scope)?]);
+        return Ok(vec![verify::print_and_prove(only, &scope, 1)?]);
     }
     matches
         .iter()
