@@ -29,6 +29,8 @@ pub struct Loaded {
 /// Reads the configuration files and the policy files they name.
 pub fn load(files: &[PathBuf], dirs: &[PathBuf]) -> Result<Loaded, String> {
     let (config, warnings) = config::load(files, dirs).map_err(|e| e.to_string())?;
+    crate::tenancy::validate_label_name(&config.prometheus.project_label_name)
+        .map_err(|e| format!("[prometheus] project_label_name: {e}"))?;
     let enforcer = Enforcer::new(policy_options(&config))
         .map_err(|e| format!("[oslo_policy] policy_file: {e}"))?;
     Ok(Loaded {
