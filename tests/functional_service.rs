@@ -113,7 +113,11 @@ async fn item2_missing_or_invalid_token_gets_keystone_401() {
 
 #[tokio::test]
 async fn revoked_token_gets_401() {
-    let a = Aetos::start("", None);
+    // Like keystonemiddleware, a validated token stays valid in the caches
+    // (local and memcached) for up to token_cache_time after a revocation;
+    // so these two replicas share no memcached.
+    let no_shared = "[keystone_authtoken]\nmemcached_servers =\n";
+    let a = Aetos::start(no_shared, None);
     let t = common::fresh_token("demo-reader").await;
     assert_eq!(
         a.get("/api/v1/query?query=up", Some(&t)).await.status(),
@@ -121,7 +125,7 @@ async fn revoked_token_gets_401() {
     );
     common::revoke(&t).await;
     // A fresh aetos has no cached positive entry for it.
-    let b = Aetos::start("", None);
+    let b = Aetos::start(no_shared, None);
     assert_eq!(
         b.get("/api/v1/query?query=up", Some(&t)).await.status(),
         401
