@@ -13,7 +13,6 @@ use crate::auth::memcache::{Protection, SharedCache};
 use crate::auth::{Authenticator, CacheOptions, Credentials, KeystoneClient, NameOrId};
 use crate::backend::{self, Backend, BackendAuth, BackendOptions};
 use crate::config::{self, AuthMode, Config, MemcacheSecurity, Warning};
-use crate::cors::CorsOptions;
 use crate::metrics::Metrics;
 use crate::policy::{Enforcer, PolicyOptions};
 use crate::server::{self, Authn, HealthOptions, ListenOptions, State};
@@ -199,14 +198,7 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
         proxy_headers: c.oslo_middleware.enable_proxy_headers_parsing,
         max_body: c.api.max_request_body_size,
         health: health_options(c),
-        cors: CorsOptions {
-            allowed_origin: c.cors.allowed_origin.clone(),
-            allow_credentials: c.cors.allow_credentials,
-            expose_headers: c.cors.expose_headers.clone(),
-            max_age: c.cors.max_age,
-            allow_methods: c.cors.allow_methods.clone(),
-            allow_headers: c.cors.allow_headers.clone(),
-        },
+        cors: c.cors.clone(),
         listen_host: format_host(&c.api.host, c.api.port),
         metrics,
     })

@@ -7,18 +7,10 @@
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::HttpResponse;
 
-/// `[cors]` settings.
-#[derive(Debug, Clone, Default)]
-pub struct CorsOptions {
-    pub allowed_origin: Vec<String>,
-    pub allow_credentials: bool,
-    pub expose_headers: Vec<String>,
-    pub max_age: u64,
-    pub allow_methods: Vec<String>,
-    pub allow_headers: Vec<String>,
-}
+/// `[cors]` settings, as the configuration reads them.
+pub use crate::config::CorsSection as CorsOptions;
 
-impl CorsOptions {
+impl crate::config::CorsSection {
     /// The origin to echo back, if this request's `Origin` is allowed.
     fn allowed<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
         let origin = headers.get("origin")?.to_str().ok()?;
@@ -101,7 +93,7 @@ impl CorsOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::HeaderName;
+    use crate::test_support::headers;
 
     fn opts() -> CorsOptions {
         CorsOptions {
@@ -114,16 +106,6 @@ mod tests {
         }
     }
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
 
     #[test]
     fn preflight_from_allowed_origin_lists_methods_and_headers() {

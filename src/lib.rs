@@ -21,4 +21,6 @@ pub mod metrics;
 pub mod policy;
 pub mod server;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod tenancy;

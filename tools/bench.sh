@@ -27,23 +27,7 @@ ks=$(jqr .keystone_url)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-cat > "$work/aetos.conf" <<CONF
-[DEFAULT]
-auth_mode = keystone
-[api]
-host = 127.0.0.1
-port = $port
-[prometheus]
-url = $prom
-[keystone_authtoken]
-www_authenticate_uri = $ks
-auth_url = $ks
-username = aetos
-password = $(jqr '.users.aetos.password')
-user_domain_id = default
-project_name = service
-project_domain_id = default
-CONF
+"$root/tools/aetos-conf.sh" "$port" > "$work/aetos.conf"
 AETOS_LOG=warn "$root/target/release/aetos-api" --config-file "$work/aetos.conf" >"$work/log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthcheck" >/dev/null && break; sleep 0.1; done

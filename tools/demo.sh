@@ -43,29 +43,8 @@ echo "demo: building aetos-api (release)"
 
 aetos_url=$(jqr .aetos_url)
 port=$(python3 -c 'import sys,urllib.parse as u; print(u.urlparse(sys.argv[1]).port or 80)' "$aetos_url")
-prom=$(jqr .prometheus_url)
 mkdir -p "$state"
-cat > "$state/aetos.conf" <<CONF
-[DEFAULT]
-auth_mode = keystone
-
-[api]
-host = 127.0.0.1
-port = $port
-
-[prometheus]
-url = $prom
-
-[keystone_authtoken]
-www_authenticate_uri = $(jqr .keystone_url)
-auth_url = $(jqr .keystone_url)
-auth_type = password
-username = aetos
-password = $(jqr '.users.aetos.password')
-user_domain_id = default
-project_name = service
-project_domain_id = default
-CONF
+"$root/tools/aetos-conf.sh" "$port" > "$state/aetos.conf"
 
 stop_aetos
 echo "demo: starting aetos-api on $aetos_url"
