@@ -106,7 +106,6 @@ mod tests {
         }
     }
 
-
     #[test]
     fn preflight_from_allowed_origin_lists_methods_and_headers() {
         let h = headers(&[

@@ -21,6 +21,6 @@ pub mod metrics;
 pub mod policy;
 pub mod server;
 pub mod telemetry;
+pub mod tenancy;
 #[cfg(test)]
 mod test_support;
-pub mod tenancy;

@@ -25,16 +25,25 @@ use crate::tenancy;
 /// Largest backend answer we are willing to filter in memory.
 const MAX_FILTERED_BODY: usize = 64 << 20;
 
+/// How a backend body to be filtered is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+}
+
 async fn read_json(resp: reqwest::Response) -> Result<Value, HttpResponse> {
-    if let Some(enc) = resp.headers().get("content-encoding") {
-        if enc.as_bytes() != b"identity" {
+    let encoding = match resp.headers().get("content-encoding").map(|v| v.as_bytes()) {
+        None | Some(b"identity") => Encoding::Identity,
+        Some(b"gzip") | Some(b"x-gzip") => Encoding::Gzip,
+        Some(_) => {
             return Err(errors::prom_error(
                 StatusCode::BAD_GATEWAY,
                 "unavailable",
                 "backend answered with a content encoding that cannot be filtered",
-            ));
+            ))
         }
-    }
+    };
     let mut buf = Vec::new();
     let mut s = resp.bytes_stream();
     while let Some(chunk) = s.next().await {
@@ -54,6 +63,13 @@ async fn read_json(resp: reqwest::Response) -> Result<Value, HttpResponse> {
         }
         buf.extend_from_slice(&chunk);
     }
+    let buf = decode(encoding, buf).ok_or_else(|| {
+        errors::prom_error(
+            StatusCode::BAD_GATEWAY,
+            "unavailable",
+            "backend body is not valid gzip",
+        )
+    })?;
     serde_json::from_slice(&buf).map_err(|_| {
         errors::prom_error(
             StatusCode::BAD_GATEWAY,
@@ -61,6 +77,22 @@ async fn read_json(resp: reqwest::Response) -> Result<Value, HttpResponse> {
             "backend answer is not JSON",
         )
     })
+}
+
+/// Undoes the backend's content encoding, bounded like the body itself.
+fn decode(encoding: Encoding, body: Vec<u8>) -> Option<Vec<u8>> {
+    use std::io::Read;
+    match encoding {
+        Encoding::Identity => Some(body),
+        Encoding::Gzip => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(body.as_slice())
+                .take(MAX_FILTERED_BODY as u64 + 1)
+                .read_to_end(&mut out)
+                .ok()?;
+            (out.len() <= MAX_FILTERED_BODY).then_some(out)
+        }
+    }
 }
 
 /// Filters a successful answer for `project`; errors pass through unchanged.
@@ -91,8 +123,11 @@ pub async fn filtered(
         "alerts" => filter_alerts(&mut body, label, project),
         _ => {}
     }
+    // The filtered body is re-encoded by us, uncompressed.
     head.content_type("application/json");
-    head.body(Bytes::from(body.to_string()))
+    let mut out = head.body(Bytes::from(body.to_string()));
+    out.headers_mut().remove("content-encoding");
+    out
 }
 
 /// The metric names that have series in `project`, asked of the backend
@@ -180,6 +215,26 @@ pub fn filter_alerts(body: &mut Value, label: &str, project: &str) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn gzip_bodies_are_decoded_and_bombs_refused() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"{\"status\":\"success\"}").unwrap();
+        let body = gz.finish().unwrap();
+        assert_eq!(
+            decode(Encoding::Gzip, body).unwrap(),
+            b"{\"status\":\"success\"}"
+        );
+        assert_eq!(decode(Encoding::Gzip, b"not gzip".to_vec()), None);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b' '; MAX_FILTERED_BODY + 10]).unwrap();
+        assert_eq!(
+            decode(Encoding::Gzip, gz.finish().unwrap()),
+            None,
+            "decompression bomb"
+        );
+    }
 
     #[test]
     fn metadata_keeps_only_project_metric_names() {

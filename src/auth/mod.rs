@@ -397,7 +397,6 @@ mod tests {
     use super::*;
     use crate::test_support::headers;
 
-
     #[test]
     fn token_hash_is_short_and_stable() {
         assert_eq!(token_hash("abc").len(), 16);
