@@ -32,8 +32,10 @@ struct Cli {
     /// Directory of `*.conf` files read after the files (repeatable).
     #[arg(long = "config-dir", global = true)]
     config_dir: Vec<PathBuf>,
-    /// Backend URL ([prometheus] url). Without --config-file/--config-dir:
-    /// signing-proxy mode, callers NOT authenticated (see --help).
+    /// Backend URL ([prometheus] url). Without --config-file/--config-dir
+    /// this is the signing-proxy mode: no configuration file is read,
+    /// callers are NOT authenticated and requests are forwarded unchanged,
+    /// with the --azure-* credentials when given.
     #[arg(long = "prometheus-url", global = true, value_name = "URL")]
     prometheus_url: Option<String>,
     /// Port to listen on ([api] port).

@@ -106,6 +106,18 @@ pub struct BackendOptions {
     pub health_check_interval: Duration,
 }
 
+/// How far a failed attempt got, to decide whether another backend may
+/// be tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// No connection: nothing was sent; safe to retry any request.
+    NotConnected,
+    /// The exchange broke after sending began: retry only idempotent requests.
+    Broken,
+    /// Failed before sending or by timing out: another backend would not help.
+    NotTried,
+}
+
 /// The forwarding client (cheap to clone: the health-check task holds one).
 #[derive(Clone)]
 pub struct Backend {
@@ -235,12 +247,15 @@ impl Backend {
     }
 
     /// Sends one request to backend `i`; the answer's body is not read here
-    /// so that it can be streamed to the caller.
+    /// so that it can be streamed to the caller. An error says whether the
+    /// exchange broke on the wire (worth trying another backend) or before
+    /// (credentials, a request that cannot be built: it would fail anywhere).
     async fn send_to(
         &self,
         i: usize,
         req: &BackendRequest,
-    ) -> Result<reqwest::Response, BackendError> {
+    ) -> Result<reqwest::Response, (BackendError, Transport)> {
+        let not_sent = |e: BackendError| (e, Transport::NotTried);
         let inner = &self.inner;
         let query = if inner.auth.canonical_query() {
             sigv4::canonical_query_for_sending(&req.params.url)
@@ -259,7 +274,7 @@ impl Backend {
         if let Some(t) = &inner.tenant {
             let v = t
                 .value_for(req.project.as_deref())
-                .map_err(BackendError::Other)?;
+                .map_err(|e| not_sent(BackendError::Other(e)))?;
             rb = rb.header(t.name(), v);
         }
         if !body.is_empty() || req.method == Method::POST || req.method == Method::PUT {
@@ -281,8 +296,18 @@ impl Backend {
                     body: &body,
                 },
             )
-            .await?;
-        rb.send().await.map_err(|e| self.classify(e))
+            .await
+            .map_err(not_sent)?;
+        rb.send().await.map_err(|e| {
+            let transport = if e.is_connect() {
+                Transport::NotConnected
+            } else if e.is_timeout() || e.is_builder() {
+                Transport::NotTried
+            } else {
+                Transport::Broken
+            };
+            (self.classify(e), transport)
+        })
     }
 
     /// Sends one request. With several backends: to the next healthy one in
@@ -297,15 +322,15 @@ impl Backend {
         let first = order.first().copied().unwrap_or(0);
         let result = self.send_to(first, &req).await;
         let Some(&second) = order.get(1) else {
-            return result;
+            return result.map_err(|(e, _)| e);
         };
         let why = match &result {
-            Err(BackendError::Unreachable(why)) => why.clone(),
-            Err(BackendError::Other(why)) if req.is_idempotent() => why.clone(),
+            Err((e, Transport::NotConnected)) => e.to_string(),
+            Err((e, Transport::Broken)) if req.is_idempotent() => e.to_string(),
             Ok(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE && req.is_idempotent() => {
                 "answered 503 Service Unavailable".to_owned()
             }
-            _ => return result,
+            _ => return result.map_err(|(e, _)| e),
         };
         pool.record(first, Err(why.clone()), false);
         tracing::warn!(
@@ -314,7 +339,7 @@ impl Backend {
             reason = %why,
             "backend request failed, retrying on another backend"
         );
-        self.send_to(second, &req).await
+        self.send_to(second, &req).await.map_err(|(e, _)| e)
     }
 
     /// `GET <base><health_check_path>` on backend `i`: `Ok` when it answers 2xx.
@@ -403,4 +428,178 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// What a tiny test server does with each connection.
+    #[derive(Clone, Copy)]
+    enum Behaviour {
+        Answer(u16, &'static str),
+        /// Reads the request and closes without answering.
+        Hangup,
+    }
+
+    /// A server on a free port; every connection gets `behaviour`.
+    async fn serve(behaviour: Behaviour) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let _ = sock.read(&mut buf).await;
+                    if let Behaviour::Answer(status, body) = behaviour {
+                        let resp = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = sock.write_all(resp.as_bytes()).await;
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    /// A port nothing listens on.
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn backend(ports: &[u16]) -> Backend {
+        Backend::new(BackendOptions {
+            base_urls: ports
+                .iter()
+                .map(|p| Url::parse(&format!("http://127.0.0.1:{p}/")).unwrap())
+                .collect(),
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(1),
+            ca_file: None,
+            client_cert: None,
+            insecure: false,
+            auth: BackendAuth::None,
+            tenant: None,
+            health_check_path: "/-/ready".into(),
+            health_check_interval: Duration::from_secs(5),
+        })
+        .unwrap()
+    }
+
+    fn request(method: Method, path: &str) -> BackendRequest {
+        BackendRequest {
+            method,
+            path: path.into(),
+            params: Params {
+                url: "query=up".into(),
+                body: None,
+            },
+            raw_body: Bytes::new(),
+            headers: Vec::new(),
+            project: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retried_on_the_other_backend_for_any_method() {
+        let ok = serve(Behaviour::Answer(200, "from-ok")).await;
+        let b = backend(&[closed_port(), ok]);
+        // Round robin starts with the first backend, the dead one.
+        let r = b
+            .send(request(Method::POST, "/api/v1/admin/tsdb/clean_tombstones"))
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "from-ok");
+        let report = b.report();
+        assert!(!report[0].up && report[1].up);
+        assert!(report[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("unreachable"));
+        // Taken out of rotation: the next requests all go to the live one.
+        for _ in 0..3 {
+            let r = b.send(request(Method::GET, "/api/v1/query")).await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_exchange_is_retried_only_for_reads() {
+        let hangup = serve(Behaviour::Hangup).await;
+        let ok = serve(Behaviour::Answer(200, "from-ok")).await;
+        let b = backend(&[hangup, ok]);
+        let r = b.send(request(Method::GET, "/api/v1/query")).await.unwrap();
+        assert_eq!(r.text().await.unwrap(), "from-ok");
+        let b = backend(&[hangup, ok]);
+        let e = b
+            .send(request(Method::POST, "/api/v1/admin/tsdb/delete_series"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, BackendError::Other(_)), "{e}");
+        // A failed admin request says nothing about health: not marked down.
+        assert!(b.report()[0].up);
+    }
+
+    #[tokio::test]
+    async fn a_not_ready_answer_is_retried_for_reads_and_kept_for_writes() {
+        let not_ready = serve(Behaviour::Answer(503, "Service Unavailable")).await;
+        let ok = serve(Behaviour::Answer(200, "from-ok")).await;
+        let b = backend(&[not_ready, ok]);
+        let r = b
+            .send(request(Method::POST, "/api/v1/query"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let b = backend(&[not_ready, ok]);
+        let r = b
+            .send(request(Method::PUT, "/api/v1/admin/tsdb/snapshot"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+    }
+
+    #[tokio::test]
+    async fn a_single_backend_is_never_retried_nor_marked() {
+        let b = backend(&[closed_port()]);
+        let e = b
+            .send(request(Method::GET, "/api/v1/query"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, BackendError::Unreachable(_)), "{e}");
+        assert!(b.report()[0].up);
+    }
+
+    #[tokio::test]
+    async fn health_checks_mark_backends_down_and_up() {
+        let ok = serve(Behaviour::Answer(200, "Prometheus Server is Ready.")).await;
+        let not_ready = serve(Behaviour::Answer(503, "Service Unavailable")).await;
+        let b = backend(&[ok, not_ready, closed_port()]);
+        let r = b.check_all().await;
+        assert!(r[0].up && !r[1].up && !r[2].up);
+        assert_eq!(
+            r[1].last_error.as_deref(),
+            Some("/-/ready answered 503 Service Unavailable")
+        );
+        assert!(r.iter().all(|t| t.last_check.is_some()));
+    }
+
+    #[test]
+    fn reads_are_idempotent_admin_writes_are_not() {
+        assert!(request(Method::GET, "/api/v1/query").is_idempotent());
+        assert!(request(Method::POST, "/api/v1/query_range").is_idempotent());
+        assert!(request(Method::POST, "/api/v1/series").is_idempotent());
+        assert!(!request(Method::POST, "/api/v1/admin/tsdb/delete_series").is_idempotent());
+        assert!(!request(Method::PUT, "/api/v1/admin/tsdb/snapshot").is_idempotent());
+    }
 }
