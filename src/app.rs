@@ -11,8 +11,12 @@ use std::time::Duration;
 
 use crate::auth::memcache::{Protection, SharedCache};
 use crate::auth::{Authenticator, CacheOptions, Credentials, KeystoneClient, NameOrId};
-use crate::backend::{self, Backend, BackendAuth, BackendOptions};
-use crate::config::{self, AuthMode, Config, MemcacheSecurity, Warning};
+use crate::backend::aws_credentials::{self, AwsCredentialProvider, Env};
+use crate::backend::azure::AzureAd;
+use crate::backend::bearer_file::BearerFile;
+use crate::backend::sigv4::SigV4;
+use crate::backend::{self, Backend, BackendAuth, BackendOptions, TenantHeader};
+use crate::config::{self, AuthMode, BackendAuthMethod, Config, MemcacheSecurity, Warning};
 use crate::metrics::Metrics;
 use crate::policy::{Enforcer, PolicyOptions};
 use crate::server::{self, Authn, HealthOptions, ListenOptions, State};
@@ -23,11 +27,24 @@ pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<Warning>,
     pub enforcer: Enforcer,
+    /// A `tracing` level from `--log-level`, overriding `[DEFAULT] debug`.
+    pub log_level: Option<String>,
 }
 
 /// Reads the configuration files and the policy files they name.
 pub fn load(files: &[PathBuf], dirs: &[PathBuf]) -> Result<Loaded, String> {
-    let (config, warnings) = config::load(files, dirs).map_err(|e| e.to_string())?;
+    load_with_overrides(files, dirs, &[])
+}
+
+/// Like [`load`], with options set on the command line (they win over
+/// every file; see [`config::load_with_overrides`]).
+pub fn load_with_overrides(
+    files: &[PathBuf],
+    dirs: &[PathBuf],
+    overrides: &[config::Override],
+) -> Result<Loaded, String> {
+    let (config, warnings) =
+        config::load_with_overrides(files, dirs, overrides).map_err(|e| e.to_string())?;
     crate::tenancy::validate_label_name(&config.prometheus.project_label_name)
         .map_err(|e| format!("[prometheus] project_label_name: {e}"))?;
     let enforcer = Enforcer::new(policy_options(&config))
@@ -36,7 +53,15 @@ pub fn load(files: &[PathBuf], dirs: &[PathBuf]) -> Result<Loaded, String> {
         config,
         warnings,
         enforcer,
+        log_level: None,
     })
+}
+
+/// Builds the backend's options as serving would (credential sources,
+/// region, tenant header), without contacting anything: `check-config`
+/// fails the way start-up would.
+pub fn check_backend(loaded: &Loaded) -> Result<(), String> {
+    backend_options(&loaded.config, &aws_credentials::process_env()).map(|_| ())
 }
 
 fn policy_options(c: &Config) -> PolicyOptions {
@@ -97,19 +122,64 @@ fn keystone_credentials(c: &Config) -> Result<Credentials, String> {
     })
 }
 
-fn backend_options(c: &Config) -> BackendOptions {
+/// The backend as configured: URLs, TLS, timeouts, the authentication
+/// method with its credentials (environment fallbacks read from `env`),
+/// the tenant header and the health checks.
+pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> {
     let p = &c.prometheus;
-    let auth = match (&p.username, &p.password) {
-        (Some(u), Some(pw)) if !u.is_empty() => BackendAuth::Basic {
-            username: u.clone(),
-            password: pw.expose().to_owned(),
-        },
-        _ => BackendAuth::None,
+    let base_urls = p.base_urls();
+    let timeout = Duration::from_secs_f64(p.timeout);
+    let connect_timeout = Duration::from_secs_f64(p.connect_timeout);
+    // STS and Azure AD are public endpoints: system roots, not [prometheus] ca_file.
+    let idp_client = || {
+        backend::http_client(
+            connect_timeout,
+            Some(Duration::from_secs(30)),
+            None,
+            None,
+            false,
+        )
+        .map_err(|e| format!("identity provider client: {e}"))
     };
-    BackendOptions {
-        base_url: p.base_url(),
-        timeout: Duration::from_secs_f64(p.timeout),
-        connect_timeout: Duration::from_secs_f64(p.connect_timeout),
+    let auth = match p.auth_method {
+        BackendAuthMethod::None => BackendAuth::None,
+        BackendAuthMethod::Basic => match (&p.username, &p.password) {
+            (Some(u), Some(pw)) => BackendAuth::Basic {
+                username: u.clone(),
+                password: pw.expose().to_owned(),
+            },
+            _ => return Err("[prometheus] username: required with auth_method = basic".into()),
+        },
+        BackendAuthMethod::BearerFile => {
+            let path = p
+                .bearer_token_file
+                .as_ref()
+                .ok_or("[prometheus] bearer_token_file: required with auth_method = bearer_file")?;
+            BackendAuth::BearerFile(Arc::new(BearerFile::new(path)))
+        }
+        BackendAuthMethod::SigV4 => {
+            let aws = &c.prometheus_aws;
+            let resolved = AwsCredentialProvider::resolve(aws, &base_urls, env, idp_client()?)?;
+            BackendAuth::SigV4(Arc::new(SigV4 {
+                region: resolved.region,
+                service: aws.service.clone(),
+                credentials: Arc::new(resolved.provider),
+            }))
+        }
+        BackendAuthMethod::Azure => BackendAuth::Azure(Arc::new(AzureAd::resolve(
+            &c.prometheus_azure,
+            env,
+            idp_client()?,
+        )?)),
+    };
+    let tenant = match (&p.tenant_header, &p.tenant) {
+        (Some(h), Some(t)) => Some(TenantHeader::new(h, t, p.tenant_per_project)?),
+        _ => None,
+    };
+    Ok(BackendOptions {
+        base_urls,
+        timeout,
+        connect_timeout,
         ca_file: p.ca_file.clone(),
         client_cert: match (&p.cert_file, &p.key_file) {
             (Some(c), Some(k)) => Some((c.clone(), k.clone())),
@@ -117,15 +187,36 @@ fn backend_options(c: &Config) -> BackendOptions {
         },
         insecure: false,
         auth,
-    }
+        tenant,
+        health_check_path: p.health_check_path.clone(),
+        health_check_interval: Duration::from_secs_f64(p.health_check_interval),
+    })
 }
 
 fn build_state(loaded: &Loaded) -> Result<State, String> {
     let c = &loaded.config;
     let metrics = Metrics::new();
-    let backend = Backend::new(backend_options(c))
+    let backend = Backend::new(backend_options(c, &aws_credentials::process_env())?)
         .map_err(|e| format!("[prometheus] ca_file/cert_file: {e}"))?;
+    let urls: Vec<String> = backend_urls(c);
+    tracing::info!(
+        backends = %urls.join(", "),
+        auth = %backend.auth().describe(),
+        tenant_header = c.prometheus.tenant_header.as_deref().unwrap_or("-"),
+        "backend configured"
+    );
     let authn = match c.default.auth_mode {
+        _ if c.api.unauthenticated_passthrough => {
+            tracing::warn!(
+                "[api] unauthenticated_passthrough = true: EVERY CALLER IS LET THROUGH WITHOUT \
+                 AUTHENTICATION, POLICY OR PROJECT SCOPING, and its requests are forwarded to {} \
+                 with aetos' backend credentials ({}). Only a trusted network may reach this \
+                 listener. auth_mode and [keystone_authtoken] are not used.",
+                urls.join(", "),
+                backend.auth().method()
+            );
+            Authn::Passthrough
+        }
         AuthMode::Noauth => {
             tracing::warn!(
                 "auth_mode = noauth: identity is taken from X-User-Id / X-Project-Id / X-Roles \
@@ -233,6 +324,15 @@ fn health_options(c: &Config) -> HealthOptions {
     }
 }
 
+/// The backend URLs as configured, for logs.
+fn backend_urls(c: &Config) -> Vec<String> {
+    c.prometheus
+        .base_urls()
+        .iter()
+        .map(|u| u.as_str().trim_end_matches('/').to_owned())
+        .collect()
+}
+
 fn format_host(host: &str, port: u16) -> String {
     match host.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
@@ -265,7 +365,7 @@ pub fn serve(loaded: Loaded) -> Result<(), String> {
         debug: c.default.debug,
         use_json: c.default.use_json,
         log_file: c.default.log_path(),
-        level: None,
+        level: loaded.log_level.clone(),
         use_stderr: c.default.use_stderr,
     })?;
     for w in &loaded.warnings {
@@ -276,6 +376,7 @@ pub fn serve(loaded: Loaded) -> Result<(), String> {
     let listen = listen_options(c)?;
     actix_web::rt::System::new().block_on(async move {
         let state = build_state(&loaded)?;
+        state.backend.start_health_checks();
         if let Authn::Keystone(a) = &state.authn {
             let ks = a.keystone().clone();
             actix_web::rt::spawn(async move {

@@ -3,6 +3,13 @@
 //! `aetos-api [--config-file F]… [--config-dir D]…` serves; the subcommands
 //! print the sample config and policy, check a config, or tell which policy
 //! rules pass for given credentials.
+//!
+//! The signing-proxy flags (`--prometheus-url`, `--port`, `--log-level`,
+//! `--azure-*`) override the matching options. `--prometheus-url` without
+//! any `--config-file`/`--config-dir` is the in-cluster signing proxy,
+//! started exactly as that proxy's users start it: no file is read, callers
+//! are not authenticated (`[api] unauthenticated_passthrough`), requests are
+//! forwarded unchanged and signed for Azure when `--azure-*` flags are given.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +32,29 @@ struct Cli {
     /// Directory of `*.conf` files read after the files (repeatable).
     #[arg(long = "config-dir", global = true)]
     config_dir: Vec<PathBuf>,
+    /// Backend URL ([prometheus] url). Without --config-file/--config-dir
+    /// this is the signing-proxy mode: no configuration file is read,
+    /// callers are NOT authenticated and requests are forwarded unchanged,
+    /// with the --azure-* credentials when given.
+    #[arg(long = "prometheus-url", global = true, value_name = "URL")]
+    prometheus_url: Option<String>,
+    /// Port to listen on ([api] port).
+    #[arg(long, global = true, value_name = "PORT")]
+    port: Option<u16>,
+    /// Log level: trace, debug, info, warn or error (overrides [DEFAULT] debug).
+    #[arg(long = "log-level", global = true, value_name = "LEVEL", value_parser = ["trace", "debug", "info", "warn", "warning", "error"])]
+    log_level: Option<String>,
+    /// Azure AD tenant ([prometheus_azure] tenant_id); implies auth_method = azure.
+    #[arg(long = "azure-tenant-id", global = true, value_name = "TENANT")]
+    azure_tenant_id: Option<String>,
+    /// Azure client id ([prometheus_azure] client_id); implies auth_method = azure.
+    #[arg(long = "azure-client-id", global = true, value_name = "CLIENT")]
+    azure_client_id: Option<String>,
+    /// Azure client secret ([prometheus_azure] client_secret). Visible to
+    /// other local users in the process list: prefer AZURE_CLIENT_SECRET.
+    /// Without it: workload identity, else managed identity.
+    #[arg(long = "azure-client-secret", global = true, value_name = "SECRET")]
+    azure_client_secret: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -54,7 +84,45 @@ enum Command {
     },
 }
 
+/// Whether this is a flag-only signing-proxy start: `--prometheus-url`
+/// and no configuration file or directory named.
+fn signing_proxy_mode(cli: &Cli) -> bool {
+    cli.prometheus_url.is_some() && cli.config_file.is_empty() && cli.config_dir.is_empty()
+}
+
+/// The options the flags set, read after every file.
+fn overrides(cli: &Cli) -> Vec<config::Override> {
+    let mut o: Vec<config::Override> = Vec::new();
+    if let Some(u) = &cli.prometheus_url {
+        o.push(("prometheus", "url", u.clone()));
+    }
+    if let Some(p) = cli.port {
+        o.push(("api", "port", p.to_string()));
+    }
+    let azure = [
+        ("tenant_id", &cli.azure_tenant_id),
+        ("client_id", &cli.azure_client_id),
+        ("client_secret", &cli.azure_client_secret),
+    ];
+    if azure.iter().any(|(_, v)| v.is_some()) {
+        o.push(("prometheus", "auth_method", "azure".to_owned()));
+        for (name, value) in azure {
+            if let Some(v) = value {
+                o.push(("prometheus_azure", name, v.clone()));
+            }
+        }
+    }
+    if signing_proxy_mode(cli) {
+        o.push(("api", "unauthenticated_passthrough", "true".to_owned()));
+    }
+    o
+}
+
 fn config_files(cli: &Cli) -> Vec<PathBuf> {
+    if signing_proxy_mode(cli) {
+        // The flags are the whole configuration: no default file is read.
+        return Vec::new();
+    }
     if cli.config_file.is_empty() && cli.config_dir.is_empty() {
         // oslo.config's search: ~/.aetos, ~, /etc/aetos, /etc.
         return config::default_config_files();
@@ -70,6 +138,7 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let files = config_files(&cli);
+    let overrides = overrides(&cli);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Genconfig => {
             print!("{}", config::sample_config());
@@ -79,32 +148,38 @@ fn main() -> ExitCode {
             print!("{}", policy::sample_policy());
             ExitCode::SUCCESS
         }
-        Command::Genpolicy { effective: true } => match app::load(&files, &cli.config_dir) {
-            Ok(loaded) => {
-                print!("{}", policy::effective_policy(&loaded.enforcer));
-                ExitCode::SUCCESS
+        Command::Genpolicy { effective: true } => {
+            match app::load_with_overrides(&files, &cli.config_dir, &overrides) {
+                Ok(loaded) => {
+                    print!("{}", policy::effective_policy(&loaded.enforcer));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
             }
-            Err(e) => fail(e),
-        },
-        Command::CheckConfig => match app::load(&files, &cli.config_dir) {
-            Ok(loaded) => {
-                for w in &loaded.warnings {
-                    println!("warning: {}", w.0);
+        }
+        Command::CheckConfig => {
+            match app::load_with_overrides(&files, &cli.config_dir, &overrides)
+                .and_then(|loaded| app::check_backend(&loaded).map(|()| loaded))
+            {
+                Ok(loaded) => {
+                    for w in &loaded.warnings {
+                        println!("warning: {}", w.0);
+                    }
+                    let broken = loaded.enforcer.broken_rules();
+                    for (rule, why) in &broken {
+                        eprintln!("aetos-api: [oslo_policy] policy_file: rule {rule:?} denies everything: {why}");
+                    }
+                    if !broken.is_empty() {
+                        return ExitCode::from(2);
+                    }
+                    println!("configuration OK");
+                    ExitCode::SUCCESS
                 }
-                let broken = loaded.enforcer.broken_rules();
-                for (rule, why) in &broken {
-                    eprintln!("aetos-api: [oslo_policy] policy_file: rule {rule:?} denies everything: {why}");
-                }
-                if !broken.is_empty() {
-                    return ExitCode::from(2);
-                }
-                println!("configuration OK");
-                ExitCode::SUCCESS
+                Err(e) => fail(e),
             }
-            Err(e) => fail(e),
-        },
+        }
         Command::PolicyCheck { credentials } => {
-            let loaded = match app::load(&files, &cli.config_dir) {
+            let loaded = match app::load_with_overrides(&files, &cli.config_dir, &overrides) {
                 Ok(l) => l,
                 Err(e) => return fail(e),
             };
@@ -125,10 +200,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve => {
-            let loaded = match app::load(&files, &cli.config_dir) {
+            let mut loaded = match app::load_with_overrides(&files, &cli.config_dir, &overrides) {
                 Ok(l) => l,
                 Err(e) => return fail(e),
             };
+            loaded.log_level = cli.log_level.map(|l| match l.as_str() {
+                "warning" => "warn".to_owned(),
+                _ => l,
+            });
             match app::serve(loaded) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e),

@@ -28,6 +28,9 @@ pub enum Authn {
     Keystone(Arc<Authenticator>),
     /// `X-User-Id` / `X-Project-Id` / `X-Roles` are believed (tests only).
     Noauth,
+    /// `[api] unauthenticated_passthrough`: nobody is authenticated and
+    /// every caller is privileged (signing proxy on a trusted network).
+    Passthrough,
 }
 
 /// `[healthcheck]` settings.

@@ -681,6 +681,22 @@ async fn healthcheck_is_unauthenticated_and_oslo_shaped() {
     .await;
     assert_eq!(st, 200);
     assert_eq!(v["reasons"][0]["details"]["ready"], true);
+    // Without `[healthcheck] detailed` the backend is not named.
+    assert_eq!(v["reasons"][0]["details"]["backend"], "backend-1");
+    assert!(!v.to_string().contains("127.0.0.1:9090"), "{v}");
+    let b = Aetos::start("[healthcheck]\ndetailed = true\n", None);
+    let (_, v) = json_of(
+        common::client()
+            .get(format!("{}/healthcheck", b.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(v["reasons"][0]["details"]["backend"]
+        .as_str()
+        .unwrap()
+        .contains("127.0.0.1:9090"));
 }
 
 #[tokio::test]

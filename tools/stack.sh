@@ -10,6 +10,7 @@
 #                       | restart COMPONENT | stop-component COMPONENT
 #                       | start-component COMPONENT
 # COMPONENT: keystone prometheus prometheus-a prometheus-ha memcached exporter
+#            (prometheus-ha-1 or prometheus-ha-2 alone: one member of the HA pair)
 #
 # start   installs what is missing (apt: prometheus memcached jq curl; a uv
 #         virtualenv with keystone 30, gunicorn, openstack CLI), starts what
@@ -776,7 +777,7 @@ lock_state() {
 procs_of() {
   case $1 in
     prometheus-ha) echo prometheus-ha-1 prometheus-ha-2 ;;
-    memcached | keystone | prometheus | prometheus-a | exporter) echo "$1" ;;
+    memcached | keystone | prometheus | prometheus-a | prometheus-ha-1 | prometheus-ha-2 | exporter) echo "$1" ;;
     *) die "unknown component '$1' (one of: $COMPONENTS)" ;;
   esac
 }
@@ -792,7 +793,7 @@ start_component() {
       start_keystone
       wait_keystone
       ;;
-    prometheus | prometheus-a | prometheus-ha)
+    prometheus | prometheus-a | prometheus-ha | prometheus-ha-1 | prometheus-ha-2)
       for p in $(procs_of "$1"); do start_prom "$p"; done
       for p in $(procs_of "$1"); do wait_prom "$p"; done
       ;;

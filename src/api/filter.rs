@@ -147,6 +147,7 @@ async fn project_metric_names(
         params: Params { url, body: None },
         raw_body: Bytes::new(),
         headers: vec![("accept".into(), "application/json".into())],
+        project: Some(project.to_owned()),
     };
     let resp = state
         .backend

@@ -77,6 +77,9 @@ fn method_not_allowed(methods: &[&str]) -> HttpResponse {
 /// `telemetry:metrics` (admin or service by default). The separate metrics
 /// listener, when configured, serves the same text without a token.
 async fn own_metrics(req: &HttpRequest, state: &State) -> HttpResponse {
+    if matches!(state.authn, Authn::Passthrough) {
+        return metrics_response(&state.metrics);
+    }
     let identity = match authenticate(req, state).await {
         Ok(i) => i,
         Err(AuthError::Unavailable(_)) => return errors::identity_unavailable(),
@@ -102,6 +105,8 @@ pub fn metrics_response(m: &crate::metrics::Metrics) -> HttpResponse {
 /// Authentication stage.
 async fn authenticate(req: &HttpRequest, state: &State) -> Result<Arc<Identity>, AuthError> {
     match &state.authn {
+        // No identity at all; api_request and own_metrics never ask.
+        Authn::Passthrough => Err(AuthError::MissingToken),
         Authn::Noauth => Ok(Arc::new(auth::noauth_identity(req.headers()))),
         Authn::Keystone(a) => {
             if let Some(token) = auth::token_from_headers(req.headers()) {
@@ -126,27 +131,33 @@ async fn api_request(
         api: api.name,
         mode: "unauthenticated",
     });
-    // authn
-    let identity = match authenticate(&req, &state).await {
-        Ok(i) => i,
-        Err(AuthError::MissingToken) | Err(AuthError::InvalidToken) => {
-            return errors::unauthorized(&state.www_authenticate_uri)
-        }
-        Err(AuthError::Unavailable(why)) => {
-            tracing::warn!("identity service unavailable: {why}");
-            return errors::identity_unavailable();
-        }
-    };
-    // authz
-    let access = authz::authorize(&state.enforcer, &identity, &api);
-    set_mode(&req, authz::mode_name(&access));
-    let access = match access {
-        Ok(a) => a,
-        Err(denied) => {
-            tracing::info!(user = identity.user_id.as_deref().unwrap_or("-"),
-                project = identity.project_id.as_deref().unwrap_or("-"),
-                rule = %denied.rule, "policy denied the request");
-            return errors::forbidden();
+    let access = if matches!(state.authn, Authn::Passthrough) {
+        // Signing-proxy mode: privileged without identity, forwarded as is.
+        set_mode(&req, "passthrough");
+        Access::Privileged
+    } else {
+        // authn
+        let identity = match authenticate(&req, &state).await {
+            Ok(i) => i,
+            Err(AuthError::MissingToken) | Err(AuthError::InvalidToken) => {
+                return errors::unauthorized(&state.www_authenticate_uri)
+            }
+            Err(AuthError::Unavailable(why)) => {
+                tracing::warn!("identity service unavailable: {why}");
+                return errors::identity_unavailable();
+            }
+        };
+        // authz
+        let access = authz::authorize(&state.enforcer, &identity, &api);
+        set_mode(&req, authz::mode_name(&access));
+        match access {
+            Ok(a) => a,
+            Err(denied) => {
+                tracing::info!(user = identity.user_id.as_deref().unwrap_or("-"),
+                    project = identity.project_id.as_deref().unwrap_or("-"),
+                    rule = %denied.rule, "policy denied the request");
+                return errors::forbidden();
+            }
         }
     };
     // the request as the backend will see it
@@ -173,6 +184,7 @@ async fn api_request(
                 // The answer is filtered as JSON: ask for it uncompressed.
                 breq.headers.retain(|(k, _)| k != "accept-encoding");
             }
+            breq.project = Some(project.clone());
             Some(project.clone())
         }
     };
@@ -307,6 +319,7 @@ fn backend_request(
         params,
         raw_body: Bytes::new(),
         headers,
+        project: None,
     })
 }
 

@@ -80,8 +80,12 @@ pub fn versions(req: &HttpRequest, state: &State) -> HttpResponse {
 
 /// `GET|HEAD /healthcheck` as oslo.middleware answers it: 200 `OK` (204 for
 /// HEAD), 503 `DISABLED BY FILE` when the disable file exists; with
-/// `detailed` (option, or `?detailed` in the URL) a JSON report that also
-/// says whether the backend is ready.
+/// `detailed` (option, or `?detailed` in the URL) a JSON report with one
+/// `BackendReadiness` reason per backend (checked now: ready, since when,
+/// why not) and, for methods with credentials to obtain, one
+/// `BackendCredentials` reason (method, whether credentials are held and
+/// for how long; never the credentials). 200 when at least one backend is
+/// ready, else 503.
 pub async fn healthcheck(req: &HttpRequest, state: &State) -> HttpResponse {
     let head = req.method() == actix_web::http::Method::HEAD;
     let h = &state.health;
@@ -119,11 +123,8 @@ pub async fn healthcheck(req: &HttpRequest, state: &State) -> HttpResponse {
             HttpResponse::Ok().content_type("text/plain").body("OK")
         };
     }
-    let (ready, reason) = match state.backend.ready().await {
-        Ok(s) if s.is_success() => (true, "OK".to_owned()),
-        Ok(s) => (false, format!("backend answered {s}")),
-        Err(e) => (false, e.to_string()),
-    };
+    let reports = state.backend.check_all().await;
+    let ready = reports.iter().any(|r| r.up);
     let status = if ready {
         StatusCode::OK
     } else {
@@ -137,15 +138,45 @@ pub async fn healthcheck(req: &HttpRequest, state: &State) -> HttpResponse {
         })
         .finish();
     }
+    let auth = state.backend.auth();
+    let time = |t: std::time::SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+    // Addresses and error texts only when the operator opted in with
+    // `[healthcheck] detailed` (as oslo.middleware); `?detailed` alone shows
+    // each backend's state under a number.
+    let reveal = state.health.detailed;
+    let mut reasons: Vec<serde_json::Value> = reports
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            json!({"class": "BackendReadiness",
+            "reason": if r.up { "OK".to_owned() } else if reveal {
+                r.last_error.clone().unwrap_or_else(|| "down".to_owned())
+            } else {
+                "down".to_owned()
+            },
+            "details": {
+                "backend": if reveal { r.url.clone() } else { format!("backend-{}", i + 1) },
+                "ready": r.up,
+                "since": time(r.since),
+                "last_check": r.last_check.map(time),
+                "auth": auth.method(),
+            }})
+        })
+        .collect();
+    if reveal && !matches!(auth.method(), "none" | "basic") {
+        let details = auth.status();
+        let reason = details["last_error"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| "OK".to_owned());
+        reasons.push(json!({"class": "BackendCredentials", "reason": reason, "details": details}));
+    }
     HttpResponse::build(status)
         .content_type("application/json")
         .body(
             json!({
                 "detailed": true,
-                "reasons": [{"class": "BackendReadiness", "reason": reason, "details": {
-                    "backend": state.backend.base_url().as_str(),
-                    "ready": ready,
-                }}],
+                "reasons": reasons,
                 "gc": {},
             })
             .to_string(),

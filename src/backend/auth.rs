@@ -1,12 +1,22 @@
 //! The one place that decides how an outgoing backend request is
-//! authenticated. Adding a method (bearer file, SigV4, Azure AD, …) is
-//! adding a variant and its `apply` arm.
+//! authenticated. Each method lives in its own file; adding one is adding
+//! a variant here and its arm in [`BackendAuth::apply`].
+//!
+//! Whatever goes wrong while obtaining credentials becomes
+//! [`BackendError::Credentials`] naming the method (503 to the caller);
+//! no secret, token or key ever appears in a message, a log line or the
+//! `Debug` output of these types.
 
 use std::fmt;
+use std::sync::Arc;
 
-use bytes::Bytes;
 use reqwest::{Method, RequestBuilder};
+use serde_json::{json, Value};
 
+use super::azure::AzureAd;
+use super::bearer_file::BearerFile;
+use super::refresh::CacheState;
+use super::sigv4::{SigV4, ToSign};
 use super::BackendError;
 
 /// How requests to the backend authenticate.
@@ -16,8 +26,14 @@ pub enum BackendAuth {
     /// the HTTP client, not of each request).
     #[default]
     None,
-    /// `[prometheus] username` / `password` (upstream: only when both set).
+    /// `[prometheus] username` / `password`.
     Basic { username: String, password: String },
+    /// `Authorization: Bearer` from `[prometheus] bearer_token_file`.
+    BearerFile(Arc<BearerFile>),
+    /// AWS SigV4 (Amazon Managed Service for Prometheus).
+    SigV4(Arc<SigV4>),
+    /// An Azure AD token (Azure Monitor managed service for Prometheus).
+    Azure(Arc<AzureAd>),
 }
 
 impl fmt::Debug for BackendAuth {
@@ -26,27 +42,120 @@ impl fmt::Debug for BackendAuth {
     }
 }
 
+/// One request as it will be sent, for the methods that sign it.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub method: &'a Method,
+    /// The absolute URL, query string included, exactly as sent.
+    pub url: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+fn cache_json(state: CacheState, last_error: Option<String>) -> Value {
+    let (held, expires_in) = match state {
+        CacheState::Empty => ("none yet", None),
+        CacheState::Permanent => ("long-lived", None),
+        CacheState::Valid { expires_in } => ("valid", Some(expires_in.as_secs())),
+        CacheState::Expired => ("expired", None),
+    };
+    json!({"credentials": held, "expires_in_s": expires_in, "last_error": last_error})
+}
+
 impl BackendAuth {
-    /// A short name for logs and error messages; never a secret.
+    /// The method's name as `[prometheus] auth_method` spells it; never a secret.
     pub fn method(&self) -> &'static str {
         match self {
             BackendAuth::None => "none",
             BackendAuth::Basic { .. } => "basic",
+            BackendAuth::BearerFile(_) => "bearer_file",
+            BackendAuth::SigV4(_) => "sigv4",
+            BackendAuth::Azure(_) => "azure",
         }
     }
 
-    /// Adds credentials to one request. `url` and `body` are what will be
-    /// sent, for methods that sign the request.
+    /// Whether the query string must be sent in SigV4's canonical encoding.
+    pub fn canonical_query(&self) -> bool {
+        matches!(self, BackendAuth::SigV4(_))
+    }
+
+    /// One line for the start-up log: the method and where its credentials
+    /// come from (file names, ids, role ARNs; no secret).
+    pub fn describe(&self) -> String {
+        match self {
+            BackendAuth::None => "none".to_owned(),
+            BackendAuth::Basic { username, .. } => format!("basic (user {username})"),
+            BackendAuth::BearerFile(b) => format!("bearer_file ({})", b.path().display()),
+            BackendAuth::SigV4(s) => format!(
+                "sigv4 (service {}, region {}, credentials: {}, STS {})",
+                s.service,
+                s.region,
+                s.credentials.describe(),
+                s.credentials.sts_endpoint()
+            ),
+            BackendAuth::Azure(a) => format!("azure ({})", a.describe()),
+        }
+    }
+
+    /// The credentials' state for `/healthcheck?detailed` (no secret).
+    pub fn status(&self) -> Value {
+        let mut v = match self {
+            BackendAuth::None | BackendAuth::Basic { .. } => json!({}),
+            BackendAuth::BearerFile(b) => match b.token() {
+                Ok(_) => json!({"credentials": "readable"}),
+                Err(e) => json!({"credentials": "unreadable", "last_error": e}),
+            },
+            BackendAuth::SigV4(s) => {
+                let (state, err) = s.credentials.state();
+                cache_json(state, err)
+            }
+            BackendAuth::Azure(a) => {
+                let (state, err) = a.state();
+                cache_json(state, err)
+            }
+        };
+        v["method"] = json!(self.method());
+        v
+    }
+
+    fn fail(&self, why: String) -> BackendError {
+        BackendError::Credentials {
+            method: self.method(),
+            why,
+        }
+    }
+
+    /// Adds credentials to one request.
     pub async fn apply(
         &self,
         rb: RequestBuilder,
-        _method: &Method,
-        _url: &str,
-        _body: &Bytes,
+        out: Outgoing<'_>,
     ) -> Result<RequestBuilder, BackendError> {
         Ok(match self {
             BackendAuth::None => rb,
             BackendAuth::Basic { username, password } => rb.basic_auth(username, Some(password)),
+            BackendAuth::BearerFile(b) => rb.bearer_auth(b.token().map_err(|e| self.fail(e))?),
+            BackendAuth::Azure(a) => rb.bearer_auth(a.token().await.map_err(|e| self.fail(e))?),
+            BackendAuth::SigV4(s) => {
+                let signed_headers: Vec<(&str, &str)> = out
+                    .content_type
+                    .map(|ct| vec![("content-type", ct)])
+                    .unwrap_or_default();
+                let headers = s
+                    .headers_for(ToSign {
+                        method: out.method.as_str(),
+                        url: out.url,
+                        headers: &signed_headers,
+                        body: out.body,
+                    })
+                    .await
+                    .map_err(|e| self.fail(e))?;
+                let mut rb = rb;
+                for (k, v) in headers {
+                    rb = rb.header(k, v);
+                }
+                rb
+            }
         })
     }
 }

@@ -20,6 +20,8 @@ mod resolve;
 pub mod sample;
 
 #[cfg(test)]
+mod backend_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
@@ -30,6 +32,7 @@ use url::Url;
 
 use resolve::{Resolver, Sources};
 
+pub(crate) use resolve::parse_url;
 pub use sample::{reference_rst, sample_config};
 
 /// A value that must never be logged: passwords and keys.
@@ -167,6 +170,8 @@ pub struct ApiSection {
     pub max_request_body_size: usize,
     /// Seconds.
     pub graceful_shutdown_timeout: u64,
+    /// Signing-proxy mode: no authentication, no policy, no scoping.
+    pub unauthenticated_passthrough: bool,
 }
 
 /// `[prometheus]`: the backend.
@@ -187,6 +192,89 @@ pub struct PrometheusSection {
     pub timeout: f64,
     /// Seconds.
     pub connect_timeout: f64,
+    /// Several equivalent backends; when non-empty, replaces url/host/port.
+    pub urls: Vec<Url>,
+    /// Path below each backend URL asked by the background health check.
+    pub health_check_path: String,
+    /// Seconds between background health checks.
+    pub health_check_interval: f64,
+    /// How backend requests are authenticated, `auto` already resolved.
+    pub auth_method: BackendAuthMethod,
+    pub bearer_token_file: Option<String>,
+    pub tenant_header: Option<String>,
+    pub tenant: Option<String>,
+    pub tenant_per_project: bool,
+}
+
+/// `[prometheus] auth_method`, after `auto` has been resolved from the
+/// options present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendAuthMethod {
+    None,
+    Basic,
+    BearerFile,
+    SigV4,
+    Azure,
+}
+
+/// `[prometheus_aws] credential_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsCredentialSource {
+    /// The first configured of the others, in their listed order.
+    Auto,
+    Static,
+    Environment,
+    Profile,
+    WebIdentity,
+}
+
+/// `[prometheus_aws]`: AWS SigV4 signing and where its credentials come from.
+/// Environment fallbacks (AWS_REGION, AWS_ROLE_ARN, …) are applied when the
+/// backend is built, not here, so that the file alone says what it says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsSection {
+    pub region: Option<String>,
+    pub service: String,
+    pub credential_source: AwsCredentialSource,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    pub profile: Option<String>,
+    pub shared_credentials_file: Option<String>,
+    pub config_file: Option<String>,
+    pub web_identity_token_file: Option<String>,
+    pub web_identity_role_arn: Option<String>,
+    pub assume_role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub role_session_name: Option<String>,
+    /// Seconds.
+    pub role_duration: u64,
+    pub sts_endpoint: Option<Url>,
+}
+
+/// `[prometheus_azure] identity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AzureIdentityKind {
+    /// Chosen from the secrets and files present.
+    Auto,
+    ClientSecret,
+    WorkloadIdentity,
+    ManagedIdentity,
+}
+
+/// `[prometheus_azure]`: how the Azure AD token is obtained. Environment
+/// fallbacks (AZURE_TENANT_ID, AZURE_AUTHORITY_HOST, …) are applied when the
+/// backend is built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AzureSection {
+    pub identity: AzureIdentityKind,
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub federated_token_file: Option<String>,
+    pub authority_host: Option<Url>,
+    pub scope: String,
+    pub imds_endpoint: Url,
 }
 
 impl PrometheusSection {
@@ -235,12 +323,34 @@ impl PrometheusSection {
         Ok(u)
     }
 
-    /// Whether connections to Prometheus use TLS (from `url` or `use_tls`).
+    /// Whether connections to Prometheus use TLS (from `urls`, `url` or `use_tls`).
     pub fn uses_tls(&self) -> bool {
+        if !self.urls.is_empty() {
+            return self.urls.iter().any(|u| u.scheme() == "https");
+        }
         match &self.url {
             Some(u) => u.scheme() == "https",
             None => self.use_tls,
         }
+    }
+
+    /// Every backend requests may go to: the `urls`, or the one of
+    /// [`base_url`](Self::base_url). Each ends in `/`.
+    pub fn base_urls(&self) -> Vec<Url> {
+        if self.urls.is_empty() {
+            return vec![self.base_url()];
+        }
+        self.urls
+            .iter()
+            .map(|u| {
+                let mut u = u.clone();
+                if !u.path().ends_with('/') {
+                    let path = format!("{}/", u.path());
+                    u.set_path(&path);
+                }
+                u
+            })
+            .collect()
     }
 }
 
@@ -363,6 +473,8 @@ pub struct Config {
     pub default: DefaultSection,
     pub api: ApiSection,
     pub prometheus: PrometheusSection,
+    pub prometheus_aws: AwsSection,
+    pub prometheus_azure: AzureSection,
     pub keystone: KeystoneSection,
     pub oslo_policy: PolicySection,
     pub cors: CorsSection,
@@ -514,15 +626,37 @@ fn read_document(path: &Path) -> Result<ini::IniDocument, ConfigError> {
 /// section, unknown option, deprecated name and accepted-but-ignored option
 /// (deduplicated), or the first problem found.
 pub fn load(files: &[PathBuf], dirs: &[PathBuf]) -> Result<(Config, Vec<Warning>), ConfigError> {
+    load_with_overrides(files, dirs, &[])
+}
+
+/// One option set on the command line: `(section, option, value)`.
+pub type Override = (&'static str, &'static str, String);
+
+/// Like [`load`], with command-line values that override every file.
+///
+/// The overrides are read as one more file, named `<command line>`, after
+/// all the others, so they go through exactly the same conversion and
+/// validation; a `$` in a value is literal (it is not a reference).
+pub fn load_with_overrides(
+    files: &[PathBuf],
+    dirs: &[PathBuf],
+    overrides: &[Override],
+) -> Result<(Config, Vec<Warning>), ConfigError> {
     let mut paths: Vec<PathBuf> = files.iter().map(|f| fix_path(f)).collect();
     let dirs: Vec<PathBuf> = dirs.iter().map(|d| fix_path(d)).collect();
     for dir in &dirs {
         paths.extend(conf_files_in(dir)?);
     }
-    let docs = paths
+    let mut docs = paths
         .iter()
         .map(|p| read_document(p).map(|d| (p.clone(), d)))
         .collect::<Result<Vec<_>, _>>()?;
+    if !overrides.is_empty() {
+        docs.push((
+            PathBuf::from("<command line>"),
+            overrides_document(overrides)?,
+        ));
+    }
     let sources = Sources::from_documents(docs);
     let mut warnings = sources.scan_warnings();
     let mut resolver = Resolver::new(&sources);
@@ -533,6 +667,33 @@ pub fn load(files: &[PathBuf], dirs: &[PathBuf]) -> Result<(Config, Vec<Warning>
     let mut seen = std::collections::HashSet::new();
     warnings.retain(|w| seen.insert(w.0.clone()));
     Ok((config, warnings))
+}
+
+/// The command-line values as an INI document, one section per option.
+fn overrides_document(overrides: &[Override]) -> Result<ini::IniDocument, ConfigError> {
+    let mut sections: Vec<ini::IniSection> = Vec::new();
+    for (line, (section, option, value)) in overrides.iter().enumerate() {
+        if value.contains(['\n', '\r']) {
+            return Err(ConfigError::new(
+                *section,
+                *option,
+                "a command-line value must be one line",
+            ));
+        }
+        let entry = ini::IniEntry {
+            key: (*option).to_owned(),
+            value: value.replace('$', "$$"),
+            line: line + 1,
+        };
+        match sections.iter_mut().find(|s| s.name == *section) {
+            Some(s) => s.entries.push(entry),
+            None => sections.push(ini::IniSection {
+                name: (*section).to_owned(),
+                entries: vec![entry],
+            }),
+        }
+    }
+    Ok(ini::IniDocument { sections })
 }
 
 /// Every option at its default (no file read, nothing validated beyond the
@@ -570,6 +731,8 @@ fn build_sections(
         default: build_default(r)?,
         api: build_api(r)?,
         prometheus: build_prometheus(r)?,
+        prometheus_aws: build_aws(r)?,
+        prometheus_azure: build_azure(r)?,
         keystone: build_keystone(r, warnings)?,
         oslo_policy: PolicySection {
             policy_file: r.string("oslo_policy", "policy_file")?,
@@ -654,6 +817,7 @@ fn build_api(r: &mut Resolver<'_>) -> Result<ApiSection, ConfigError> {
         workers: r.uint("api", "workers")?,
         max_request_body_size: r.uint("api", "max_request_body_size")?,
         graceful_shutdown_timeout: r.uint("api", "graceful_shutdown_timeout")?,
+        unauthenticated_passthrough: r.bool("api", "unauthenticated_passthrough")?,
     })
 }
 
@@ -679,23 +843,47 @@ fn build_prometheus(r: &mut Resolver<'_>) -> Result<PrometheusSection, ConfigErr
     }
     let url = r.url("prometheus", "url")?;
     if let Some(u) = &url {
-        if !u.username().is_empty() || u.password().is_some() {
-            return Err(ConfigError::new(
-                "prometheus",
-                "url",
-                "must not contain credentials; use the username and password options",
-            ));
-        }
-        if u.query().is_some() || u.fragment().is_some() {
-            return Err(ConfigError::new(
-                "prometheus",
-                "url",
-                format!(
-                    "invalid value {:?}: no query or fragment allowed",
-                    u.as_str()
-                ),
-            ));
-        }
+        check_backend_url("url", u)?;
+    }
+    let mut urls = Vec::new();
+    for item in non_empty(r.list("prometheus", "urls")?) {
+        let u = resolve::parse_url(&item).map_err(|p| ConfigError::new("prometheus", "urls", p))?;
+        check_backend_url("urls", &u)?;
+        urls.push(u);
+    }
+    let username = r.opt_string("prometheus", "username")?;
+    let password = r.secret("prometheus", "password")?;
+    let bearer_token_file = r.opt_string("prometheus", "bearer_token_file")?;
+    let auth_method = match r.string("prometheus", "auth_method")?.as_str() {
+        "none" => BackendAuthMethod::None,
+        "basic" => BackendAuthMethod::Basic,
+        "bearer_file" => BackendAuthMethod::BearerFile,
+        "sigv4" => BackendAuthMethod::SigV4,
+        "azure" => BackendAuthMethod::Azure,
+        _ => match (&username, &password, &bearer_token_file) {
+            (Some(_), Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "prometheus",
+                    "auth_method",
+                    "both username/password and bearer_token_file are set; choose one with \
+                     auth_method = basic or bearer_file",
+                ))
+            }
+            (Some(_), Some(_), None) => BackendAuthMethod::Basic,
+            (_, _, Some(_)) => BackendAuthMethod::BearerFile,
+            _ => BackendAuthMethod::None,
+        },
+    };
+    let health_check_path = r
+        .string("prometheus", "health_check_path")?
+        .trim()
+        .to_owned();
+    if !health_check_path.starts_with('/') || health_check_path.contains(['?', '#', ' ']) {
+        return Err(ConfigError::new(
+            "prometheus",
+            "health_check_path",
+            format!("invalid value {health_check_path:?}: must be a path starting with '/'"),
+        ));
     }
     let section = PrometheusSection {
         host: r.string("prometheus", "host")?.trim().to_owned(),
@@ -704,19 +892,106 @@ fn build_prometheus(r: &mut Resolver<'_>) -> Result<PrometheusSection, ConfigErr
         ca_file: r.opt_string("prometheus", "ca_file")?,
         cert_file: r.opt_string("prometheus", "cert_file")?,
         key_file: r.opt_string("prometheus", "key_file")?,
-        username: r.opt_string("prometheus", "username")?,
-        password: r.secret("prometheus", "password")?,
+        username,
+        password,
         project_label_name: label,
         url,
         timeout: r.float("prometheus", "timeout")?,
         connect_timeout: r.float("prometheus", "connect_timeout")?,
+        urls,
+        health_check_path,
+        health_check_interval: r.float("prometheus", "health_check_interval")?,
+        auth_method,
+        bearer_token_file,
+        tenant_header: r.opt_string("prometheus", "tenant_header")?,
+        tenant: r.opt_string("prometheus", "tenant")?,
+        tenant_per_project: r.bool("prometheus", "tenant_per_project")?,
     };
-    if section.url.is_none() {
+    if section.url.is_none() && section.urls.is_empty() {
         section
             .try_base_url()
             .map_err(|p| ConfigError::new("prometheus", "host", format!("invalid value: {p}")))?;
     }
     Ok(section)
+}
+
+/// A backend URL carries no credentials, query or fragment (they would be
+/// logged, or lost when paths are appended).
+fn check_backend_url(option: &str, u: &Url) -> Result<(), ConfigError> {
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(ConfigError::new(
+            "prometheus",
+            option,
+            "must not contain credentials; use the username and password options",
+        ));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(ConfigError::new(
+            "prometheus",
+            option,
+            format!(
+                "invalid value {:?}: no query or fragment allowed",
+                u.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn build_aws(r: &mut Resolver<'_>) -> Result<AwsSection, ConfigError> {
+    const S: &str = "prometheus_aws";
+    let credential_source = match r.string(S, "credential_source")?.as_str() {
+        "static" => AwsCredentialSource::Static,
+        "environment" => AwsCredentialSource::Environment,
+        "profile" => AwsCredentialSource::Profile,
+        "web_identity" => AwsCredentialSource::WebIdentity,
+        _ => AwsCredentialSource::Auto,
+    };
+    Ok(AwsSection {
+        region: r.opt_string(S, "region")?.map(|s| s.trim().to_owned()),
+        service: r.string(S, "service")?.trim().to_owned(),
+        credential_source,
+        access_key_id: r.opt_string(S, "access_key_id")?,
+        secret_access_key: r.secret(S, "secret_access_key")?,
+        session_token: r.secret(S, "session_token")?,
+        profile: r.opt_string(S, "profile")?,
+        shared_credentials_file: r.opt_string(S, "shared_credentials_file")?,
+        config_file: r.opt_string(S, "config_file")?,
+        web_identity_token_file: r.opt_string(S, "web_identity_token_file")?,
+        web_identity_role_arn: r.opt_string(S, "web_identity_role_arn")?,
+        assume_role_arn: r.opt_string(S, "assume_role_arn")?,
+        external_id: r.opt_string(S, "external_id")?,
+        role_session_name: r.opt_string(S, "role_session_name")?,
+        role_duration: r.uint(S, "role_duration")?,
+        sts_endpoint: r.url(S, "sts_endpoint")?,
+    })
+}
+
+fn build_azure(r: &mut Resolver<'_>) -> Result<AzureSection, ConfigError> {
+    const S: &str = "prometheus_azure";
+    let identity = match r.string(S, "identity")?.as_str() {
+        "client_secret" => AzureIdentityKind::ClientSecret,
+        "workload_identity" => AzureIdentityKind::WorkloadIdentity,
+        "managed_identity" => AzureIdentityKind::ManagedIdentity,
+        _ => AzureIdentityKind::Auto,
+    };
+    let scope = r.string(S, "scope")?.trim().to_owned();
+    if scope.is_empty() {
+        return Err(ConfigError::new(S, "scope", "must not be empty"));
+    }
+    let imds_endpoint = r
+        .url(S, "imds_endpoint")?
+        .ok_or_else(|| ConfigError::new(S, "imds_endpoint", "must not be empty"))?;
+    Ok(AzureSection {
+        identity,
+        tenant_id: r.opt_string(S, "tenant_id")?,
+        client_id: r.opt_string(S, "client_id")?,
+        client_secret: r.secret(S, "client_secret")?,
+        federated_token_file: r.opt_string(S, "federated_token_file")?,
+        authority_host: r.url(S, "authority_host")?,
+        scope,
+        imds_endpoint,
+    })
 }
 
 fn build_keystone(
@@ -850,7 +1125,168 @@ fn check_readable(section: &str, option: &str, path: &str) -> Result<(), ConfigE
 /// Cross-option checks that need the whole typed configuration.
 fn validate(c: &Config, warnings: &mut Vec<Warning>) -> Result<(), ConfigError> {
     validate_prometheus(&c.prometheus, warnings)?;
+    validate_backend_auth(c, warnings)?;
+    if c.api.unauthenticated_passthrough {
+        // Keystone is not used at all: nothing of it needs to be valid.
+        return Ok(());
+    }
     validate_keystone(&c.keystone, c.default.auth_mode, warnings)
+}
+
+/// The options of the chosen `auth_method` and of the tenant header.
+fn validate_backend_auth(c: &Config, warnings: &mut Vec<Warning>) -> Result<(), ConfigError> {
+    const S: &str = "prometheus";
+    let p = &c.prometheus;
+    if !p.urls.is_empty() && p.url.is_some() {
+        warnings.push(Warning(format!("[{S}] url: ignored because urls is set")));
+    }
+    match p.auth_method {
+        BackendAuthMethod::Basic => {
+            if p.username.is_none() || p.password.is_none() {
+                return Err(ConfigError::new(
+                    S,
+                    if p.username.is_none() {
+                        "username"
+                    } else {
+                        "password"
+                    },
+                    "required with auth_method = basic",
+                ));
+            }
+        }
+        BackendAuthMethod::BearerFile => match &p.bearer_token_file {
+            None => {
+                return Err(ConfigError::new(
+                    S,
+                    "bearer_token_file",
+                    "required with auth_method = bearer_file",
+                ))
+            }
+            Some(path) => check_readable(S, "bearer_token_file", path)?,
+        },
+        BackendAuthMethod::SigV4 => validate_aws(&c.prometheus_aws, warnings)?,
+        BackendAuthMethod::Azure => validate_azure(&c.prometheus_azure)?,
+        BackendAuthMethod::None => {}
+    }
+    if p.auth_method != BackendAuthMethod::BearerFile && p.bearer_token_file.is_some() {
+        warnings.push(Warning(format!(
+            "[{S}] bearer_token_file: ignored because auth_method is not bearer_file"
+        )));
+    }
+    match &p.tenant_header {
+        Some(name) => {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(ConfigError::new(
+                    S,
+                    "tenant_header",
+                    format!("invalid value {name:?}: not an HTTP header name"),
+                ));
+            }
+            if let Some(t) = &p.tenant {
+                if reqwest::header::HeaderValue::from_str(t).is_err() {
+                    return Err(ConfigError::new(
+                        S,
+                        "tenant",
+                        format!("invalid value {t:?}: not a valid header value"),
+                    ));
+                }
+            } else if p.tenant_per_project {
+                return Err(ConfigError::new(
+                    S,
+                    "tenant",
+                    "required with tenant_per_project: the tenant sent for privileged callers",
+                ));
+            } else {
+                return Err(ConfigError::new(
+                    S,
+                    "tenant",
+                    "required with tenant_header (or set tenant_per_project)",
+                ));
+            }
+        }
+        None => {
+            if p.tenant.is_some() || p.tenant_per_project {
+                warnings.push(Warning(format!(
+                    "[{S}] tenant: ignored because tenant_header is not set"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_aws(a: &AwsSection, warnings: &mut Vec<Warning>) -> Result<(), ConfigError> {
+    const S: &str = "prometheus_aws";
+    if a.service.is_empty() {
+        return Err(ConfigError::new(S, "service", "must not be empty"));
+    }
+    match (&a.access_key_id, &a.secret_access_key) {
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                S,
+                "secret_access_key",
+                "required when access_key_id is set",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                S,
+                "access_key_id",
+                "required when secret_access_key is set",
+            ))
+        }
+        (None, None) if a.credential_source == AwsCredentialSource::Static => {
+            return Err(ConfigError::new(
+                S,
+                "access_key_id",
+                "required with credential_source = static",
+            ))
+        }
+        _ => {}
+    }
+    if a.external_id.is_some() && a.assume_role_arn.is_none() {
+        warnings.push(Warning(format!(
+            "[{S}] external_id: ignored because assume_role_arn is not set"
+        )));
+    }
+    for (option, value) in [
+        ("web_identity_role_arn", &a.web_identity_role_arn),
+        ("assume_role_arn", &a.assume_role_arn),
+    ] {
+        if let Some(arn) = value {
+            if !arn.starts_with("arn:") {
+                return Err(ConfigError::new(
+                    S,
+                    option,
+                    format!("invalid value {arn:?}: expected a role ARN (arn:aws:iam::<account>:role/<name>)"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_azure(a: &AzureSection) -> Result<(), ConfigError> {
+    const S: &str = "prometheus_azure";
+    let id_ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+    };
+    for (option, value) in [("tenant_id", &a.tenant_id), ("client_id", &a.client_id)] {
+        if let Some(v) = value {
+            if !id_ok(v) {
+                return Err(ConfigError::new(
+                    S,
+                    option,
+                    format!("invalid value {v:?}: expected a GUID or a domain name"),
+                ));
+            }
+        }
+    }
+    // Missing tenant, client or secret may still come from AZURE_* variables:
+    // that is checked when the backend is built, with the environment.
+    Ok(())
 }
 
 fn validate_prometheus(

@@ -175,6 +175,8 @@ const OSLO_POLICY: &str = "oslo.policy";
 const CORS: &str = "oslo.middleware.cors";
 const HEALTH: &str = "oslo.middleware.healthcheck";
 const MIDDLEWARE: &str = "oslo.middleware";
+const AWS: &str = "prometheus_aws";
+const AZ: &str = "prometheus_azure";
 
 /// Upstream's default log levels (oslo.log), kept for the sample.
 const DEFAULT_LOG_LEVELS: &str = "amqp=WARN,amqplib=WARN,boto=WARN,qpid=WARN,sqlalchemy=WARN,\
@@ -302,6 +304,13 @@ pub static OPTIONS: &[OptSpec] = &[
          bodies are refused with 413."),
     opt("api", "graceful_shutdown_timeout", int(Some(0), None), Some("30"),
         "On SIGTERM, seconds to let in-flight requests finish before exiting."),
+    opt("api", "unauthenticated_passthrough", Bool, Some("false"),
+        "Signing-proxy mode for a listener that only a trusted network can reach: every caller \
+         is let through WITHOUT authentication or policy checks and its request is forwarded \
+         unchanged (no project scoping), with only the backend credentials of [prometheus] \
+         auth_method added. auth_mode and [keystone_authtoken] are then not used. aetos logs a \
+         warning at start and on every request's access-log line (access=passthrough). \
+         'aetos-api --prometheus-url URL' without a configuration file turns it on."),
     // ------------------------------------------------------------------- cors
     opt("cors", "allowed_origin", List, None,
         "Origins allowed to share responses with, as <scheme>://<host>[:<port>] with no trailing \
@@ -517,6 +526,110 @@ pub static OPTIONS: &[OptSpec] = &[
         "Seconds to wait for a complete response from Prometheus before answering 504."),
     opt("prometheus", "connect_timeout", float(Some(0.001), None), Some("5"),
         "Seconds to wait for a connection to Prometheus."),
+    opt("prometheus", "urls", List, None,
+        "Several equivalent backends (an HA pair of Prometheus servers, Thanos Query replicas), \
+         each a full URL like url. Requests go round robin to the ready ones; an idempotent \
+         request whose connection fails is retried once on another one; each is checked in the \
+         background (health_check_path) and returns to service when it is ready again. When \
+         set it replaces url, host, port and use_tls. Every backend uses the same TLS options \
+         and auth_method."),
+    opt("prometheus", "health_check_path", Str, Some("/-/ready"),
+        "Path below each backend URL that the background health check of urls asks (GET); a \
+         2xx answer means ready. /-/ready for Prometheus and Thanos; Mimir serves \
+         /api/v1/status/buildinfo below its prefix."),
+    opt("prometheus", "health_check_interval", float(Some(0.1), None), Some("5"),
+        "Seconds between background health checks of the backends of urls (not used with a \
+         single backend)."),
+    opt("prometheus", "auth_method", choice(&["auto", "none", "basic", "bearer_file", "sigv4", "azure"]),
+        Some("auto"),
+        "How requests to the backend are authenticated. 'none': nothing added. 'basic': \
+         username and password. 'bearer_file': 'Authorization: Bearer' with the token read from \
+         bearer_token_file (OpenShift, oauth-proxy). 'sigv4': AWS Signature Version 4 with the \
+         credentials of [prometheus_aws] (Amazon Managed Service for Prometheus). 'azure': an \
+         Azure AD token from [prometheus_azure] (Azure Monitor managed service for Prometheus). \
+         'auto' (upstream's behaviour): basic when username and password are set, bearer_file \
+         when bearer_token_file is set, otherwise none. A client certificate (cert_file, \
+         key_file) is used with any method."),
+    opt("prometheus", "bearer_token_file", Str, None,
+        "File holding the bearer token sent to the backend, for example a Kubernetes \
+         service-account token (/var/run/secrets/kubernetes.io/serviceaccount/token). The file \
+         is read again whenever it changes, so rotated tokens are picked up without a restart."),
+    opt("prometheus", "tenant_header", Str, None,
+        "Name of a tenant header added to every backend request, for multi-tenant engines: \
+         X-Scope-OrgID (Mimir, Cortex), THANOS-TENANT (Thanos). Unset sends none. A header of \
+         this name sent by the caller is never forwarded."),
+    opt("prometheus", "tenant", Str, None,
+        "Value of tenant_header. With tenant_per_project, the value sent for privileged \
+         callers (admin, service), for example an operator tenant or a Mimir federation \
+         'tenant-a|tenant-b'."),
+    opt("prometheus", "tenant_per_project", Bool, Some("false"),
+        "Send the project id of a scoped caller as the tenant (the engine then keeps one tenant \
+         per project), and tenant for privileged callers. Project scoping of the PromQL stays on, \
+         so series must still carry project_label_name."),
+    // --------------------------------------------------------- prometheus_aws
+    opt(AWS, "region", Str, None,
+        "AWS region of the workspace, used in the signature. Unset: taken from an AMP URL \
+         (aps-workspaces.<region>.amazonaws.com), then AWS_REGION, AWS_DEFAULT_REGION and the \
+         profile's region."),
+    opt(AWS, "service", Str, Some("aps"), "Service name in the signature (aps for Amazon Managed Service for Prometheus)."),
+    opt(AWS, "credential_source", choice(&["auto", "static", "environment", "profile", "web_identity"]),
+        Some("auto"),
+        "Where the base credentials come from. 'static': access_key_id and secret_access_key. \
+         'environment': AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. \
+         'profile': the shared credentials and config files. 'web_identity': a web identity token \
+         exchanged with STS AssumeRoleWithWebIdentity (IRSA on EKS: AWS_ROLE_ARN and \
+         AWS_WEB_IDENTITY_TOKEN_FILE). 'auto' tries them in that order and uses the first that \
+         is configured. Container and instance metadata credentials are not supported."),
+    opt(AWS, "access_key_id", Str, None, "Static access key id (credential_source static)."),
+    opt(AWS, "secret_access_key", Secret, None, "Static secret access key (credential_source static)."),
+    opt(AWS, "session_token", Secret, None, "Session token of temporary static credentials."),
+    opt(AWS, "profile", Str, None,
+        "Profile of the shared files. Unset: AWS_PROFILE, then 'default'."),
+    opt(AWS, "shared_credentials_file", Str, None,
+        "Shared credentials file. Unset: AWS_SHARED_CREDENTIALS_FILE, then ~/.aws/credentials."),
+    opt(AWS, "config_file", Str, None, "Shared config file. Unset: AWS_CONFIG_FILE, then ~/.aws/config."),
+    opt(AWS, "web_identity_token_file", Str, None,
+        "File holding the web identity (OIDC) token; read again for every exchange, since it is \
+         rotated. Unset: AWS_WEB_IDENTITY_TOKEN_FILE."),
+    opt(AWS, "web_identity_role_arn", Str, None,
+        "Role assumed with the web identity token. Unset: AWS_ROLE_ARN."),
+    opt(AWS, "assume_role_arn", Str, None,
+        "After obtaining the base credentials, assume this role (STS AssumeRole), typically in \
+         the account that owns the workspace (cross-account access)."),
+    opt(AWS, "external_id", Str, None, "External id required by the trust policy of assume_role_arn."),
+    opt(AWS, "role_session_name", Str, None,
+        "Session name of the assumed roles. Unset: AWS_ROLE_SESSION_NAME, then 'aetos'."),
+    opt(AWS, "role_duration", int(Some(900), Some(43200)), Some("3600"),
+        "Requested lifetime of assumed-role credentials, in seconds. Credentials are cached and \
+         refreshed shortly before they expire (a tenth of their lifetime, at most 5 minutes)."),
+    opt(AWS, "sts_endpoint", Url, None,
+        "STS endpoint. Unset: AWS_ENDPOINT_URL_STS, then the regional endpoint \
+         https://sts.<region>.amazonaws.com."),
+    // ------------------------------------------------------- prometheus_azure
+    opt(AZ, "identity", choice(&["auto", "client_secret", "workload_identity", "managed_identity"]),
+        Some("auto"),
+        "How the Azure AD token is obtained. 'client_secret': an app registration's secret. \
+         'workload_identity': the federated token of AKS workload identity \
+         (federated_token_file). 'managed_identity': the instance metadata service (imds_endpoint). \
+         'auto': client_secret when a secret is set (option or AZURE_CLIENT_SECRET), \
+         workload_identity when a federated token file is set (option or \
+         AZURE_FEDERATED_TOKEN_FILE), otherwise managed_identity."),
+    opt(AZ, "tenant_id", Str, None, "Directory (tenant) id. Unset: AZURE_TENANT_ID."),
+    opt(AZ, "client_id", Str, None,
+        "Application (client) id; for managed_identity, the client id of a user-assigned \
+         identity (unset: the system-assigned one). Unset: AZURE_CLIENT_ID."),
+    opt(AZ, "client_secret", Secret, None, "Client secret of the app registration. Unset: AZURE_CLIENT_SECRET."),
+    opt(AZ, "federated_token_file", Str, None,
+        "File holding the federated (service-account) token, read again for every token \
+         request. Unset: AZURE_FEDERATED_TOKEN_FILE."),
+    opt(AZ, "authority_host", Url, None,
+        "Azure AD authority. Unset: AZURE_AUTHORITY_HOST, then https://login.microsoftonline.com/ \
+         (set it for sovereign clouds)."),
+    opt(AZ, "scope", Str, Some("https://prometheus.monitor.azure.com/.default"),
+        "Scope of the requested token (for managed_identity, the resource is the scope without \
+         /.default)."),
+    opt(AZ, "imds_endpoint", Url, Some("http://169.254.169.254/metadata/identity/oauth2/token"),
+        "Token endpoint of the instance metadata service, for managed_identity."),
 ];
 
 /// The sections aetos knows, in sample order, without duplicates.
