@@ -140,6 +140,17 @@ async fn editor_calls_labels_values_series_metadata_scoped() {
         .unwrap()
         .iter()
         .all(|s| s["project"] == Value::String(demo())));
+    // Prometheus learns metadata from scrapes: right after a restart of the
+    // stack's Prometheus (functional_faults) it may take a scrape interval.
+    let admin = token("aetos").await;
+    for _ in 0..60 {
+        let (_, all) = json_of(a.get("/api/v1/metadata", Some(&admin)).await).await;
+        let all = all["data"].as_object().cloned().unwrap_or_default();
+        if all.contains_key("prometheus_ready") && all.contains_key("ceilometer_cpu") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     let (st, v) = json_of(a.get("/api/v1/metadata", Some(&t)).await).await;
     assert_eq!(st, 200);
     let names: Vec<&String> = v["data"].as_object().unwrap().keys().collect();
