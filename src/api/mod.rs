@@ -73,9 +73,9 @@ fn method_not_allowed(methods: &[&str]) -> HttpResponse {
         )
 }
 
-/// `GET /metrics` on the API listener: authenticated, and allowed by
-/// `telemetry:metrics` (admin or service by default). The separate metrics
-/// listener, when configured, serves the same text without a token.
+/// `GET /metrics`: authenticated, and allowed by `telemetry:metrics`
+/// (admin or service by default). In signing-proxy mode, where nobody is
+/// authenticated, it is open like every other route.
 async fn own_metrics(req: &HttpRequest, state: &State) -> HttpResponse {
     if matches!(state.authn, Authn::Passthrough) {
         return metrics_response(&state.metrics);
