@@ -15,7 +15,7 @@ mod standins;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,8 +46,6 @@ fn spawn_aetos(conf: Option<&str>, args: &[String], env: &[(&str, String)]) -> A
         Some(i) => args[i + 1].parse().unwrap(),
         None => common::free_port(),
     };
-    let log = dir.path().join("aetos.log");
-    let log_file = std::fs::File::create(&log).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aetos-api"));
     cmd.env_clear().env("HOME", dir.path());
     for (k, v) in env {
@@ -63,36 +61,8 @@ fn spawn_aetos(conf: Option<&str>, args: &[String], env: &[(&str, String)]) -> A
         std::fs::write(&path, text).unwrap();
         cmd.arg("--config-file").arg(path);
     }
-    let child = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        // Logs go to stdout by default (oslo.log): keep both in one file.
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .expect("spawn aetos-api");
-    let mut a = Aetos {
-        url: format!("http://127.0.0.1:{port}"),
-        port,
-        dir,
-        child,
-        log,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return a;
-        }
-        if let Ok(Some(status)) = a.child.try_wait() {
-            panic!("aetos-api exited with {status}:\n{}", a.logs());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "aetos-api did not start:\n{}",
-            a.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cmd.args(args);
+    Aetos::launch(cmd, port, dir)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

@@ -241,12 +241,19 @@ impl Aetos {
         if let Some(p) = policy {
             std::fs::write(dir.path().join("policy.yaml"), p).unwrap();
         }
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aetos-api"));
+        cmd.arg("--config-file").arg(&conf_path);
+        Self::launch(cmd, port, dir)
+    }
+
+    /// Spawns `cmd` (an `aetos-api` command line) with its output in
+    /// `dir/aetos.log`, and waits until it listens on `port`.
+    pub fn launch(mut cmd: Command, port: u16, dir: tempdir::Dir) -> Aetos {
         let log = dir.path().join("aetos.log");
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_aetos-api"))
-            .arg("--config-file")
-            .arg(&conf_path)
+        let child = cmd
             .stdin(Stdio::null())
+            // Logs go to stdout by default (oslo.log): keep both in one file.
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()
