@@ -45,7 +45,9 @@ qs="query=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.ar
 # run NAME URL [TOKEN] -> "rps p50_ms p99_ms"
 run() {
   local url=$2 token=${3:-} out
-  local args=(-t2 -c"$conns" -d"${duration}s" --latency)
+  local threads=2
+  ((conns < 2)) && threads=1
+  local args=(-t"$threads" -c"$conns" -d"${duration}s" --latency)
   [[ -n $token ]] && args+=(-H "X-Auth-Token: $token")
   out=$(wrk "${args[@]}" "$url")
   local non2xx
