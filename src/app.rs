@@ -279,7 +279,7 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
         authn,
         enforcer: loaded.enforcer.clone(),
         backend,
-        label: c.prometheus.project_label_name.clone(),
+        scoper: crate::api::rewrite::Scoper::new(c.prometheus.project_label_name.clone()),
         root_path: c.api.root_path.clone(),
         www_authenticate_uri: c
             .keystone

@@ -52,8 +52,8 @@ pub struct State {
     pub authn: Authn,
     pub enforcer: Enforcer,
     pub backend: Backend,
-    /// `[prometheus] project_label_name`.
-    pub label: String,
+    /// The tenancy stage for `[prometheus] project_label_name`, with its rewrite cache.
+    pub scoper: crate::api::rewrite::Scoper,
     /// `[api] root_path`, e.g. `/prometheus`.
     pub root_path: String,
     pub www_authenticate_uri: String,

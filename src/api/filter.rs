@@ -110,7 +110,7 @@ pub async fn filtered(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let label = state.label.as_str();
+    let label = state.scoper.label();
     match api.name {
         "metadata" => {
             let names = match project_metric_names(state, project).await {
@@ -136,7 +136,7 @@ async fn project_metric_names(
     state: &State,
     project: &str,
 ) -> Result<HashSet<String>, HttpResponse> {
-    let selector = tenancy::scope_match_params(&[], &state.label, project)
+    let selector = tenancy::scope_match_params(&[], state.scoper.label(), project)
         .map_err(|e| errors::bad_data(&e.to_string()))?;
     let url = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("match[]", &selector.concat())

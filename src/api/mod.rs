@@ -173,7 +173,7 @@ async fn api_request(
     let project = match &access {
         Access::Privileged => None,
         Access::Scoped { project } => {
-            match rewrite::scope_params(&breq.params, api.scoping, &state.label, project) {
+            match rewrite::scope_params(&breq.params, api.scoping, &state.scoper, project) {
                 Ok(p) => breq.params = p,
                 Err(e) => {
                     tracing::info!("refused a scoped request: {e}");

@@ -7,10 +7,75 @@
 //! the other. Privileged requests never come here: they are forwarded
 //! byte for byte.
 
+use std::sync::Arc;
+
 use url::form_urlencoded;
 
 use super::routes::Scoping;
 use crate::tenancy::{self, TenancyError};
+
+/// Scopes PromQL and selectors for one label name, remembering recent
+/// results: Grafana re-sends the same dashboard queries on every refresh,
+/// and a regex-heavy query costs ~0.5 ms to parse and rewrite. Results are
+/// keyed by kind, project *and* input, so one project's rewrite can never
+/// answer another's; only successes are kept, bounded by their size.
+pub struct Scoper {
+    label: String,
+    cache: moka::sync::Cache<String, Arc<str>>,
+}
+
+/// Memory the rewrite cache may hold (inputs plus outputs).
+const REWRITE_CACHE_BYTES: u64 = 32 << 20;
+
+impl Scoper {
+    pub fn new(label: impl Into<String>) -> Scoper {
+        Scoper {
+            label: label.into(),
+            cache: moka::sync::Cache::builder()
+                .weigher(|k: &String, v: &Arc<str>| {
+                    u32::try_from(k.len() + v.len()).unwrap_or(u32::MAX)
+                })
+                .max_capacity(REWRITE_CACHE_BYTES)
+                .build(),
+        }
+    }
+
+    /// `[prometheus] project_label_name`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn cached(
+        &self,
+        kind: char,
+        project: &str,
+        input: &str,
+        f: impl FnOnce() -> Result<String, TenancyError>,
+    ) -> Result<String, TenancyError> {
+        // The project id cannot contain NUL (tenancy refuses it), so the key is unambiguous.
+        let key = format!("{kind}\0{project}\0{input}");
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit.to_string());
+        }
+        let out = f()?;
+        self.cache.insert(key, Arc::from(out.as_str()));
+        Ok(out)
+    }
+
+    /// [`tenancy::scope_query`], remembered.
+    pub fn query(&self, q: &str, project: &str) -> Result<String, TenancyError> {
+        self.cached('q', project, q, || {
+            tenancy::scope_query(q, &self.label, project)
+        })
+    }
+
+    /// [`tenancy::scope_selector`], remembered.
+    pub fn selector(&self, m: &str, project: &str) -> Result<String, TenancyError> {
+        self.cached('m', project, m, || {
+            tenancy::scope_selector(m, &self.label, project)
+        })
+    }
+}
 
 /// The parameters of one request, as they will be sent to the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,20 +134,21 @@ fn scope_one(
 pub fn scope_params(
     params: &Params,
     scoping: Scoping,
-    label: &str,
+    scoper: &Scoper,
     project: &str,
 ) -> Result<Params, RewriteError> {
+    let label = scoper.label();
     let body = params.body.as_deref();
     match scoping {
         Scoping::Query => {
-            let f = |q: &str| tenancy::scope_query(q, label, project);
+            let f = |q: &str| scoper.query(q, project);
             Ok(Params {
                 url: scope_one(&params.url, "query", &f)?,
                 body: body.map(|b| scope_one(b, "query", &f)).transpose()?,
             })
         }
         Scoping::Match | Scoping::MatchRequired => {
-            let f = |m: &str| tenancy::scope_selector(m, label, project);
+            let f = |m: &str| scoper.selector(m, project);
             let mut url = scope_one(&params.url, "match[]", &f)?;
             let mut body = body.map(|b| scope_one(b, "match[]", &f)).transpose()?;
             let anywhere =
@@ -129,7 +195,7 @@ mod tests {
         let out = scope_params(
             &p("time=4&query=up&timeout=5s", None),
             Scoping::Query,
-            "project",
+            &Scoper::new("project"),
             "B",
         )
         .unwrap();
@@ -149,7 +215,7 @@ mod tests {
         let out = scope_params(
             &p("query=a", Some("query=b&time=1")),
             Scoping::Query,
-            "project",
+            &Scoper::new("project"),
             "B",
         )
         .unwrap();
@@ -171,7 +237,7 @@ mod tests {
         let out = scope_params(
             &p("match%5B%5D=up&match[]=x", None),
             Scoping::Match,
-            "project",
+            &Scoper::new("project"),
             "B",
         )
         .unwrap();
@@ -184,19 +250,31 @@ mod tests {
 
     #[test]
     fn missing_match_gets_the_project_selector_in_url_or_body() {
-        let out = scope_params(&p("start=1", None), Scoping::Match, "project", "B").unwrap();
+        let out = scope_params(
+            &p("start=1", None),
+            Scoping::Match,
+            &Scoper::new("project"),
+            "B",
+        )
+        .unwrap();
         assert_eq!(
             decoded(&out.url)[1],
             ("match[]".into(), "{project=\"B\"}".into())
         );
-        let out = scope_params(&p("", Some("start=1")), Scoping::Match, "project", "B").unwrap();
+        let out = scope_params(
+            &p("", Some("start=1")),
+            Scoping::Match,
+            &Scoper::new("project"),
+            "B",
+        )
+        .unwrap();
         assert_eq!(out.url, "");
         assert_eq!(decoded(out.body.as_deref().unwrap())[1].0, "match[]");
         // match[] present only in the body: nothing is added to the URL.
         let out = scope_params(
             &p("start=1", Some("match[]=up")),
             Scoping::Match,
-            "project",
+            &Scoper::new("project"),
             "B",
         )
         .unwrap();
@@ -206,13 +284,39 @@ mod tests {
     #[test]
     fn delete_without_match_is_refused_not_widened() {
         assert!(matches!(
-            scope_params(&p("start=1", None), Scoping::MatchRequired, "project", "B"),
+            scope_params(
+                &p("start=1", None),
+                Scoping::MatchRequired,
+                &Scoper::new("project"),
+                "B"
+            ),
             Err(RewriteError::MissingMatch)
         ));
     }
 
     #[test]
+    fn remembered_rewrites_never_cross_projects() {
+        let s = Scoper::new("project");
+        let a = s.query("up", "A").unwrap();
+        let b = s.query("up", "B").unwrap();
+        assert_eq!(a, "up{project=\"A\"}");
+        assert_eq!(b, "up{project=\"B\"}");
+        assert_eq!(s.query("up", "A").unwrap(), a);
+        // A selector and a query with the same text are different entries.
+        assert_eq!(s.selector("up", "A").unwrap(), "up{project=\"A\"}");
+        // Failures are not remembered as successes.
+        assert!(s.query("sum(", "A").is_err());
+        assert!(s.query("sum(", "A").is_err());
+    }
+
+    #[test]
     fn bad_promql_is_an_error() {
-        assert!(scope_params(&p("query=sum(", None), Scoping::Query, "project", "B").is_err());
+        assert!(scope_params(
+            &p("query=sum(", None),
+            Scoping::Query,
+            &Scoper::new("project"),
+            "B"
+        )
+        .is_err());
     }
 }
