@@ -9,7 +9,7 @@ export CARGO_TERM_COLOR := "never"
 
 # List the recipes.
 default:
-    @just --list
+    @{{just_executable()}} --list
 
 # The whole test suite: lint, unit, functional (against the real stack). CI runs this.
 test: lint unit functional
