@@ -178,6 +178,14 @@ pub async fn run(state: State, listen: ListenOptions) -> std::io::Result<()> {
             .wrap_fn(with_request_id)
             .default_service(web::to(api::handle))
     })
+    // Answers are often written in several small pieces (streamed bodies):
+    // without TCP_NODELAY, Nagle's algorithm meets the client's delayed ACK
+    // and a piece waits ~40 ms.
+    .on_connect(|conn, _ext| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .workers(listen.workers.max(1))
     .shutdown_timeout(listen.shutdown_timeout.as_secs())
     .bind(listen.addr)?;

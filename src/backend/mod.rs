@@ -153,6 +153,7 @@ pub fn http_client(
     install_crypto();
     let mut b = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
         .no_proxy()
         .user_agent(concat!("aetos/", env!("CARGO_PKG_VERSION")));
