@@ -6,8 +6,6 @@
 //! Any failure to decide (no project to scope to, a rule that cannot be
 //! evaluated) denies.
 
-use serde_json::Value;
-
 use crate::api::routes::{Api, Guard};
 use crate::identity::Identity;
 use crate::policy::Enforcer;
@@ -87,9 +85,4 @@ pub fn mode_name(access: &Result<Access, Denied>) -> &'static str {
         Ok(Access::Scoped { .. }) => "scoped",
         Err(_) => "denied",
     }
-}
-
-/// Convenience for callers that only have credentials (policy-check).
-pub fn target_of(creds: &Value) -> Value {
-    serde_json::json!({ "project_id": creds.get("project_id").cloned().unwrap_or(Value::Null) })
 }

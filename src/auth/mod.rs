@@ -335,11 +335,6 @@ impl Authenticator {
             }
         }
     }
-
-    /// Entries currently cached (for `/metrics`).
-    pub fn cached_entries(&self) -> u64 {
-        self.positive.as_ref().map_or(0, Cache::entry_count)
-    }
 }
 
 /// The caller's token, whitespace stripped; `None` when absent or empty.
