@@ -358,12 +358,10 @@ fn scoped_and_proven(query: &str, project: &str) -> Result<(), String> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 768, ..ProptestConfig::default() })]
 
-    #[test]
     fn every_selector_of_a_random_query_is_scoped(q in vector_expr(), project in project_id()) {
         prop_assert_eq!(scoped_and_proven(&q, &project), Ok(()));
     }
 
-    #[test]
     fn random_scalar_and_range_expressions_are_scoped(
         q in vector_expr().prop_flat_map(|v| {
             let v = Just(v).boxed();
@@ -377,7 +375,6 @@ proptest! {
         prop_assert_eq!(scoped_and_proven(&q, &project), Ok(()));
     }
 
-    #[test]
     fn random_series_selectors_are_scoped(s in series_selector(), project in project_id()) {
         let out = scope_selector(&s, LABEL, &project);
         prop_assert!(out.is_ok(), "refused {:?}: {:?}", s, out);
@@ -386,7 +383,6 @@ proptest! {
         prop_assert_eq!(oracle::same_meaning(&s, &out, LABEL, &project), Ok(true));
     }
 
-    #[test]
     fn selectors_with_modifiers_or_operators_are_not_series_selectors(q in vector_expr()) {
         let is_plain = matches!(promql_parser::parser::parse(&q), Ok(promql_parser::parser::Expr::VectorSelector(ref vs)) if vs.offset.is_none() && vs.at.is_none());
         if !is_plain {
@@ -394,12 +390,10 @@ proptest! {
         }
     }
 
-    #[test]
     fn arbitrary_text_never_panics_and_accepted_text_is_scoped(s in "\\PC{0,80}") {
         harness::run(s.as_bytes());
     }
 
-    #[test]
     fn token_soup_never_panics_and_accepted_soup_is_scoped(
         tokens in proptest::collection::vec(prop_oneof![
             Just("up"), Just("x"), Just("{"), Just("}"), Just("("), Just(")"), Just("["), Just("]"),
@@ -411,6 +405,59 @@ proptest! {
         ], 0..30),
     ) {
         harness::run(tokens.concat().as_bytes());
+    }
+}
+
+/// proptest builds the value tree of `vector_expr()` recursively, and in an
+/// unoptimised build each of those generic frames is tens of kilobytes: deep
+/// draws overflow libtest's 2 MiB thread stack inside proptest, before any
+/// aetos code runs (CI saw it once in ~5000 draws). The properties therefore
+/// run on a thread with a generous stack. The product's own stack use is
+/// bounded separately: see `deepest_accepted_queries_fit_in_a_quarter_of_a_
+/// worker_thread_stack` in `src/tenancy`.
+fn on_a_big_stack(property: fn()) {
+    let outcome = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(property)
+        .expect("spawn the property thread")
+        .join();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Each property above, run as a test on a big stack.
+mod big_stack {
+    #[test]
+    fn every_selector_of_a_random_query_is_scoped() {
+        super::on_a_big_stack(super::every_selector_of_a_random_query_is_scoped);
+    }
+
+    #[test]
+    fn random_scalar_and_range_expressions_are_scoped() {
+        super::on_a_big_stack(super::random_scalar_and_range_expressions_are_scoped);
+    }
+
+    #[test]
+    fn random_series_selectors_are_scoped() {
+        super::on_a_big_stack(super::random_series_selectors_are_scoped);
+    }
+
+    #[test]
+    fn selectors_with_modifiers_or_operators_are_not_series_selectors() {
+        super::on_a_big_stack(
+            super::selectors_with_modifiers_or_operators_are_not_series_selectors,
+        );
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics_and_accepted_text_is_scoped() {
+        super::on_a_big_stack(super::arbitrary_text_never_panics_and_accepted_text_is_scoped);
+    }
+
+    #[test]
+    fn token_soup_never_panics_and_accepted_soup_is_scoped() {
+        super::on_a_big_stack(super::token_soup_never_panics_and_accepted_soup_is_scoped);
     }
 }
 
