@@ -1,8 +1,8 @@
 //! Every backend mode end to end: a real Keystone token → real policy →
 //! tenancy → a signed or authenticated request → an answer with real data.
 //!
-//! The clouds are replaced by the stand-ins of `tests/standins/` (STS,
-//! Azure AD, IMDS, and a managed-Prometheus front door that verifies each
+//! The clouds are replaced by the stand-ins of `tests/standins/` (STS, the
+//! AWS container and EC2 metadata services, Azure AD, IMDS, and a managed-Prometheus front door that verifies each
 //! signature or token before forwarding to the stack's real Prometheus).
 //! The HA test stops and restarts one of the stack's two real HA
 //! Prometheus processes. aetos is the real binary, started per test with
@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use common::{enc, json_of, label_values, stack, token, Aetos};
 use serde_json::Value;
+use standins::aws_metadata::{
+    ContainerCredentialsStandin, Ec2ImdsStandin, IMDS_CREDENTIALS_PATH, IMDS_TOKEN_PATH,
+};
 use standins::azure::{AzureAdStandin, AzureConfig, ImdsStandin, PROMETHEUS_RESOURCE};
 use standins::backend::{Check, PrometheusStandin};
 use standins::sts::{StsConfig, StsStandin};
@@ -520,6 +523,169 @@ async fn failing_to_obtain_credentials_is_a_503_naming_the_method_then_recovers(
     let (st, v) = json_of(a.get("/api/v1/query?query=up", Some(&t)).await).await;
     assert_eq!(st, 200, "{v}");
     assert_no_secrets_in_logs(&a, &s.registry, &[&s.token]);
+}
+
+const POD_IDENTITY_ROLE: &str = "arn:aws:iam::444455556666:role/amp-pod-identity";
+const INSTANCE_ROLE: &str = "arn:aws:iam::111122223333:role/aetos-ec2";
+
+#[tokio::test]
+async fn amp_with_eks_pod_identity_refreshes_and_follows_a_rotated_token_file() {
+    let registry = Arc::new(Registry::default());
+    // Credentials that live 3 s: every refresh is a call to the agent.
+    let agent = ContainerCredentialsStandin::start(
+        POD_IDENTITY_ROLE,
+        Duration::from_secs(3),
+        registry.clone(),
+    );
+    let amp = PrometheusStandin::start(
+        Check::SigV4 {
+            region: REGION.into(),
+            service: "aps".into(),
+            principal: Some(POD_IDENTITY_ROLE.into()),
+        },
+        "/workspaces/ws-pod-identity",
+        &stack().prometheus_url(),
+        registry.clone(),
+    );
+    let dir = common::tempdir::Dir::new("pod-identity");
+    let first = format!(
+        "eyJhbGciOiJSUzI1NiJ9.{}.standin-sa",
+        standins::random("", 40)
+    );
+    let second = format!(
+        "eyJhbGciOiJSUzI1NiJ9.{}.standin-sa",
+        standins::random("", 40)
+    );
+    agent.accept(&first);
+    let token_file = write(dir.path(), "eks-pod-identity-token", &first);
+    let conf = format!("[prometheus]\nurl = {}\nauth_method = sigv4\n", amp.url());
+    // What the Pod Identity webhook injects into the pod.
+    let a = spawn_aetos(
+        Some(&conf),
+        &[],
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.full_uri()),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file.clone()),
+            ("AWS_REGION", REGION.into()),
+        ],
+    );
+    tenancy_holds_end_to_end(&a).await;
+    // The kubelet rotates the token; the old one is then refused.
+    agent.accept(&second);
+    write(dir.path(), "eks-pod-identity-token", &second);
+    agent.revoke(&first);
+    let t = token("demo-reader").await;
+    let started = Instant::now();
+    let mut requests = 0;
+    while started.elapsed() < Duration::from_secs(6) {
+        let (st, v) = json_of(a.get("/api/v1/query?query=up", Some(&t)).await).await;
+        assert_eq!(
+            st,
+            200,
+            "request {requests} after {:?}: {v}",
+            started.elapsed()
+        );
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = agent.state.calls();
+    assert!(calls.iter().all(|c| c.status == 200), "{calls:?}");
+    let fetches = agent.state.count("GET", "/v1/credentials");
+    // ~7 s of 3 s credentials: a few fetches, never one per request.
+    assert!(
+        (3..=6).contains(&fetches),
+        "{fetches} fetches for {requests} requests"
+    );
+    assert_eq!(
+        calls.last().unwrap().authorization.as_deref(),
+        Some(second.as_str()),
+        "the rotated token file was not read again"
+    );
+    assert!(amp.refused().is_empty(), "{:?}", amp.refused());
+    let (st, h) = health(&a).await;
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(h["reasons"][1]["details"]["credentials"], "valid");
+    assert!(a
+        .logs()
+        .contains("container credentials from http://127.0.0.1:"));
+    assert_no_secrets_in_logs(&a, &registry, &[&first, &second]);
+}
+
+#[tokio::test]
+async fn amp_with_the_ec2_instance_profile_over_imdsv2_then_a_cross_account_role() {
+    let s = amp_setup(Duration::from_secs(3600));
+    // Nothing else configured: auto falls back to the instance profile.
+    let closed = format!("http://127.0.0.1:{}", common::free_port());
+    let down = spawn_aetos(
+        Some(&amp_conf(
+            &s,
+            &format!("ec2_metadata_endpoint = {closed}\n"),
+        )),
+        &[],
+        &[("AWS_REGION", REGION.into())],
+    );
+    let started = Instant::now();
+    let (st, v) = json_of(
+        down.get("/api/v1/query?query=up", Some(&token("demo-reader").await))
+            .await,
+    )
+    .await;
+    assert_eq!(st, 503, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(
+        msg.contains("(sigv4)") && msg.contains("EC2 instance metadata"),
+        "{msg}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(down);
+
+    let imds = Ec2ImdsStandin::start(
+        INSTANCE_ROLE,
+        Duration::from_secs(6 * 3600),
+        s.registry.clone(),
+    );
+    let a = spawn_aetos(
+        Some(&amp_conf(
+            &s,
+            &format!("ec2_metadata_endpoint = {}\n", imds.endpoint()),
+        )),
+        &[],
+        &[("AWS_REGION", REGION.into())],
+    );
+    tenancy_holds_end_to_end(&a).await;
+    let creds_path = format!("{IMDS_CREDENTIALS_PATH}{}", imds.role_name());
+    assert_eq!(
+        imds.state.count("PUT", IMDS_TOKEN_PATH),
+        1,
+        "{:?}",
+        imds.state.calls()
+    );
+    assert_eq!(imds.state.count("GET", IMDS_CREDENTIALS_PATH), 1);
+    assert_eq!(imds.state.count("GET", &creds_path), 1);
+    // IMDSv2 only: no request went without a session token.
+    assert!(
+        imds.state.calls().iter().all(|c| c.status == 200),
+        "{:?}",
+        imds.state.calls()
+    );
+    // The instance role signed the AssumeRole into the workspace's account.
+    let ar: Vec<_> = s
+        .sts
+        .calls()
+        .into_iter()
+        .filter(|c| c.action == "AssumeRole")
+        .collect();
+    assert_eq!(ar.len(), 1, "{ar:?}");
+    assert_eq!(ar[0].caller.as_deref(), Some(INSTANCE_ROLE));
+    assert_eq!(ar[0].status, 200);
+    assert!(s.amp.refused().is_empty(), "{:?}", s.amp.refused());
+    assert!(s
+        .amp
+        .seen()
+        .iter()
+        .all(|r| r.principal.as_deref() == Some(AMP_ROLE)));
+    assert!(a.logs().contains("EC2 instance metadata (IMDSv2) at"));
+    assert_no_secrets_in_logs(&a, &s.registry, &[]);
 }
 
 // ------------------------------------------------------------------ Azure

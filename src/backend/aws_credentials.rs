@@ -5,7 +5,9 @@
 //! (`AWS_ACCESS_KEY_ID`…), a profile of the shared `credentials`/`config`
 //! files, or a web identity token exchanged with STS
 //! `AssumeRoleWithWebIdentity` (`AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`,
-//! which IRSA injects into EKS pods). Optionally the base credentials then
+//! which IRSA injects into EKS pods), then the container credentials of an
+//! ECS task or EKS Pod Identity and the EC2 instance profile (IMDSv2), see
+//! [`super::aws_metadata`]. Optionally the base credentials then
 //! assume a role in another account with STS `AssumeRole` (role ARN,
 //! external id, session name): the central-AMP pattern.
 //!
@@ -13,7 +15,7 @@
 //! and a few XML elements to read), which keeps `aws-config` and its ~180
 //! crates (aws-lc among them) out of the build. The result is cached in a
 //! [`Refreshing`] and fetched again shortly before it expires, never per
-//! request. Container and instance metadata credentials are not supported.
+//! request.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use url::Url;
 
+use super::aws_metadata::{self, ContainerSource};
 use super::refresh::{CacheState, Expiring, Refreshing};
 use super::sigv4::{signature_headers, ToSign};
 use crate::config::{AwsCredentialSource, AwsSection};
@@ -47,6 +50,10 @@ enum BaseSource {
         role_arn: String,
         token_file: PathBuf,
     },
+    /// ECS task role or EKS Pod Identity.
+    Container(ContainerSource),
+    /// EC2 instance profile, through IMDSv2 at this endpoint.
+    InstanceMetadata(Url),
 }
 
 /// STS `AssumeRole` after the base credentials.
@@ -67,7 +74,8 @@ struct Sts {
 /// Cached, refreshing AWS credentials (see the module documentation).
 pub struct AwsCredentialProvider {
     base: BaseSource,
-    /// `static`, `environment`, `profile` or `web_identity`.
+    /// `static`, `environment`, `profile`, `web_identity`, `container` or
+    /// `instance_metadata`.
     base_name: &'static str,
     assume: Option<AssumeRole>,
     session_name: String,
@@ -258,6 +266,31 @@ impl AwsCredentialProvider {
             )),
             _ => None,
         };
+        let container = aws_metadata::container_source(env)?;
+        let try_container = || {
+            container
+                .clone()
+                .map(|c| (BaseSource::Container(c), "container"))
+        };
+        let imds_endpoint = match &a.ec2_metadata_endpoint {
+            Some(u) => u.clone(),
+            None => {
+                let u = env_var(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT")
+                    .unwrap_or(aws_metadata::DEFAULT_IMDS_ENDPOINT);
+                crate::config::parse_url(u)
+                    .map_err(|e| format!("AWS_EC2_METADATA_SERVICE_ENDPOINT: {e}"))?
+            }
+        };
+        let imds_disabled = env_var(env, "AWS_EC2_METADATA_DISABLED")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let try_imds = || {
+            (!imds_disabled).then(|| {
+                (
+                    BaseSource::InstanceMetadata(imds_endpoint.clone()),
+                    "instance_metadata",
+                )
+            })
+        };
         let from_profile = |p: &(String, Profile, String)| match (
             p.1.get("aws_access_key_id"),
             p.1.get("aws_secret_access_key"),
@@ -299,20 +332,36 @@ impl AwsCredentialProvider {
                     )
                 })?
             }
+            AwsCredentialSource::Container => try_container().ok_or_else(|| {
+                format!(
+                    "{S} credential_source = container, but neither \
+                     AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor \
+                     AWS_CONTAINER_CREDENTIALS_FULL_URI is set"
+                )
+            })?,
+            AwsCredentialSource::InstanceMetadata => (
+                BaseSource::InstanceMetadata(imds_endpoint.clone()),
+                "instance_metadata",
+            ),
             AwsCredentialSource::Auto => {
                 let found = match try_static().or_else(try_env) {
                     Some(f) => Some(f),
                     None => {
                         let p = profile(&mut profile_cache)?;
-                        from_profile(&p).or_else(try_web)
+                        from_profile(&p)
+                            .or_else(try_web)
+                            .or_else(try_container)
+                            .or_else(try_imds)
                     }
                 };
                 found.ok_or_else(|| {
                     format!(
                         "{S}: no AWS credentials found for auth_method = sigv4: set \
                          access_key_id/secret_access_key, AWS_ACCESS_KEY_ID/\
-                         AWS_SECRET_ACCESS_KEY, a profile in the shared files, or \
-                         AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE (IRSA)"
+                         AWS_SECRET_ACCESS_KEY, a profile in the shared files, \
+                         AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE (IRSA), or the container \
+                         credentials variables (ECS, EKS Pod Identity); instance metadata is \
+                         off because AWS_EC2_METADATA_DISABLED is true"
                     )
                 })?
             }
@@ -383,6 +432,10 @@ impl AwsCredentialProvider {
                 role_arn,
                 token_file,
             } => format!("web identity token {} for {role_arn}", token_file.display()),
+            BaseSource::Container(c) => format!("container credentials from {}", c.url),
+            BaseSource::InstanceMetadata(endpoint) => {
+                format!("EC2 instance metadata (IMDSv2) at {endpoint}")
+            }
         };
         match &self.assume {
             Some(ar) => format!("{base}, then AssumeRole {}", ar.role_arn),
@@ -436,6 +489,12 @@ impl AwsCredentialProvider {
                         self.duration,
                     )
                     .await?
+            }
+            BaseSource::Container(c) => {
+                aws_metadata::container_credentials(&self.sts.http, c).await?
+            }
+            BaseSource::InstanceMetadata(endpoint) => {
+                aws_metadata::instance_credentials(&self.sts.http, endpoint).await?
             }
         };
         let Some(ar) = &self.assume else {
@@ -727,12 +786,55 @@ mod tests {
         let r = AwsCredentialProvider::resolve(&a, &amp(), &env(&both), client()).unwrap();
         assert_eq!(r.provider.base_name, "environment");
         assert!(!r.provider.describe().contains("secret"));
-        // Nothing at all: a message naming what to set.
-        let e =
-            AwsCredentialProvider::resolve(&a, &amp(), &env(&[("HOME", "/nonexistent")]), client())
-                .err()
-                .unwrap();
+        // Web identity comes before container credentials.
+        let mut pod = irsa.to_vec();
+        pod.push((
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://169.254.170.23/v1/credentials",
+        ));
+        let r = AwsCredentialProvider::resolve(&a, &amp(), &env(&pod), client()).unwrap();
+        assert_eq!(r.provider.base_name, "web_identity");
+        let r = AwsCredentialProvider::resolve(&a, &amp(), &env(&pod[2..]), client()).unwrap();
+        assert_eq!(r.provider.base_name, "container");
+        assert_eq!(
+            r.provider.describe(),
+            "container credentials from http://169.254.170.23/v1/credentials"
+        );
+        // Nothing configured: the instance profile, as the SDKs do…
+        let home = [("HOME", "/nonexistent")];
+        let r = AwsCredentialProvider::resolve(&a, &amp(), &env(&home), client()).unwrap();
+        assert_eq!(r.provider.base_name, "instance_metadata");
+        assert!(
+            r.provider.describe().contains("http://169.254.169.254/"),
+            "{}",
+            r.provider.describe()
+        );
+        let moved = [
+            home[0],
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:7/"),
+        ];
+        let r = AwsCredentialProvider::resolve(&a, &amp(), &env(&moved), client()).unwrap();
+        assert!(r.provider.describe().contains("http://127.0.0.1:7/"));
+        // …unless it is switched off: then a message naming what to set.
+        let off = [home[0], ("AWS_EC2_METADATA_DISABLED", "true")];
+        let e = AwsCredentialProvider::resolve(&a, &amp(), &env(&off), client())
+            .err()
+            .unwrap();
         assert!(e.contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "{e}");
+        assert!(e.contains("AWS_EC2_METADATA_DISABLED"), "{e}");
+        // A container variable that cannot be used is an error, not a fallback.
+        let e = AwsCredentialProvider::resolve(
+            &a,
+            &amp(),
+            &env(&[
+                home[0],
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.1.2.3/"),
+            ]),
+            client(),
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("plain http"), "{e}");
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod aws_credentials;
+pub mod aws_metadata;
 pub mod azure;
 pub mod bearer_file;
 pub mod pool;

@@ -226,6 +226,10 @@ pub enum AwsCredentialSource {
     Environment,
     Profile,
     WebIdentity,
+    /// ECS task role or EKS Pod Identity (`AWS_CONTAINER_CREDENTIALS_*`).
+    Container,
+    /// The EC2 instance profile, through IMDSv2.
+    InstanceMetadata,
 }
 
 /// `[prometheus_aws]`: AWS SigV4 signing and where its credentials come from.
@@ -250,6 +254,7 @@ pub struct AwsSection {
     /// Seconds.
     pub role_duration: u64,
     pub sts_endpoint: Option<Url>,
+    pub ec2_metadata_endpoint: Option<Url>,
 }
 
 /// `[prometheus_azure] identity`.
@@ -945,6 +950,8 @@ fn build_aws(r: &mut Resolver<'_>) -> Result<AwsSection, ConfigError> {
         "environment" => AwsCredentialSource::Environment,
         "profile" => AwsCredentialSource::Profile,
         "web_identity" => AwsCredentialSource::WebIdentity,
+        "container" => AwsCredentialSource::Container,
+        "instance_metadata" => AwsCredentialSource::InstanceMetadata,
         _ => AwsCredentialSource::Auto,
     };
     Ok(AwsSection {
@@ -964,6 +971,7 @@ fn build_aws(r: &mut Resolver<'_>) -> Result<AwsSection, ConfigError> {
         role_session_name: r.opt_string(S, "role_session_name")?,
         role_duration: r.uint(S, "role_duration")?,
         sts_endpoint: r.url(S, "sts_endpoint")?,
+        ec2_metadata_endpoint: r.url(S, "ec2_metadata_endpoint")?,
     })
 }
 

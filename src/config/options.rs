@@ -572,14 +572,19 @@ pub static OPTIONS: &[OptSpec] = &[
          (aps-workspaces.<region>.amazonaws.com), then AWS_REGION, AWS_DEFAULT_REGION and the \
          profile's region."),
     opt(AWS, "service", Str, Some("aps"), "Service name in the signature (aps for Amazon Managed Service for Prometheus)."),
-    opt(AWS, "credential_source", choice(&["auto", "static", "environment", "profile", "web_identity"]),
+    opt(AWS, "credential_source",
+        choice(&["auto", "static", "environment", "profile", "web_identity", "container", "instance_metadata"]),
         Some("auto"),
         "Where the base credentials come from. 'static': access_key_id and secret_access_key. \
          'environment': AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. \
          'profile': the shared credentials and config files. 'web_identity': a web identity token \
          exchanged with STS AssumeRoleWithWebIdentity (IRSA on EKS: AWS_ROLE_ARN and \
-         AWS_WEB_IDENTITY_TOKEN_FILE). 'auto' tries them in that order and uses the first that \
-         is configured. Container and instance metadata credentials are not supported."),
+         AWS_WEB_IDENTITY_TOKEN_FILE). 'container': the ECS task role or EKS Pod Identity \
+         (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI, with \
+         AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE or AWS_CONTAINER_AUTHORIZATION_TOKEN). \
+         'instance_metadata': the EC2 instance profile, through IMDSv2 (ec2_metadata_endpoint). \
+         'auto' tries them in that order and uses the first that is configured, ending with \
+         instance metadata unless AWS_EC2_METADATA_DISABLED is true."),
     opt(AWS, "access_key_id", Str, None, "Static access key id (credential_source static)."),
     opt(AWS, "secret_access_key", Secret, None, "Static secret access key (credential_source static)."),
     opt(AWS, "session_token", Secret, None, "Session token of temporary static credentials."),
@@ -605,6 +610,9 @@ pub static OPTIONS: &[OptSpec] = &[
     opt(AWS, "sts_endpoint", Url, None,
         "STS endpoint. Unset: AWS_ENDPOINT_URL_STS, then the regional endpoint \
          https://sts.<region>.amazonaws.com."),
+    opt(AWS, "ec2_metadata_endpoint", Url, None,
+        "EC2 instance metadata service, for credential_source instance_metadata. Unset: \
+         AWS_EC2_METADATA_SERVICE_ENDPOINT, then http://169.254.169.254."),
     // ------------------------------------------------------- prometheus_azure
     opt(AZ, "identity", choice(&["auto", "client_secret", "workload_identity", "managed_identity"]),
         Some("auto"),

@@ -12,6 +12,10 @@
 //!   client assertion;
 //! * [`azure::ImdsStandin`] — the instance metadata service's managed
 //!   identity token endpoint (`Metadata: true` required);
+//! * [`aws_metadata::ContainerCredentialsStandin`] — the EKS Pod Identity
+//!   (and ECS) container credentials endpoint, `Authorization` required;
+//! * [`aws_metadata::Ec2ImdsStandin`] — the EC2 instance metadata service
+//!   with IMDSv2 session tokens required;
 //! * [`backend::PrometheusStandin`] — a managed-Prometheus front door that
 //!   verifies the SigV4 signature (independently of the `aws-sigv4` crate
 //!   aetos signs with, see [`sigv4_verify`]) or the bearer token of every
@@ -21,6 +25,7 @@
 //! shared [`Registry`], as the cloud's own services would.
 #![allow(dead_code)]
 
+pub mod aws_metadata;
 pub mod azure;
 pub mod backend;
 pub mod sigv4_verify;
