@@ -14,6 +14,7 @@ use crate::auth::{Authenticator, CacheOptions, Credentials, KeystoneClient, Name
 use crate::backend::aws_credentials::{self, AwsCredentialProvider, Env};
 use crate::backend::azure::AzureAd;
 use crate::backend::bearer_file::BearerFile;
+use crate::backend::google::GoogleAuth;
 use crate::backend::sigv4::SigV4;
 use crate::backend::{self, Backend, BackendAuth, BackendOptions, TenantHeader};
 use crate::config::{self, AuthMode, BackendAuthMethod, Config, MemcacheSecurity, Warning};
@@ -168,6 +169,11 @@ pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> 
         }
         BackendAuthMethod::Azure => BackendAuth::Azure(Arc::new(AzureAd::resolve(
             &c.prometheus_azure,
+            env,
+            idp_client()?,
+        )?)),
+        BackendAuthMethod::Google => BackendAuth::Google(Arc::new(GoogleAuth::resolve(
+            &c.prometheus_google,
             env,
             idp_client()?,
         )?)),

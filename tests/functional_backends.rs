@@ -27,6 +27,7 @@ use standins::aws_metadata::{
 };
 use standins::azure::{AzureAdStandin, AzureConfig, ImdsStandin, PROMETHEUS_RESOURCE};
 use standins::backend::{Check, PrometheusStandin};
+use standins::google::{GceMetadataStandin, GoogleOAuthStandin, TestKey, MONITORING_AUDIENCE};
 use standins::sts::{StsConfig, StsStandin};
 use standins::Registry;
 
@@ -123,6 +124,26 @@ fn assert_no_secrets_in_logs(a: &Aetos, registry: &Registry, extra: &[&str]) {
     for s in extra {
         assert!(!logs.contains(s), "{s:?} reached the log");
     }
+}
+
+/// A reader's `up` query every 100 ms for `how_long`, each answered 200:
+/// the number of requests made.
+async fn query_every_100ms_for(a: &Aetos, how_long: Duration) -> usize {
+    let t = token("demo-reader").await;
+    let started = Instant::now();
+    let mut requests = 0;
+    while started.elapsed() < how_long {
+        let (st, v) = json_of(a.get("/api/v1/query?query=up", Some(&t)).await).await;
+        assert_eq!(
+            st,
+            200,
+            "request {requests} after {:?}: {v}",
+            started.elapsed()
+        );
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    requests
 }
 
 async fn health(a: &Aetos) -> (u16, Value) {
@@ -393,20 +414,7 @@ async fn sigv4_short_lived_credentials_are_refreshed_before_expiry_not_per_reque
         &[],
         &[],
     );
-    let t = token("demo-reader").await;
-    let started = Instant::now();
-    let mut requests = 0;
-    while started.elapsed() < Duration::from_secs(8) {
-        let (st, v) = json_of(a.get("/api/v1/query?query=up", Some(&t)).await).await;
-        assert_eq!(
-            st,
-            200,
-            "request {requests} after {:?}: {v}",
-            started.elapsed()
-        );
-        requests += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let requests = query_every_100ms_for(&a, Duration::from_secs(8)).await;
     let refreshes = s.sts.count("AssumeRole");
     assert!(requests >= 40, "{requests}");
     // ~8 s of 2–3 s credentials: 3 to 5 fetches, never one per request.
@@ -574,20 +582,7 @@ async fn amp_with_eks_pod_identity_refreshes_and_follows_a_rotated_token_file() 
     agent.accept(&second);
     write(dir.path(), "eks-pod-identity-token", &second);
     agent.revoke(&first);
-    let t = token("demo-reader").await;
-    let started = Instant::now();
-    let mut requests = 0;
-    while started.elapsed() < Duration::from_secs(6) {
-        let (st, v) = json_of(a.get("/api/v1/query?query=up", Some(&t)).await).await;
-        assert_eq!(
-            st,
-            200,
-            "request {requests} after {:?}: {v}",
-            started.elapsed()
-        );
-        requests += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let requests = query_every_100ms_for(&a, Duration::from_secs(6)).await;
     let calls = agent.state.calls();
     assert!(calls.iter().all(|c| c.status == 200), "{calls:?}");
     let fetches = agent.state.count("GET", "/v1/credentials");
@@ -703,7 +698,7 @@ fn azure_config(lifetime: Duration) -> AzureConfig {
 
 fn azure_monitor(registry: &Arc<Registry>) -> PrometheusStandin {
     PrometheusStandin::start(
-        Check::AzureToken {
+        Check::IssuedBearer {
             audience: PROMETHEUS_RESOURCE.into(),
         },
         "",
@@ -760,17 +755,7 @@ async fn azure_workload_identity_honours_azure_authority_host_and_refreshes() {
     let conf = format!("[prometheus]\nurl = {}\nauth_method = azure\n", amw.url());
     let a = spawn_aetos(Some(&conf), &[], &env);
     tenancy_holds_end_to_end(&a).await;
-    let t = token("demo-reader").await;
-    let started = Instant::now();
-    let mut n = 0;
-    while started.elapsed() < Duration::from_secs(7) {
-        assert_eq!(
-            a.get("/api/v1/query?query=up", Some(&t)).await.status(),
-            200
-        );
-        n += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let n = query_every_100ms_for(&a, Duration::from_secs(7)).await;
     let fetched = aad.state.count("client_assertion");
     assert!(
         (3..=5).contains(&fetched),
@@ -902,6 +887,111 @@ async fn tenant_header_is_per_project_for_scoped_callers_and_operator_for_privil
         .accepted()
         .iter()
         .all(|s| s.header("thanos-tenant") == Some("openstack")));
+}
+
+// ------------------------------------------------------------------ Google
+
+const GMP_PREFIX: &str = "/v1/projects/aetos-standin/location/global/prometheus";
+const GMP_ACCOUNT: &str = "aetos-query@aetos-standin.iam.gserviceaccount.com";
+
+fn gmp(registry: &Arc<Registry>) -> PrometheusStandin {
+    PrometheusStandin::start(
+        Check::IssuedBearer {
+            audience: MONITORING_AUDIENCE.into(),
+        },
+        GMP_PREFIX,
+        &stack().prometheus_url(),
+        registry.clone(),
+    )
+}
+
+fn gmp_conf(gmp: &PrometheusStandin) -> String {
+    format!("[prometheus]\nurl = {}\nauth_method = google\n", gmp.url())
+}
+
+#[tokio::test]
+async fn google_service_account_key_signs_a_jwt_and_refreshes() {
+    let registry = Arc::new(Registry::default());
+    let dir = common::tempdir::Dir::new("gcp-key");
+    let key = TestKey::generate(dir.path(), GMP_ACCOUNT);
+    let pem_body: String = key.pem.lines().nth(1).unwrap().to_owned();
+    let oauth = GoogleOAuthStandin::start(key, Duration::from_secs(3), registry.clone());
+    let key_file = write(
+        dir.path(),
+        "sa.json",
+        &oauth
+            .state
+            .key
+            .as_ref()
+            .unwrap()
+            .key_file(&oauth.token_uri()),
+    );
+    let backend = gmp(&registry);
+    let a = spawn_aetos(
+        Some(&gmp_conf(&backend)),
+        &[],
+        &[("GOOGLE_APPLICATION_CREDENTIALS", key_file)],
+    );
+    tenancy_holds_end_to_end(&a).await;
+    let requests = query_every_100ms_for(&a, Duration::from_secs(5)).await;
+    let calls = oauth.state.calls();
+    assert!(calls.iter().all(|c| c.status == 200), "{calls:?}");
+    // ~6 s of 3 s tokens: a few exchanges, never one per request.
+    assert!(
+        (2..=5).contains(&calls.len()),
+        "{} exchanges for {requests} requests",
+        calls.len()
+    );
+    assert!(backend.refused().is_empty(), "{:?}", backend.refused());
+    assert!(backend
+        .accepted()
+        .iter()
+        .all(|r| r.principal.as_deref() == Some(GMP_ACCOUNT) && r.path.starts_with(GMP_PREFIX)));
+    let (st, h) = health(&a).await;
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(h["reasons"][1]["details"]["method"], "google");
+    assert!(a
+        .logs()
+        .contains(&format!("service account key of {GMP_ACCOUNT}")));
+    assert_no_secrets_in_logs(&a, &registry, &[&pem_body]);
+}
+
+#[tokio::test]
+async fn google_metadata_server_of_gke_workload_identity() {
+    let registry = Arc::new(Registry::default());
+    let md = GceMetadataStandin::start(GMP_ACCOUNT, Duration::from_secs(3600), registry.clone());
+    let backend = gmp(&registry);
+    let a = spawn_aetos(
+        Some(&gmp_conf(&backend)),
+        &[],
+        &[("GCE_METADATA_HOST", md.host())],
+    );
+    tenancy_holds_end_to_end(&a).await;
+    assert_eq!(md.state.issued(), 1, "{:?}", md.state.calls());
+    assert!(md.state.calls().iter().all(|c| c.status == 200));
+    assert!(backend.refused().is_empty(), "{:?}", backend.refused());
+    assert!(a.logs().contains("metadata server http://127.0.0.1:"));
+    assert_no_secrets_in_logs(&a, &registry, &[]);
+    // A wrong key file stops aetos at start-up with a line naming it.
+    let dir = common::tempdir::Dir::new("gcp-bad");
+    let bad = write(dir.path(), "sa.json", r#"{"type":"authorized_user"}"#);
+    let conf = write(
+        dir.path(),
+        "aetos.conf",
+        &format!("[DEFAULT]\nauth_mode = noauth\n\n{}", gmp_conf(&backend)),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_aetos-api"))
+        .env_clear()
+        .env("GOOGLE_APPLICATION_CREDENTIALS", &bad)
+        .args(["--config-file", &conf, "check-config"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&bad) && stderr.contains("authorized_user"),
+        "{stderr}"
+    );
 }
 
 // --------------------------------------------------------------------- HA

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the lint and unit tests use when they are
-# missing: shellcheck (lint) and systemd-analyze (the systemd unit test).
+# Installs the Debian tools the tests use when they are missing: the
+# shell linter, systemd-analyze (the systemd unit test), jq, curl, openssl.
 set -euo pipefail
 missing=()
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# openssl makes the throwaway service-account key of the Google backend test.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}" >&2
   # Keep Debian from starting daemons while installing.

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::azure::AzureAd;
 use super::bearer_file::BearerFile;
+use super::google::GoogleAuth;
 use super::refresh::CacheState;
 use super::sigv4::{SigV4, ToSign};
 use super::BackendError;
@@ -34,6 +35,8 @@ pub enum BackendAuth {
     SigV4(Arc<SigV4>),
     /// An Azure AD token (Azure Monitor managed service for Prometheus).
     Azure(Arc<AzureAd>),
+    /// A Google OAuth token (Google Cloud Managed Service for Prometheus).
+    Google(Arc<GoogleAuth>),
 }
 
 impl fmt::Debug for BackendAuth {
@@ -71,6 +74,7 @@ impl BackendAuth {
             BackendAuth::BearerFile(_) => "bearer_file",
             BackendAuth::SigV4(_) => "sigv4",
             BackendAuth::Azure(_) => "azure",
+            BackendAuth::Google(_) => "google",
         }
     }
 
@@ -94,6 +98,7 @@ impl BackendAuth {
                 s.credentials.sts_endpoint()
             ),
             BackendAuth::Azure(a) => format!("azure ({})", a.describe()),
+            BackendAuth::Google(g) => format!("google ({})", g.describe()),
         }
     }
 
@@ -111,6 +116,10 @@ impl BackendAuth {
             }
             BackendAuth::Azure(a) => {
                 let (state, err) = a.state();
+                cache_json(state, err)
+            }
+            BackendAuth::Google(g) => {
+                let (state, err) = g.state();
                 cache_json(state, err)
             }
         };
@@ -136,6 +145,7 @@ impl BackendAuth {
             BackendAuth::Basic { username, password } => rb.basic_auth(username, Some(password)),
             BackendAuth::BearerFile(b) => rb.bearer_auth(b.token().map_err(|e| self.fail(e))?),
             BackendAuth::Azure(a) => rb.bearer_auth(a.token().await.map_err(|e| self.fail(e))?),
+            BackendAuth::Google(g) => rb.bearer_auth(g.token().await.map_err(|e| self.fail(e))?),
             BackendAuth::SigV4(s) => {
                 let signed_headers: Vec<(&str, &str)> = out
                     .content_type

@@ -37,6 +37,15 @@ pub fn process_env() -> Env {
     std::env::vars().collect()
 }
 
+/// An environment of `pairs`, for tests.
+#[cfg(test)]
+pub fn env_of(pairs: &[(&str, &str)]) -> Env {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 fn env_var<'a>(env: &'a Env, name: &str) -> Option<&'a str> {
     env.get(name).map(String::as_str).filter(|v| !v.is_empty())
 }
@@ -685,16 +694,10 @@ fn xml_unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::aws_credentials::env_of as env;
 
     fn section() -> AwsSection {
         crate::config::default_config().prometheus_aws
-    }
-
-    fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
     }
 
     fn client() -> reqwest::Client {

@@ -274,13 +274,7 @@ pub async fn instance_credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> super::super::aws_credentials::Env {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::backend::aws_credentials::env_of as env;
 
     #[test]
     fn container_uris_follow_the_sdk_rules() {

@@ -19,9 +19,7 @@
 //! Why not `azure_identity`: see `doc/source/contributor/decisions.rst`.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
 use url::Url;
 
 use super::aws_credentials::Env;
@@ -302,70 +300,17 @@ impl AzureAd {
                 self.http.get(u).header("Metadata", "true").send().await
             }
         };
-        let what = self.identity.kind();
-        let resp = resp.map_err(|e| format!("Azure AD ({what}): {}", super::root_cause(&e)))?;
-        let status = resp.status();
-        let body: Value = resp
-            .json()
-            .await
-            .map_err(|e| format!("Azure AD ({what}) answered {status} with no JSON: {e}"))?;
-        parse_token(&body, status, what, SystemTime::now())
+        super::oauth::token_from(resp, &format!("Azure AD ({})", self.identity.kind())).await
     }
-}
-
-/// A token answer of Azure AD or IMDS: `access_token` and `expires_in`
-/// (a number, or a string as IMDS writes it), else `expires_on` (Unix time).
-pub fn parse_token(
-    body: &Value,
-    status: reqwest::StatusCode,
-    what: &str,
-    now: SystemTime,
-) -> Result<Expiring<String>, String> {
-    if !status.is_success() {
-        let error = body["error"].as_str().unwrap_or("error");
-        let description = body["error_description"].as_str().unwrap_or("");
-        let description: String = description.chars().take(300).collect();
-        return Err(format!(
-            "Azure AD ({what}) refused the token request ({status} {error}): {description}"
-        ));
-    }
-    let token = body["access_token"]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| format!("Azure AD ({what}): the answer has no access_token"))?;
-    let number = |v: &Value| {
-        v.as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-    };
-    let expires_at = match (number(&body["expires_in"]), number(&body["expires_on"])) {
-        (Some(secs), _) => now + Duration::from_secs(secs),
-        (None, Some(epoch)) => SystemTime::UNIX_EPOCH + Duration::from_secs(epoch),
-        (None, None) => {
-            return Err(format!(
-                "Azure AD ({what}): the answer has neither expires_in nor expires_on"
-            ))
-        }
-    };
-    Ok(Expiring {
-        value: token.to_owned(),
-        expires_at: Some(expires_at),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::backend::aws_credentials::env_of as env;
 
     fn section() -> AzureSection {
         crate::config::default_config().prometheus_azure
-    }
-
-    fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
     }
 
     #[test]
@@ -460,50 +405,5 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.contains("tenant_id"), "{e}");
-    }
-
-    #[test]
-    fn token_answers_of_azure_ad_and_imds_are_read() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let ok = reqwest::StatusCode::OK;
-        let t = parse_token(
-            &json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ0"}),
-            ok,
-            "client_secret",
-            now,
-        )
-        .unwrap();
-        assert_eq!(t.value, "eyJ0");
-        assert_eq!(t.expires_at, Some(now + Duration::from_secs(3599)));
-        // IMDS writes numbers as strings.
-        let t = parse_token(
-            &json!({"access_token": "eyJ1", "expires_in": "86399", "expires_on": "1700086399"}),
-            ok,
-            "managed_identity",
-            now,
-        )
-        .unwrap();
-        assert_eq!(t.expires_at, Some(now + Duration::from_secs(86399)));
-        let t = parse_token(
-            &json!({"access_token": "x", "expires_on": "1700000600"}),
-            ok,
-            "m",
-            now,
-        )
-        .unwrap();
-        assert_eq!(t.expires_at, Some(now + Duration::from_secs(600)));
-        let e = parse_token(
-            &json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
-            reqwest::StatusCode::UNAUTHORIZED,
-            "client_secret",
-            now,
-        )
-        .unwrap_err();
-        assert!(
-            e.contains("invalid_client") && e.contains("AADSTS7000215"),
-            "{e}"
-        );
-        assert!(parse_token(&json!({"access_token": "x"}), ok, "m", now).is_err());
-        assert!(parse_token(&json!({}), ok, "m", now).is_err());
     }
 }

@@ -16,6 +16,8 @@ pub mod aws_credentials;
 pub mod aws_metadata;
 pub mod azure;
 pub mod bearer_file;
+pub mod google;
+pub mod oauth;
 pub mod pool;
 pub mod refresh;
 pub mod sigv4;

@@ -164,6 +164,32 @@ fn each_backend_validation_error_names_section_and_option() {
         ),
         ("[prometheus_azure]\nscope =\n", "prometheus_azure", "scope"),
         (
+            "[prometheus]\nauth_method = google\n[prometheus_google]\ncredentials_file = /nonexistent/sa.json\n",
+            "prometheus_google",
+            "credentials_file",
+        ),
+        (
+            "[prometheus_google]\nservice_account = a/../b\n",
+            "prometheus_google",
+            "service_account",
+        ),
+        (
+            "[prometheus_google]\nidentity = user\n",
+            "prometheus_google",
+            "identity",
+        ),
+        ("[prometheus_google]\nscope =\n", "prometheus_google", "scope"),
+        (
+            "[prometheus_aws]\ncredential_source = imds\n",
+            "prometheus_aws",
+            "credential_source",
+        ),
+        (
+            "[prometheus_aws]\nec2_metadata_endpoint = 169.254.169.254\n",
+            "prometheus_aws",
+            "ec2_metadata_endpoint",
+        ),
+        (
             "[api]\nunauthenticated_passthrough = perhaps\n",
             "api",
             "unauthenticated_passthrough",

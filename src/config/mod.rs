@@ -215,6 +215,7 @@ pub enum BackendAuthMethod {
     BearerFile,
     SigV4,
     Azure,
+    Google,
 }
 
 /// `[prometheus_aws] credential_source`.
@@ -265,6 +266,27 @@ pub enum AzureIdentityKind {
     ClientSecret,
     WorkloadIdentity,
     ManagedIdentity,
+}
+
+/// `[prometheus_google] identity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoogleIdentityKind {
+    /// A key file when one is named, else the metadata server.
+    Auto,
+    ServiceAccountKey,
+    MetadataServer,
+}
+
+/// `[prometheus_google]`: how the Google OAuth token is obtained.
+/// Environment fallbacks (GOOGLE_APPLICATION_CREDENTIALS, GCE_METADATA_HOST)
+/// are applied when the backend is built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoogleSection {
+    pub identity: GoogleIdentityKind,
+    pub credentials_file: Option<String>,
+    pub scope: String,
+    pub metadata_endpoint: Option<Url>,
+    pub service_account: String,
 }
 
 /// `[prometheus_azure]`: how the Azure AD token is obtained. Environment
@@ -480,6 +502,7 @@ pub struct Config {
     pub prometheus: PrometheusSection,
     pub prometheus_aws: AwsSection,
     pub prometheus_azure: AzureSection,
+    pub prometheus_google: GoogleSection,
     pub keystone: KeystoneSection,
     pub oslo_policy: PolicySection,
     pub cors: CorsSection,
@@ -738,6 +761,7 @@ fn build_sections(
         prometheus: build_prometheus(r)?,
         prometheus_aws: build_aws(r)?,
         prometheus_azure: build_azure(r)?,
+        prometheus_google: build_google(r)?,
         keystone: build_keystone(r, warnings)?,
         oslo_policy: PolicySection {
             policy_file: r.string("oslo_policy", "policy_file")?,
@@ -865,6 +889,7 @@ fn build_prometheus(r: &mut Resolver<'_>) -> Result<PrometheusSection, ConfigErr
         "bearer_file" => BackendAuthMethod::BearerFile,
         "sigv4" => BackendAuthMethod::SigV4,
         "azure" => BackendAuthMethod::Azure,
+        "google" => BackendAuthMethod::Google,
         _ => match (&username, &password, &bearer_token_file) {
             (Some(_), Some(_), Some(_)) => {
                 return Err(ConfigError::new(
@@ -999,6 +1024,34 @@ fn build_azure(r: &mut Resolver<'_>) -> Result<AzureSection, ConfigError> {
         authority_host: r.url(S, "authority_host")?,
         scope,
         imds_endpoint,
+    })
+}
+
+fn build_google(r: &mut Resolver<'_>) -> Result<GoogleSection, ConfigError> {
+    const S: &str = "prometheus_google";
+    let identity = match r.string(S, "identity")?.as_str() {
+        "service_account_key" => GoogleIdentityKind::ServiceAccountKey,
+        "metadata_server" => GoogleIdentityKind::MetadataServer,
+        _ => GoogleIdentityKind::Auto,
+    };
+    let scope = r.string(S, "scope")?.trim().to_owned();
+    if scope.is_empty() {
+        return Err(ConfigError::new(S, "scope", "must not be empty"));
+    }
+    let service_account = r.string(S, "service_account")?.trim().to_owned();
+    if service_account.is_empty() || service_account.contains(['/', '?', '#']) {
+        return Err(ConfigError::new(
+            S,
+            "service_account",
+            format!("invalid value {service_account:?}: expected 'default' or an e-mail address"),
+        ));
+    }
+    Ok(GoogleSection {
+        identity,
+        credentials_file: r.opt_string(S, "credentials_file")?,
+        scope,
+        metadata_endpoint: r.url(S, "metadata_endpoint")?,
+        service_account,
     })
 }
 
@@ -1174,6 +1227,11 @@ fn validate_backend_auth(c: &Config, warnings: &mut Vec<Warning>) -> Result<(), 
         },
         BackendAuthMethod::SigV4 => validate_aws(&c.prometheus_aws, warnings)?,
         BackendAuthMethod::Azure => validate_azure(&c.prometheus_azure)?,
+        BackendAuthMethod::Google => {
+            if let Some(path) = &c.prometheus_google.credentials_file {
+                check_readable("prometheus_google", "credentials_file", path)?;
+            }
+        }
         BackendAuthMethod::None => {}
     }
     if p.auth_method != BackendAuthMethod::BearerFile && p.bearer_token_file.is_some() {

@@ -177,6 +177,7 @@ const HEALTH: &str = "oslo.middleware.healthcheck";
 const MIDDLEWARE: &str = "oslo.middleware";
 const AWS: &str = "prometheus_aws";
 const AZ: &str = "prometheus_azure";
+const GCP: &str = "prometheus_google";
 
 /// Upstream's default log levels (oslo.log), kept for the sample.
 const DEFAULT_LOG_LEVELS: &str = "amqp=WARN,amqplib=WARN,boto=WARN,qpid=WARN,sqlalchemy=WARN,\
@@ -540,13 +541,15 @@ pub static OPTIONS: &[OptSpec] = &[
     opt("prometheus", "health_check_interval", float(Some(0.1), None), Some("5"),
         "Seconds between background health checks of the backends of urls (not used with a \
          single backend)."),
-    opt("prometheus", "auth_method", choice(&["auto", "none", "basic", "bearer_file", "sigv4", "azure"]),
+    opt("prometheus", "auth_method", choice(&["auto", "none", "basic", "bearer_file", "sigv4", "azure", "google"]),
         Some("auto"),
         "How requests to the backend are authenticated. 'none': nothing added. 'basic': \
          username and password. 'bearer_file': 'Authorization: Bearer' with the token read from \
          bearer_token_file (OpenShift, oauth-proxy). 'sigv4': AWS Signature Version 4 with the \
          credentials of [prometheus_aws] (Amazon Managed Service for Prometheus). 'azure': an \
          Azure AD token from [prometheus_azure] (Azure Monitor managed service for Prometheus). \
+         'google': a Google OAuth token from [prometheus_google] (Google Cloud Managed Service \
+         for Prometheus). \
          'auto' (upstream's behaviour): basic when username and password are set, bearer_file \
          when bearer_token_file is set, otherwise none. A client certificate (cert_file, \
          key_file) is used with any method."),
@@ -638,6 +641,23 @@ pub static OPTIONS: &[OptSpec] = &[
          /.default)."),
     opt(AZ, "imds_endpoint", Url, Some("http://169.254.169.254/metadata/identity/oauth2/token"),
         "Token endpoint of the instance metadata service, for managed_identity."),
+    // ------------------------------------------------------ prometheus_google
+    opt(GCP, "identity", choice(&["auto", "service_account_key", "metadata_server"]),
+        Some("auto"),
+        "How the Google OAuth token is obtained. 'service_account_key': a service account's JSON \
+         key (credentials_file), exchanged for a token with a signed JWT. 'metadata_server': the \
+         metadata server of GCE, or of GKE with Workload Identity (metadata_endpoint). 'auto': \
+         service_account_key when a key file is named (option or GOOGLE_APPLICATION_CREDENTIALS), \
+         otherwise metadata_server."),
+    opt(GCP, "credentials_file", Str, None,
+        "Service account JSON key file. Unset: GOOGLE_APPLICATION_CREDENTIALS."),
+    opt(GCP, "scope", Str, Some("https://www.googleapis.com/auth/monitoring.read"),
+        "OAuth scope of the requested token."),
+    opt(GCP, "metadata_endpoint", Url, None,
+        "Metadata server, for metadata_server. Unset: http://$GCE_METADATA_HOST, then \
+         http://metadata.google.internal."),
+    opt(GCP, "service_account", Str, Some("default"),
+        "Service account of the metadata server whose token is requested."),
 ];
 
 /// The sections aetos knows, in sample order, without duplicates.

@@ -7,8 +7,8 @@
 //! * [`Check::SigV4`] — the request must carry a valid AWS SigV4 signature
 //!   for the region and service (verified by [`super::sigv4_verify`]), made
 //!   with credentials of the expected principal (role);
-//! * [`Check::AzureToken`] — `Authorization: Bearer` with a token Azure AD
-//!   or IMDS stand-ins issued for the Prometheus resource, not expired;
+//! * [`Check::IssuedBearer`] — `Authorization: Bearer` with a token the
+//!   Azure AD, IMDS or Google stand-ins issued for this service, not expired;
 //! * [`Check::Tokens`] — `Authorization: Bearer` with one of a set of
 //!   tokens the test can change (a rotated service-account token);
 //! * [`Check::Nothing`] — only records (tenant headers).
@@ -35,7 +35,7 @@ pub enum Check {
         /// Only credentials of this principal are accepted.
         principal: Option<String>,
     },
-    AzureToken {
+    IssuedBearer {
         audience: String,
     },
     Tokens(Arc<Mutex<HashSet<String>>>),
@@ -169,7 +169,7 @@ fn authenticate(
             }
             Ok((Some(v.principal), Some(v.signed_headers)))
         }
-        Check::AzureToken { audience } => {
+        Check::IssuedBearer { audience } => {
             let token = bearer(req).ok_or("missing bearer token")?;
             let b = s.registry.bearer(&token).ok_or("invalid token: unknown")?;
             if SystemTime::now() >= b.expires {

@@ -16,6 +16,9 @@
 //!   (and ECS) container credentials endpoint, `Authorization` required;
 //! * [`aws_metadata::Ec2ImdsStandin`] — the EC2 instance metadata service
 //!   with IMDSv2 session tokens required;
+//! * [`google::GoogleOAuthStandin`] — Google's OAuth token endpoint for the
+//!   JWT bearer grant, verifying the RS256 signature with the key's public
+//!   half; [`google::GceMetadataStandin`] — the GCE/GKE metadata server;
 //! * [`backend::PrometheusStandin`] — a managed-Prometheus front door that
 //!   verifies the SigV4 signature (independently of the `aws-sigv4` crate
 //!   aetos signs with, see [`sigv4_verify`]) or the bearer token of every
@@ -28,6 +31,7 @@
 pub mod aws_metadata;
 pub mod azure;
 pub mod backend;
+pub mod google;
 pub mod sigv4_verify;
 pub mod sts;
 
