@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::memcache::{Protection, SharedCache};
-use crate::auth::{Authenticator, CacheOptions, Credentials, KeystoneClient, NameOrId};
+use crate::auth::{
+    Authenticator, CacheOptions, Credentials, KeystoneClient, NameOrId, ServiceTokenRules,
+};
 use crate::backend::aws_credentials::{self, AwsCredentialProvider, Env};
 use crate::backend::azure::AzureAd;
 use crate::backend::bearer_file::BearerFile;
@@ -277,6 +279,10 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
                 client,
                 cache,
                 shared,
+                ServiceTokenRules {
+                    roles: k.service_token_roles.clone(),
+                    required: k.service_token_roles_required,
+                },
                 metrics.clone(),
             )))
         }

@@ -123,6 +123,17 @@ impl Identity {
         })
     }
 
+    /// This caller, with `service` (the identity of an `X-Service-Token`)
+    /// as its service: only the `service_*` fields change.
+    pub fn with_service(&self, service: &Identity) -> Identity {
+        Identity {
+            service_roles: service.roles.clone(),
+            service_user_id: service.user_id.clone(),
+            service_project_id: service.project_id.clone(),
+            ..self.clone()
+        }
+    }
+
     /// The target upstream Aetos passes to every check.
     pub fn policy_target(&self) -> Value {
         json!({ "project_id": self.project_id })
@@ -157,6 +168,30 @@ mod tests {
         assert_eq!(creds["user_id"], "u1");
         assert_eq!(creds["roles"][1], "member");
         assert_eq!(id.policy_target(), json!({"project_id": "p1"}));
+    }
+
+    #[test]
+    fn a_service_adds_only_service_fields() {
+        let caller = Identity {
+            user_id: Some("u".into()),
+            project_id: Some("p".into()),
+            roles: vec!["reader".into()],
+            ..Identity::default()
+        };
+        let service = Identity {
+            user_id: Some("nova".into()),
+            project_id: Some("service".into()),
+            roles: vec!["service".into(), "admin".into()],
+            ..Identity::default()
+        };
+        let both = caller.with_service(&service);
+        assert_eq!(both.roles, vec!["reader"]);
+        assert_eq!(both.project_id.as_deref(), Some("p"));
+        let creds = both.credentials();
+        assert_eq!(creds["service_roles"], json!(["service", "admin"]));
+        assert_eq!(creds["service_user_id"], "nova");
+        assert_eq!(creds["service_project_id"], "service");
+        assert_eq!(creds["roles"], json!(["reader"]));
     }
 
     #[test]

@@ -169,6 +169,8 @@ fn watcher_templates() -> Vec<String> {
 
 #[tokio::test]
 async fn item4_watcher_templates_privileged_are_forwarded_unmodified() {
+    // rate(…) at now - 30 s needs two samples before that instant.
+    common::wait_for_history(std::time::Duration::from_secs(35)).await;
     let a = Aetos::start("", None);
     let t = token("aetos").await;
     let time = format!(
@@ -272,6 +274,8 @@ async fn item6_metric_names_all_for_privileged_own_project_for_reader() {
 
 #[tokio::test]
 async fn item7_parameters_forwarded_at_modifier_iso_time_timeout() {
+    // prometheus_ready @ now - 20 s must exist.
+    common::wait_for_history(std::time::Duration::from_secs(25)).await;
     let a = Aetos::start("", None);
     for user in ["aetos", "demo-reader"] {
         let t = token(user).await;
@@ -570,6 +574,83 @@ async fn spoofed_identity_headers_gain_nothing() {
     assert_eq!(r.status(), 401);
 }
 
+/// `X-Service-Token` as keystonemiddleware handles it: validated, its roles
+/// checked against `service_token_roles`, and passed to the policy as
+/// `service_roles` — never as the caller's own roles or project.
+#[tokio::test]
+async fn service_tokens_are_validated_and_reach_the_policy_only_as_service_roles() {
+    // An operator rule that trusts readers when a service vouches for them.
+    let policy = "\"telemetry:query:all_projects\": \"role:admin or service_roles:service\"\n";
+    let a = Aetos::start("", Some(policy));
+    let reader = token("demo-reader").await;
+    let service = token("aetos").await;
+    let member = token("demo-member").await;
+    let query = |service_token: Option<String>, user: Option<String>| {
+        let mut rb = common::client().get(format!(
+            "{}/prometheus/api/v1/query?query=ceilometer_cpu",
+            a.url
+        ));
+        if let Some(t) = user {
+            rb = rb.header("X-Auth-Token", t);
+        }
+        if let Some(t) = service_token {
+            rb = rb.header("X-Service-Token", t);
+        }
+        rb.send()
+    };
+    let projects = |v: &Value| -> std::collections::HashSet<String> {
+        label_values(v, "project").into_iter().collect()
+    };
+    // The reader alone: its own project.
+    let (st, v) = json_of(query(None, Some(reader.clone())).await.unwrap()).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(projects(&v), [demo()].into());
+    // With the service's token: the rule's service_roles:service holds.
+    let (st, v) = json_of(
+        query(Some(service.clone()), Some(reader.clone()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert!(projects(&v).contains(&other()), "{v}");
+    // An invalid service token, or one without the service role while
+    // service_token_roles_required = True: 401, Keystone-style.
+    for bad in ["not-a-token".to_owned(), member.clone()] {
+        let r = query(Some(bad), Some(reader.clone())).await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(r.headers().contains_key("www-authenticate"));
+    }
+    // A service token alone authenticates nobody.
+    assert_eq!(
+        query(Some(service.clone()), None).await.unwrap().status(),
+        401
+    );
+    assert!(a.logs().contains("X-Service-Token refused"));
+    assert!(!a.logs().contains(&service) && !a.logs().contains(&member));
+
+    // Not required: the member's token is accepted with a warning, and its
+    // roles reach the policy as service_roles only — no wider view.
+    let lax = Aetos::start(
+        "[keystone_authtoken]\nservice_token_roles_required = false\n",
+        Some(policy),
+    );
+    let r = common::client()
+        .get(format!(
+            "{}/prometheus/api/v1/query?query=ceilometer_cpu",
+            lax.url
+        ))
+        .header("X-Auth-Token", &reader)
+        .header("X-Service-Token", &member)
+        .send()
+        .await
+        .unwrap();
+    let (st, v) = json_of(r).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(projects(&v), [demo()].into());
+    assert!(lax.logs().contains("without any of service_token_roles"));
+}
+
 #[tokio::test]
 async fn every_route_for_every_kind_of_caller() {
     let a = Aetos::start("", None);
@@ -730,12 +811,13 @@ async fn tokens_and_client_credentials_never_reach_the_backend() {
         &format!("[prometheus]\nhost = 127.0.0.1\nport = {}\n", rec.port),
         None,
     );
+    let service = token("aetos").await;
     for user in ["aetos", "demo-reader"] {
         let t = token(user).await;
         let r = common::client()
             .get(format!("{}/prometheus/api/v1/query?query=up&time=5", a.url))
             .header("X-Auth-Token", &t)
-            .header("X-Service-Token", &t)
+            .header("X-Service-Token", &service)
             .header("Authorization", "Bearer client-secret")
             .header("Cookie", "session=client-secret")
             .header("X-Roles", "admin")
@@ -750,7 +832,7 @@ async fn tokens_and_client_credentials_never_reach_the_backend() {
         let out = &reqs[0];
         for (k, v) in &out.headers {
             assert!(
-                !v.contains(&t) && !v.contains("client-secret"),
+                !v.contains(&t) && !v.contains(&service) && !v.contains("client-secret"),
                 "{k}: {v} forwarded"
             );
             assert!(!common_identity_header(k), "identity header {k} forwarded");

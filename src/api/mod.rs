@@ -109,12 +109,17 @@ async fn authenticate(req: &HttpRequest, state: &State) -> Result<Arc<Identity>,
         Authn::Passthrough => Err(AuthError::MissingToken),
         Authn::Noauth => Ok(Arc::new(auth::noauth_identity(req.headers()))),
         Authn::Keystone(a) => {
-            if let Some(token) = auth::token_from_headers(req.headers()) {
-                return a.authenticate(&token).await;
-            }
-            match auth::basic_from_headers(req.headers()) {
-                Some((id, secret)) => a.authenticate_basic(&id, &secret).await,
-                None => Err(AuthError::MissingToken),
+            let caller = if let Some(token) = auth::token_from_headers(req.headers()) {
+                a.authenticate(&token).await?
+            } else {
+                match auth::basic_from_headers(req.headers()) {
+                    Some((id, secret)) => a.authenticate_basic(&id, &secret).await?,
+                    None => return Err(AuthError::MissingToken),
+                }
+            };
+            match auth::service_token_from_headers(req.headers()) {
+                Some(service_token) => a.with_service_token(caller, &service_token).await,
+                None => Ok(caller),
             }
         }
     }

@@ -88,6 +88,15 @@ impl From<KeystoneError> for AuthError {
     }
 }
 
+/// What makes an `X-Service-Token` a service's token, from
+/// `[keystone_authtoken] service_token_roles(_required)`.
+#[derive(Debug, Clone)]
+pub struct ServiceTokenRules {
+    /// Lower-cased role names.
+    pub roles: Vec<String>,
+    pub required: bool,
+}
+
 /// Cache tuning, from `[keystone_authtoken]`.
 #[derive(Debug, Clone)]
 pub struct CacheOptions {
@@ -140,6 +149,7 @@ pub struct Authenticator {
     cache_time: Duration,
     /// memcached, shared with other replicas (`memcached_servers`).
     shared: Option<memcache::SharedCache>,
+    service_tokens: ServiceTokenRules,
     metrics: Metrics,
 }
 
@@ -151,6 +161,7 @@ impl Authenticator {
         keystone: Arc<KeystoneClient>,
         opts: CacheOptions,
         shared: Option<memcache::SharedCache>,
+        service_tokens: ServiceTokenRules,
         metrics: Metrics,
     ) -> Self {
         let evictions = metrics.token_cache_evictions.clone();
@@ -181,6 +192,7 @@ impl Authenticator {
             cache_time: opts.token_cache_time.unwrap_or(Duration::ZERO),
             // A shared entry outlives no local one: without a cache time there is no sharing.
             shared: shared.filter(|_| opts.token_cache_time.is_some()),
+            service_tokens,
             metrics,
         }
     }
@@ -224,6 +236,36 @@ impl Authenticator {
             }
             Err(e) => Err((*e).clone()),
         }
+    }
+
+    /// `caller` with the service whose `X-Service-Token` came with the
+    /// request: the service token is validated like any token (invalid:
+    /// 401), must carry one of `service_token_roles` when they are required,
+    /// and its user, project and roles are added to the caller's identity as
+    /// `service_*` (nothing of it changes the caller's own roles or project).
+    pub async fn with_service_token(
+        &self,
+        caller: Arc<Identity>,
+        service_token: &str,
+    ) -> Result<Arc<Identity>, AuthError> {
+        let hash = token_hash(service_token);
+        let service = self.authenticate(service_token).await.inspect_err(|e| {
+            if *e == AuthError::InvalidToken {
+                tracing::info!(token = %hash, "invalid X-Service-Token");
+            }
+        })?;
+        let rules = &self.service_tokens;
+        if !service.roles.iter().any(|r| rules.roles.contains(r)) {
+            if rules.required {
+                tracing::info!(token = %hash, user = service.user_id.as_deref().unwrap_or("-"),
+                    "X-Service-Token refused: none of service_token_roles {:?}", rules.roles);
+                return Err(AuthError::InvalidToken);
+            }
+            tracing::warn!(token = %hash, user = service.user_id.as_deref().unwrap_or("-"),
+                "X-Service-Token without any of service_token_roles {:?} accepted \
+                 (service_token_roles_required = false)", rules.roles);
+        }
+        Ok(Arc::new(caller.with_service(&service)))
     }
 
     /// HTTP Basic with a Keystone application credential (`id:secret`), as
@@ -335,6 +377,16 @@ impl Authenticator {
             }
         }
     }
+}
+
+/// The `X-Service-Token` of a request, whitespace stripped.
+pub fn service_token_from_headers(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-service-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 /// The caller's token, whitespace stripped; `None` when absent or empty.

@@ -439,6 +439,9 @@ pub struct KeystoneSection {
     pub negative_cache_time: u64,
     /// Entries.
     pub token_cache_size: u64,
+    /// Lower-cased; an `X-Service-Token` counts as a service's with one of them.
+    pub service_token_roles: Vec<String>,
+    pub service_token_roles_required: bool,
 }
 
 impl KeystoneSection {
@@ -1106,6 +1109,13 @@ fn build_keystone(
         memcache_secret_key: r.secret(S, "memcache_secret_key")?,
         negative_cache_time: r.uint(S, "negative_cache_time")?,
         token_cache_size: r.uint(S, "token_cache_size")?,
+        service_token_roles: r
+            .list(S, "service_token_roles")?
+            .into_iter()
+            .map(|role| role.trim().to_lowercase())
+            .filter(|role| !role.is_empty())
+            .collect(),
+        service_token_roles_required: r.bool(S, "service_token_roles_required")?,
     };
     if k.auth_type.is_none() {
         let inferred = if k.application_credential_id.is_some() {

@@ -405,10 +405,14 @@ pub static OPTIONS: &[OptSpec] = &[
     opt(KS, "enforce_token_bind", Str, Some("permissive"), "Token binding enforcement.")
         .from(KSM).accepted(),
     opt(KS, "service_token_roles", List, Some("service"),
-        "A service token (X-Service-Token) counts only if it carries one of these roles.").from(KSM).accepted(),
+        "Roles that make an X-Service-Token a service's token. A request may carry one beside \
+         X-Auth-Token; it is validated like the user token (invalid: 401), and its roles, user \
+         and project reach the policy as service_roles, service_user_id and \
+         service_project_id.").from(KSM),
     opt(KS, "service_token_roles_required", Bool, Some("false"),
-        "Reject service tokens without a role from service_token_roles (instead of only \
-         ignoring them).").from(KSM).accepted(),
+        "Refuse (401) a request whose X-Service-Token has none of service_token_roles. When \
+         false, such a token is accepted with a warning, as keystonemiddleware does; its roles \
+         still reach the policy only as service_roles.").from(KSM),
     opt(KS, "service_type", Str, None,
         "Service type of aetos in the catalog, used to check tokens with access rules \
          (application credentials restricted to some APIs).").from(KSM).accepted(),

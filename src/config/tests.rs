@@ -253,6 +253,8 @@ port = 9090\n",
     assert!(c.default.debug);
     assert_eq!(c.default.auth_mode, AuthMode::Keystone);
     let k = &c.keystone;
+    assert!(k.service_token_roles_required);
+    assert_eq!(k.service_token_roles, vec!["service"]);
     assert_eq!(
         k.auth_url.as_ref().map(Url::as_str),
         Some("http://10.0.0.5/identity")

@@ -336,6 +336,33 @@ pub async fn json_of(r: reqwest::Response) -> (u16, Value) {
     (status, v)
 }
 
+/// Waits (at most 90 s) until the main Prometheus holds exporter samples
+/// at least `age` old, for tests that query the recent past: right after
+/// `tools/stack.sh start` the history is only seconds long.
+pub async fn wait_for_history(age: Duration) {
+    let started = Instant::now();
+    loop {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .saturating_sub(age)
+            .as_secs()
+            .to_string();
+        let v = prom_query("up{job=\"exporter\"}", Some(&at)).await;
+        if v["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "Prometheus has no samples {age:?} old after 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Direct query to the main Prometheus (the baseline).
 pub async fn prom_query(query: &str, time: Option<&str>) -> Value {
     let mut url = url::Url::parse(&format!("{}/api/v1/query", stack().prometheus_url())).unwrap();
