@@ -585,10 +585,9 @@ async fn service_tokens_are_validated_and_reach_the_policy_only_as_service_roles
     let reader = token("demo-reader").await;
     let service = token("aetos").await;
     let member = token("demo-member").await;
-    let query = |service_token: Option<String>, user: Option<String>| {
+    let query = |base: &str, service_token: Option<&str>, user: Option<&str>| {
         let mut rb = common::client().get(format!(
-            "{}/prometheus/api/v1/query?query=ceilometer_cpu",
-            a.url
+            "{base}/prometheus/api/v1/query?query=ceilometer_cpu"
         ));
         if let Some(t) = user {
             rb = rb.header("X-Auth-Token", t);
@@ -602,28 +601,23 @@ async fn service_tokens_are_validated_and_reach_the_policy_only_as_service_roles
         label_values(v, "project").into_iter().collect()
     };
     // The reader alone: its own project.
-    let (st, v) = json_of(query(None, Some(reader.clone())).await.unwrap()).await;
+    let (st, v) = json_of(query(&a.url, None, Some(&reader)).await.unwrap()).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(projects(&v), [demo()].into());
     // With the service's token: the rule's service_roles:service holds.
-    let (st, v) = json_of(
-        query(Some(service.clone()), Some(reader.clone()))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, v) = json_of(query(&a.url, Some(&service), Some(&reader)).await.unwrap()).await;
     assert_eq!(st, 200, "{v}");
     assert!(projects(&v).contains(&other()), "{v}");
     // An invalid service token, or one without the service role while
     // service_token_roles_required = True: 401, Keystone-style.
-    for bad in ["not-a-token".to_owned(), member.clone()] {
-        let r = query(Some(bad), Some(reader.clone())).await.unwrap();
+    for bad in ["not-a-token", member.as_str()] {
+        let r = query(&a.url, Some(bad), Some(&reader)).await.unwrap();
         assert_eq!(r.status(), 401);
         assert!(r.headers().contains_key("www-authenticate"));
     }
     // A service token alone authenticates nobody.
     assert_eq!(
-        query(Some(service.clone()), None).await.unwrap().status(),
+        query(&a.url, Some(&service), None).await.unwrap().status(),
         401
     );
     assert!(a.logs().contains("X-Service-Token refused"));
@@ -635,16 +629,7 @@ async fn service_tokens_are_validated_and_reach_the_policy_only_as_service_roles
         "[keystone_authtoken]\nservice_token_roles_required = false\n",
         Some(policy),
     );
-    let r = common::client()
-        .get(format!(
-            "{}/prometheus/api/v1/query?query=ceilometer_cpu",
-            lax.url
-        ))
-        .header("X-Auth-Token", &reader)
-        .header("X-Service-Token", &member)
-        .send()
-        .await
-        .unwrap();
+    let r = query(&lax.url, Some(&member), Some(&reader)).await.unwrap();
     let (st, v) = json_of(r).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(projects(&v), [demo()].into());
