@@ -27,24 +27,13 @@ async fn present_at(metric: &str, project: &str, t: u64) -> bool {
 async fn item8_admin_endpoints_status_codes_and_bodies() {
     let a = Aetos::start("", None);
     let admin = token("demo-admin").await;
-    let r = common::client()
-        .post(format!("{}/prometheus/api/v1/admin/tsdb/snapshot", a.url))
-        .header("X-Auth-Token", &admin)
-        .send()
-        .await
-        .unwrap();
+    let r = a.post("/api/v1/admin/tsdb/snapshot", Some(&admin)).await;
     let (st, v) = json_of(r).await;
     assert_eq!(st, 200);
     assert!(v["data"]["name"].as_str().unwrap().len() > 8, "{v}");
-    let r = common::client()
-        .post(format!(
-            "{}/prometheus/api/v1/admin/tsdb/clean_tombstones",
-            a.url
-        ))
-        .header("X-Auth-Token", &admin)
-        .send()
-        .await
-        .unwrap();
+    let r = a
+        .post("/api/v1/admin/tsdb/clean_tombstones", Some(&admin))
+        .await;
     assert_eq!(r.status(), 204);
     assert!(r.bytes().await.unwrap().is_empty());
     // delete_series with query-string parameters and an empty body.
@@ -54,17 +43,16 @@ async fn item8_admin_endpoints_status_codes_and_bodies() {
         present_at("aetos_test_delete_admin", &demo, t0).await,
         "fixture missing"
     );
-    let r = common::client()
-        .post(format!(
-            "{}/prometheus/api/v1/admin/tsdb/delete_series?match[]={}&start=0&end={}",
-            a.url,
-            enc("aetos_test_delete_admin"),
-            now()
-        ))
-        .header("X-Auth-Token", &admin)
-        .send()
-        .await
-        .unwrap();
+    let r = a
+        .post(
+            &format!(
+                "/api/v1/admin/tsdb/delete_series?match[]={}&start=0&end={}",
+                enc("aetos_test_delete_admin"),
+                now()
+            ),
+            Some(&admin),
+        )
+        .await;
     assert_eq!(r.status(), 204);
     assert!(r.bytes().await.unwrap().is_empty());
     assert!(
@@ -73,12 +61,12 @@ async fn item8_admin_endpoints_status_codes_and_bodies() {
     );
     for user in ["demo-member", "demo-reader", "noroles"] {
         for ep in ["snapshot", "clean_tombstones", "delete_series?match[]=up"] {
-            let r = common::client()
-                .post(format!("{}/prometheus/api/v1/admin/tsdb/{ep}", a.url))
-                .header("X-Auth-Token", token(user).await)
-                .send()
-                .await
-                .unwrap();
+            let r = a
+                .post(
+                    &format!("/api/v1/admin/tsdb/{ep}"),
+                    Some(&token(user).await),
+                )
+                .await;
             assert_eq!(r.status(), 403, "{user} {ep}");
         }
     }
@@ -96,17 +84,16 @@ async fn item8_scoped_delete_touches_only_own_project() {
     assert!(present_at("aetos_test_delete_scoped", &other, t0).await);
     // Even naming the other project explicitly.
     let sel = format!("{{__name__=\"aetos_test_delete_scoped\",project=~\"{other}|{demo}\"}}");
-    let r = common::client()
-        .post(format!(
-            "{}/prometheus/api/v1/admin/tsdb/delete_series?match[]={}&start=0&end={}",
-            a.url,
-            enc(&sel),
-            now()
-        ))
-        .header("X-Auth-Token", &member)
-        .send()
-        .await
-        .unwrap();
+    let r = a
+        .post(
+            &format!(
+                "/api/v1/admin/tsdb/delete_series?match[]={}&start=0&end={}",
+                enc(&sel),
+                now()
+            ),
+            Some(&member),
+        )
+        .await;
     assert_eq!(r.status(), 204);
     assert!(
         !present_at("aetos_test_delete_scoped", &demo, t0).await,
@@ -117,15 +104,9 @@ async fn item8_scoped_delete_touches_only_own_project() {
         "other project's series deleted!"
     );
     // Without match[] a scoped delete is refused, never widened.
-    let r = common::client()
-        .post(format!(
-            "{}/prometheus/api/v1/admin/tsdb/delete_series",
-            a.url
-        ))
-        .header("X-Auth-Token", &member)
-        .send()
-        .await
-        .unwrap();
+    let r = a
+        .post("/api/v1/admin/tsdb/delete_series", Some(&member))
+        .await;
     assert_eq!(r.status(), 400);
 }
 

@@ -1142,31 +1142,39 @@ async fn ha_pair_round_robin_failover_without_failed_requests_and_rejoin() {
 
 // ---------------------------------------------------- signing proxy flags
 
+/// The signing proxy's flags, as its users start it: `--prometheus-url`,
+/// a free `--port`, `--log-level info` and the `--azure-*` ids, with a
+/// client secret when given.
+fn proxy_flags(amw: &PrometheusStandin, cfg: &AzureConfig, secret: Option<&str>) -> Vec<String> {
+    let mut args = vec![
+        "--prometheus-url".to_owned(),
+        amw.url(),
+        "--port".to_owned(),
+        common::free_port().to_string(),
+        "--log-level".to_owned(),
+        "info".to_owned(),
+        "--azure-tenant-id".to_owned(),
+        cfg.tenant_id.clone(),
+        "--azure-client-id".to_owned(),
+        cfg.client_id.clone(),
+    ];
+    if let Some(s) = secret {
+        args.extend(["--azure-client-secret".to_owned(), s.to_owned()]);
+    }
+    args
+}
+
 #[tokio::test]
 async fn signing_proxy_starts_from_flags_alone_and_forwards_unauthenticated_requests() {
     let registry = Arc::new(Registry::default());
     let cfg = azure_config(Duration::from_secs(3600));
     let aad = AzureAdStandin::start(cfg.clone(), registry.clone());
     let amw = azure_monitor(&registry);
-    let port = common::free_port();
-    let args: Vec<String> = [
-        "--prometheus-url",
-        &amw.url(),
-        "--port",
-        &port.to_string(),
-        "--log-level",
-        "info",
-        "--azure-tenant-id",
-        &cfg.tenant_id,
-        "--azure-client-id",
-        &cfg.client_id,
-        "--azure-client-secret",
-        &cfg.client_secret,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let a = spawn_aetos(None, &args, &[("AZURE_AUTHORITY_HOST", aad.authority())]);
+    let a = spawn_aetos(
+        None,
+        &proxy_flags(&amw, &cfg, Some(&cfg.client_secret)),
+        &[("AZURE_AUTHORITY_HOST", aad.authority())],
+    );
     // No token at all: forwarded unchanged (every project), signed for Azure.
     let (st, v) = json_of(a.get("/api/v1/query?query=ceilometer_cpu", None).await).await;
     assert_eq!(st, 200, "{v}\n{}", a.logs());
@@ -1204,25 +1212,9 @@ async fn signing_proxy_starts_from_flags_alone_and_forwards_unauthenticated_requ
     // Without a secret, on AKS: workload identity from the injected variables.
     let dir = common::tempdir::Dir::new("aks-flags");
     let token_file = write(dir.path(), "token", &cfg.federated_token);
-    let port = common::free_port();
-    let args: Vec<String> = [
-        "--prometheus-url",
-        &amw.url(),
-        "--port",
-        &port.to_string(),
-        "--log-level",
-        "info",
-        "--azure-tenant-id",
-        &cfg.tenant_id,
-        "--azure-client-id",
-        &cfg.client_id,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
     let a = spawn_aetos(
         None,
-        &args,
+        &proxy_flags(&amw, &cfg, None),
         &[
             ("AZURE_AUTHORITY_HOST", aad.authority()),
             ("AZURE_FEDERATED_TOKEN_FILE", token_file),

@@ -186,10 +186,6 @@ mod tests {
         }
     }
 
-    fn decoded(s: &str) -> Vec<(String, String)> {
-        pairs(s)
-    }
-
     #[test]
     fn query_in_url_is_scoped_and_other_params_kept_in_order() {
         let out = scope_params(
@@ -200,7 +196,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            decoded(&out.url),
+            pairs(&out.url),
             vec![
                 ("time".into(), "4".into()),
                 ("query".into(), "up{project=\"B\"}".into()),
@@ -220,11 +216,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            decoded(&out.url),
+            pairs(&out.url),
             vec![("query".into(), "a{project=\"B\"}".into())]
         );
         assert_eq!(
-            decoded(out.body.as_deref().unwrap()),
+            pairs(out.body.as_deref().unwrap()),
             vec![
                 ("query".into(), "b{project=\"B\"}".into()),
                 ("time".into(), "1".into())
@@ -241,7 +237,7 @@ mod tests {
             "B",
         )
         .unwrap();
-        let d = decoded(&out.url);
+        let d = pairs(&out.url);
         assert_eq!(d.len(), 2);
         assert!(d
             .iter()
@@ -258,7 +254,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            decoded(&out.url)[1],
+            pairs(&out.url)[1],
             ("match[]".into(), "{project=\"B\"}".into())
         );
         let out = scope_params(
@@ -269,7 +265,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.url, "");
-        assert_eq!(decoded(out.body.as_deref().unwrap())[1].0, "match[]");
+        assert_eq!(pairs(out.body.as_deref().unwrap())[1].0, "match[]");
         // match[] present only in the body: nothing is added to the URL.
         let out = scope_params(
             &p("start=1", Some("match[]=up")),

@@ -46,7 +46,8 @@ pub fn env_of(pairs: &[(&str, &str)]) -> Env {
         .collect()
 }
 
-fn env_var<'a>(env: &'a Env, name: &str) -> Option<&'a str> {
+/// `name` in `env`, unless it is unset or empty.
+pub(super) fn env_var<'a>(env: &'a Env, name: &str) -> Option<&'a str> {
     env.get(name).map(String::as_str).filter(|v| !v.is_empty())
 }
 
@@ -693,8 +694,8 @@ fn xml_unescape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::env_of as env;
     use super::*;
-    use crate::backend::aws_credentials::env_of as env;
 
     fn section() -> AwsSection {
         crate::config::default_config().prometheus_aws

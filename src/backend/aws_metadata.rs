@@ -19,7 +19,7 @@
 //! `Token`, `Expiration`); the result is cached and refreshed before it
 //! expires by the caller's [`super::refresh::Refreshing`].
 
-use std::net::IpAddr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,7 +27,9 @@ use aws_credential_types::Credentials;
 use serde::Deserialize;
 use url::Url;
 
+use super::aws_credentials::{env_var, Env};
 use super::refresh::Expiring;
+use crate::config::Secret;
 
 /// Host of the ECS agent, for `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`.
 pub const ECS_CONTAINER_HOST: &str = "http://169.254.170.2";
@@ -48,15 +50,13 @@ pub struct ContainerSource {
     pub url: Url,
     pub token_file: Option<PathBuf>,
     /// `AWS_CONTAINER_AUTHORIZATION_TOKEN`, when no token file is named.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
 }
 
 /// The container credentials source named by the environment, if any.
 /// `Err` when a variable is set but cannot be used (the message names it).
-pub fn container_source(
-    env: &super::aws_credentials::Env,
-) -> Result<Option<ContainerSource>, String> {
-    let var = |name: &str| env.get(name).map(String::as_str).filter(|v| !v.is_empty());
+pub fn container_source(env: &Env) -> Result<Option<ContainerSource>, String> {
+    let var = |name: &str| env_var(env, name);
     let url = if let Some(rel) = var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
         let joined = format!("{ECS_CONTAINER_HOST}{}", ensure_leading_slash(rel));
         Url::parse(&joined).map_err(|e| {
@@ -74,7 +74,7 @@ pub fn container_source(
     Ok(Some(ContainerSource {
         url,
         token_file: var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").map(PathBuf::from),
-        token: var("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(str::to_owned),
+        token: var("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(Secret::new),
     }))
 }
 
@@ -103,12 +103,11 @@ fn check_full_uri(u: &Url) -> Result<(), String> {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => {
             ip.is_loopback()
-                || ip == std::net::Ipv4Addr::new(169, 254, 170, 2)
-                || ip == std::net::Ipv4Addr::new(169, 254, 170, 23)
+                || ip == Ipv4Addr::new(169, 254, 170, 2)
+                || ip == Ipv4Addr::new(169, 254, 170, 23)
         }
         Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback()
-                || IpAddr::V6(ip) == "fd00:ec2::23".parse::<IpAddr>().expect("literal address")
+            ip.is_loopback() || ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23)
         }
         None => false,
     };
@@ -214,7 +213,7 @@ pub async fn container_credentials(
             })?;
             Some(t.trim().to_owned())
         }
-        (None, token) => token.clone(),
+        (None, token) => token.as_ref().map(|t| t.expose().to_owned()),
     };
     let mut rb = http.get(src.url.clone()).timeout(METADATA_TIMEOUT);
     if let Some(a) = authorization.filter(|a| !a.is_empty()) {

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use super::aws_credentials::Env;
+use super::aws_credentials::{env_var, Env};
 use super::refresh::{CacheState, Expiring, Refreshing};
 use crate::config::{GoogleIdentityKind, GoogleSection};
 
@@ -189,7 +189,7 @@ impl GoogleAuth {
         http: reqwest::Client,
     ) -> Result<GoogleAuth, String> {
         const S: &str = "[prometheus_google]";
-        let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        let var = |name: &str| env_var(env, name).map(str::to_owned);
         let key_file = g
             .credentials_file
             .clone()
@@ -226,10 +226,6 @@ impl GoogleAuth {
             http,
             cache: Refreshing::new(),
         })
-    }
-
-    pub fn identity(&self) -> &GoogleIdentity {
-        &self.identity
     }
 
     /// Where tokens come from, for logs and health reports (no secret).

@@ -300,6 +300,15 @@ impl Aetos {
         r.send().await.expect("aetos answers")
     }
 
+    /// POST to `path` (below `/prometheus`) without a body.
+    pub async fn post(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut r = client().post(format!("{}/prometheus{path}", self.url));
+        if let Some(t) = token {
+            r = r.header("X-Auth-Token", t);
+        }
+        r.send().await.expect("aetos answers")
+    }
+
     /// Form POST of `body` to `path` (below `/prometheus`).
     pub async fn post_form(
         &self,

@@ -53,6 +53,16 @@ pub struct AzureState {
 }
 
 impl AzureState {
+    fn new(config: AzureConfig, registry: Arc<Registry>) -> Arc<Self> {
+        Arc::new(AzureState {
+            config,
+            registry,
+            calls: Mutex::new(Vec::new()),
+            refuse: AtomicBool::new(false),
+            issued: AtomicU64::new(0),
+        })
+    }
+
     fn record(&self, kind: &str, client_id: Option<String>, resp: &HttpResponse) {
         self.calls.lock().unwrap().push(TokenCall {
             kind: kind.to_owned(),
@@ -90,13 +100,7 @@ pub struct AzureAdStandin {
 
 impl AzureAdStandin {
     pub fn start(config: AzureConfig, registry: Arc<Registry>) -> AzureAdStandin {
-        let state = Arc::new(AzureState {
-            config,
-            registry,
-            calls: Mutex::new(Vec::new()),
-            refuse: AtomicBool::new(false),
-            issued: AtomicU64::new(0),
-        });
+        let state = AzureState::new(config, registry);
         let server = Server::start(state.clone(), |cfg| {
             cfg.default_service(web::to(token_endpoint));
         });
@@ -190,13 +194,7 @@ pub struct ImdsStandin {
 
 impl ImdsStandin {
     pub fn start(config: AzureConfig, registry: Arc<Registry>) -> ImdsStandin {
-        let state = Arc::new(AzureState {
-            config,
-            registry,
-            calls: Mutex::new(Vec::new()),
-            refuse: AtomicBool::new(false),
-            issued: AtomicU64::new(0),
-        });
+        let state = AzureState::new(config, registry);
         let server = Server::start(state.clone(), |cfg| {
             cfg.default_service(web::to(imds));
         });
