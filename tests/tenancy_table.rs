@@ -232,6 +232,20 @@ const QUERY_CASES: &[(&str, Want)] = &[
     ("x{", Refused("parse error")),
     ("{}", Refused("parse error")),
     ("{job=~\".*\"}", Refused("parse error")),
+    ("{job!~\"x\",a=\"\"}", Refused("parse error")),
+    ("{job=~\"a*|b\"} + {c=~\"(?:)\"}", Refused("parse error")),
+
+    // ── Regex matchers are never compiled by aetos, only carried ──
+    // (the parser sees placeholders; the values are put back as written)
+    ("{job!~\".*\"}", Out("{job!~\".*\",project=\"p1\"}")),
+    ("{job=~\"a+\"}", Out("{job=~\"a+\",project=\"p1\"}")),
+    ("{job=~\"\\\\b\"}", Out("{job=~\"\\\\b\",project=\"p1\"}")),
+    ("x{a=~\"\\\\w{0,99}\\\\w{0,99}\", b!~'\\\\p{L}{1,50}'}",
+        Out("x{a=~\"\\\\w{0,99}\\\\w{0,99}\",b!~\"\\\\p{L}{1,50}\",project=\"p1\"}")),
+    ("x{a=~`\\d+\"`, b=~\"0\", c=~\"|1\"}", Out("x{a=~\"\\\\d+\\\"\",b=~\"0\",c=~\"|1\",project=\"p1\"}")),
+    ("x{a=~ # why\n \"a.b\"}", Out("x{a=~\"a.b\",project=\"p1\"}")),
+    ("x{project=~\"other|p1\"}", Out("x{project=\"p1\",project=~\"other|p1\"}")),
+    ("x{a=~\"\\uFFFD\"}", Refused("U+FFFD")),
     ("x{__name__=\"y\"}", Refused("parse error")),
     ("unknownfunc(x)", Refused("parse error")),
     ("rate(x)", Refused("parse error")),

@@ -17,7 +17,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use promql_parser::label::{Labels, Matcher, Matchers};
+use promql_parser::label::{Labels, MatchOp, Matcher, Matchers};
 use promql_parser::parser::token::{
     TokenType, T_ADD, T_ATAN2, T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_DIV, T_EQLC, T_GROUP,
     T_GTE, T_GTR, T_LAND, T_LIMITK, T_LIMIT_RATIO, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MAX, T_MIN,
@@ -161,7 +161,11 @@ const ALLOWED_BINARY_OPS: &[u16] = &[
 /// cannot be scoped or printed faithfully. Returns the number of selectors
 /// (vector and matrix) scoped, which the text proof checks the printed query
 /// against.
-pub(crate) fn enforce(expr: &mut Expr, scope: &Scope<'_>) -> Result<usize, TenancyError> {
+pub(crate) fn enforce(
+    expr: &mut Expr,
+    scope: &Scope<'_>,
+    regexes: &[String],
+) -> Result<usize, TenancyError> {
     match expr {
         Expr::Aggregate(AggregateExpr {
             op,
@@ -174,12 +178,12 @@ pub(crate) fn enforce(expr: &mut Expr, scope: &Scope<'_>) -> Result<usize, Tenan
                 check_labels(label_modifier_labels(modifier))?;
             }
             let in_param = match param {
-                Some(param) => enforce(param, scope)?,
+                Some(param) => enforce(param, scope, regexes)?,
                 None => 0,
             };
-            Ok(in_param + enforce(expr, scope)?)
+            Ok(in_param + enforce(expr, scope, regexes)?)
         }
-        Expr::Unary(UnaryExpr { expr }) => enforce(expr, scope),
+        Expr::Unary(UnaryExpr { expr }) => enforce(expr, scope, regexes),
         Expr::Binary(BinaryExpr {
             op,
             lhs,
@@ -190,9 +194,9 @@ pub(crate) fn enforce(expr: &mut Expr, scope: &Scope<'_>) -> Result<usize, Tenan
             if let Some(modifier) = modifier {
                 check_bin_modifier(modifier)?;
             }
-            Ok(enforce(lhs, scope)? + enforce(rhs, scope)?)
+            Ok(enforce(lhs, scope, regexes)? + enforce(rhs, scope, regexes)?)
         }
-        Expr::Paren(ParenExpr { expr }) => enforce(expr, scope),
+        Expr::Paren(ParenExpr { expr }) => enforce(expr, scope, regexes),
         Expr::Subquery(SubqueryExpr {
             expr,
             offset,
@@ -206,14 +210,14 @@ pub(crate) fn enforce(expr: &mut Expr, scope: &Scope<'_>) -> Result<usize, Tenan
             if let Some(step) = step {
                 check_duration(step)?;
             }
-            enforce(expr, scope)
+            enforce(expr, scope, regexes)
         }
         Expr::NumberLiteral(NumberLiteral { val: _ }) => Ok(0),
         Expr::StringLiteral(StringLiteral { val }) => check_text(val).map(|()| 0),
-        Expr::VectorSelector(vs) => scope_vector_selector(vs, scope),
+        Expr::VectorSelector(vs) => scope_vector_selector(vs, scope, regexes),
         Expr::MatrixSelector(MatrixSelector { vs, range }) => {
             check_duration(range)?;
-            scope_vector_selector(vs, scope)
+            scope_vector_selector(vs, scope, regexes)
         }
         Expr::Call(Call { func, args }) => {
             if func.name == "info" {
@@ -229,7 +233,7 @@ pub(crate) fn enforce(expr: &mut Expr, scope: &Scope<'_>) -> Result<usize, Tenan
             }
             let mut n = 0;
             for arg in args.args.iter_mut() {
-                n += enforce(arg, scope)?;
+                n += enforce(arg, scope, regexes)?;
             }
             Ok(n)
         }
@@ -244,6 +248,7 @@ pub(crate) fn enforce(expr: &mut Expr, scope: &Scope<'_>) -> Result<usize, Tenan
 fn scope_vector_selector(
     vs: &mut VectorSelector,
     scope: &Scope<'_>,
+    regexes: &[String],
 ) -> Result<usize, TenancyError> {
     let VectorSelector {
         name,
@@ -268,10 +273,46 @@ fn scope_vector_selector(
         check_text(name)?;
         check_text(value)?;
     }
+    if name.is_none() && matchers.iter().all(|m| matches_empty(m, regexes)) {
+        // What Prometheus (and the parser, had it seen the real regexes)
+        // refuses: without it `{job=~".*"}` would select every series.
+        return Err(TenancyError::Parse(
+            "vector selector must contain at least one non-empty matcher".to_owned(),
+        ));
+    }
     if !matchers.iter().any(|m| scope.is_enforced(m)) {
         matchers.push(scope.matcher());
     }
     Ok(1)
+}
+
+/// Whether `m` matches a series without that label (the empty value), as
+/// far as can be told without compiling a regex: the regex value (behind its
+/// placeholder, see `prescan`) is only parsed into its syntax tree, which is
+/// linear in its length. When that cannot tell (look-around assertions,
+/// syntax Rust's parser does not share with Go's), the matcher counts as
+/// non-empty and Prometheus decides.
+fn matches_empty(m: &Matcher, regexes: &[String]) -> bool {
+    let regex_matches_empty = || {
+        let slot = m.value.trim_start_matches('|').parse::<usize>().ok();
+        let pattern = slot.and_then(|n| regexes.get(n))?;
+        let hir = regex_syntax::ParserBuilder::new()
+            .nest_limit(64)
+            .build()
+            .parse(pattern)
+            .ok()?;
+        let props = hir.properties();
+        if !props.look_set().is_empty() {
+            return None;
+        }
+        Some(props.minimum_len() == Some(0))
+    };
+    match m.op {
+        MatchOp::Equal => m.value.is_empty(),
+        MatchOp::NotEqual => !m.value.is_empty(),
+        MatchOp::Re(_) => regex_matches_empty().unwrap_or(false),
+        MatchOp::NotRe(_) => regex_matches_empty().is_some_and(|e| !e),
+    }
 }
 
 /// Refuse an operator that is not on `allowed`.
@@ -379,7 +420,7 @@ fn check_labels(labels: &Labels) -> Result<(), TenancyError> {
 }
 
 /// Refuse text Prometheus would read differently from `promql-parser`.
-fn check_text(s: &str) -> Result<(), TenancyError> {
+pub(crate) fn check_text(s: &str) -> Result<(), TenancyError> {
     if s.contains('\u{FFFD}') {
         return Err(TenancyError::Unsupported(
             "U+FFFD in a string or name (Prometheus reads it as invalid UTF-8)".to_owned(),

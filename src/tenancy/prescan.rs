@@ -17,6 +17,17 @@
 //!   but `promql-parser` 0.11 applies escape rules inside them and refuses
 //!   `` `\d` ``; so each raw string is handed to the parser re-written as the
 //!   equivalent double-quoted string (same value, exactly).
+//! - `promql-parser` compiles every `=~`/`!~` matcher into a Unicode-aware
+//!   `regex` while parsing, and a few dozen short matchers such as
+//!   `"\w{0,99}"` cost seconds and hundreds of MiB — far more than
+//!   Prometheus spends. Scoping never needs the compiled regex (the value is
+//!   only printed back), so each regex matcher's string is handed to the
+//!   parser as a numbered placeholder (`"0"`, `"1"`, … which compile to
+//!   trivial programs) and its decoded value is kept aside; [`restore`] puts
+//!   the values back into the printed text. The regex is compiled by the
+//!   backend, which answers `bad_data` for an invalid one, as it would
+//!   without aetos. The cost of the whole stage is therefore linear in the
+//!   input, whatever the matchers contain.
 //!
 //! The scanner mirrors the lexers for what matters here: string boundaries
 //! (in `"` and `'` strings a backslash consumes the next character; a
@@ -43,48 +54,165 @@ struct Frame {
     child: usize,
 }
 
-/// Run every pre-parse check on `text`; return the text to parse (the input,
-/// with raw backtick strings re-written as double-quoted strings).
-pub(crate) fn prescan(text: &str) -> Result<Cow<'_, str>, TenancyError> {
+/// A string literal of the input that is handed to the parser differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Literal {
+    /// Byte range of the literal, quotes included.
+    start: usize,
+    end: usize,
+    /// It is the value of a `=~` / `!~` matcher.
+    regex: bool,
+    /// ... of a `!~` matcher.
+    negated: bool,
+}
+
+/// What the parser is given for one input.
+#[derive(Debug)]
+pub(crate) struct Prescanned<'a> {
+    /// The text to parse: the input, with raw backtick strings re-written as
+    /// double-quoted strings and each regex matcher's string replaced by its
+    /// placeholder.
+    pub(crate) text: Cow<'a, str>,
+    /// The decoded value of each regex matcher, indexed by its placeholder.
+    pub(crate) regexes: Vec<String>,
+}
+
+/// Run every pre-parse check on `text`; return what to parse.
+pub(crate) fn prescan(text: &str) -> Result<Prescanned<'_>, TenancyError> {
     if text.len() > MAX_QUERY_BYTES {
         return Err(TenancyError::TooLong {
             len: text.len(),
             max: MAX_QUERY_BYTES,
         });
     }
-    let mut raw_strings = Vec::new();
-    let depth = scan(text.as_bytes(), &mut raw_strings)?;
+    let mut literals = Vec::new();
+    let depth = scan(text.as_bytes(), &mut literals)?;
     if depth > MAX_NESTING {
         return Err(TenancyError::TooDeep { max: MAX_NESTING });
     }
-    if raw_strings.is_empty() {
-        return Ok(Cow::Borrowed(text));
+    if literals.is_empty() {
+        return Ok(Prescanned {
+            text: Cow::Borrowed(text),
+            regexes: Vec::new(),
+        });
     }
-    Ok(Cow::Owned(requote_raw_strings(text, &raw_strings)))
+    substitute(text, &literals)
 }
 
-/// Replace each terminated backtick string (`start..end`, quotes included)
-/// by a double-quoted string with the same value.
-fn requote_raw_strings(text: &str, raw_strings: &[(usize, usize)]) -> String {
+/// Replace each literal: a raw string by a double-quoted string with the
+/// same value, a regex matcher's string by its placeholder.
+fn substitute<'a>(text: &'a str, literals: &[Literal]) -> Result<Prescanned<'a>, TenancyError> {
     let mut out = String::with_capacity(text.len() + 16);
+    let mut regexes = Vec::new();
     let mut pos = 0;
-    for &(start, end) in raw_strings {
-        out.push_str(&text[pos..start]);
-        out.push('"');
-        for c in text[start + 1..end - 1].chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                c => out.push(c),
+    for lit in literals {
+        out.push_str(&text[pos..lit.start]);
+        let source = &text[lit.start..lit.end];
+        if lit.regex {
+            regexes.push(literal_value(source)?);
+            // The placeholder of regex number n: its decimal digits, after a
+            // `|` for `!~`, so that the parser's own "at least one non-empty
+            // matcher" check never refuses because of a placeholder
+            // (`^(?:n)$` does not match "", `^(?:|n)$` does); the real
+            // regexes are checked by the walker.
+            out.push('"');
+            if lit.negated {
+                out.push('|');
             }
+            out.push_str(&(regexes.len() - 1).to_string());
+            out.push('"');
+        } else {
+            requote_raw(&source[1..source.len() - 1], &mut out);
         }
+        pos = lit.end;
+    }
+    out.push_str(&text[pos..]);
+    Ok(Prescanned {
+        text: Cow::Owned(out),
+        regexes,
+    })
+}
+
+/// The value of a string literal (quotes included), as Prometheus reads it:
+/// a backtick string verbatim, others with the lexer's escape rules (the
+/// parser's own `unquote_string`, so the value is the one it would have
+/// built).
+fn literal_value(source: &str) -> Result<String, TenancyError> {
+    if let Some(raw) = source.strip_prefix('`') {
+        return Ok(raw.strip_suffix('`').unwrap_or(raw).to_owned());
+    }
+    promql_parser::util::unquote_string(source)
+        .map_err(|e| TenancyError::Parse(format!("invalid string {source}: {e}")))
+}
+
+/// Write the raw string content `raw` as a double-quoted string.
+fn requote_raw(raw: &str, out: &mut String) {
+    out.push('"');
+    for c in raw.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Put the regex values back into `printed`, the printer's text of a tree
+/// parsed from a [`Prescanned`] text: every string that follows `=~` or
+/// `!~` there is a placeholder, and each placeholder must appear exactly
+/// once. Anything else is refused rather than guessed at.
+pub(crate) fn restore(printed: &str, regexes: &[String]) -> Result<String, TenancyError> {
+    if regexes.is_empty() {
+        return Ok(printed.to_owned());
+    }
+    let unfaithful = |what: &str| TenancyError::Unfaithful(what.to_owned());
+    let b = printed.as_bytes();
+    let mut used = vec![false; regexes.len()];
+    let mut out =
+        String::with_capacity(printed.len() + regexes.iter().map(String::len).sum::<usize>());
+    let mut pos = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        // The printer writes only double-quoted strings with `\\` escapes.
+        let start = i;
+        i += 1;
+        while i < b.len() && b[i] != b'"' {
+            i += if b[i] == b'\\' { 2 } else { 1 };
+        }
+        let end = (i + 1).min(b.len());
+        i = end;
+        let after_regex_op = start >= 2 && matches!(&b[start - 2..start], b"=~" | b"!~");
+        if !after_regex_op {
+            continue;
+        }
+        let slot = printed[start + 1..end - 1]
+            .strip_prefix('|')
+            .unwrap_or(&printed[start + 1..end - 1])
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n < regexes.len() && !used[n])
+            .ok_or_else(|| unfaithful("a regex matcher of the rewritten query was not restored"))?;
+        used[slot] = true;
+        out.push_str(&printed[pos..start]);
+        out.push('"');
+        out.push_str(&promql_parser::util::escape_string(&regexes[slot]));
         out.push('"');
         pos = end;
     }
-    out.push_str(&text[pos..]);
-    out
+    if used.iter().any(|u| !u) {
+        return Err(unfaithful(
+            "a regex matcher of the query is missing from the rewrite",
+        ));
+    }
+    out.push_str(&printed[pos..]);
+    Ok(out)
 }
 
 /// Scan the input once; return an upper bound of the syntax tree's depth.
@@ -95,8 +223,12 @@ fn requote_raw_strings(text: &str, raw_strings: &[(usize, usize)]) -> String {
 /// distinct token counted in `Frame::ops` of that level — and the path enters
 /// at most one nested level from there. So the depth is at most
 /// `ops + 1 + (estimate of the deepest nested level)`, computed bottom-up.
-fn scan(b: &[u8], raw_strings: &mut Vec<(usize, usize)>) -> Result<usize, TenancyError> {
+fn scan(b: &[u8], literals: &mut Vec<Literal>) -> Result<usize, TenancyError> {
     let mut frames: Vec<Frame> = vec![Frame::default()];
+    // The last significant token was `=~` or `!~`: the next string (after
+    // any white space or comment, as the lexer allows) is a regex.
+    let mut after_regex_op = false;
+    let mut negated = false;
     // Inside `[...]`, where a plain number is a duration.
     let mut in_brackets = false;
     // The last significant token was `offset` (possibly followed by a sign),
@@ -110,9 +242,20 @@ fn scan(b: &[u8], raw_strings: &mut Vec<(usize, usize)>) -> Result<usize, Tenanc
                 while i < b.len() && b[i] != b'\n' && b[i] != b'\r' {
                     i += 1;
                 }
+                continue;
             }
             b'"' | b'\'' => {
-                i = scan_string(b, i)?;
+                let start = i;
+                let terminated;
+                (i, terminated) = scan_string(b, i)?;
+                if after_regex_op && terminated {
+                    literals.push(Literal {
+                        start,
+                        end: i,
+                        regex: true,
+                        negated,
+                    });
+                }
                 after_offset = false;
             }
             b'`' => {
@@ -124,7 +267,12 @@ fn scan(b: &[u8], raw_strings: &mut Vec<(usize, usize)>) -> Result<usize, Tenanc
                 }
                 if i < b.len() {
                     i += 1;
-                    raw_strings.push((start, i));
+                    literals.push(Literal {
+                        start,
+                        end: i,
+                        regex: after_regex_op,
+                        negated,
+                    });
                 }
                 after_offset = false;
             }
@@ -156,6 +304,11 @@ fn scan(b: &[u8], raw_strings: &mut Vec<(usize, usize)>) -> Result<usize, Tenanc
                 top(&mut frames).ops += 1;
                 after_offset = false;
                 i += 1;
+                if c == b'~' && i >= 2 && matches!(b[i - 2], b'=' | b'!') {
+                    after_regex_op = true;
+                    negated = b[i - 2] == b'!';
+                    continue;
+                }
             }
             b'0'..=b'9' => {
                 let end = number_end(b, i);
@@ -204,6 +357,9 @@ fn scan(b: &[u8], raw_strings: &mut Vec<(usize, usize)>) -> Result<usize, Tenanc
                 i += 1;
             }
         }
+        if !c.is_ascii_whitespace() {
+            after_regex_op = false;
+        }
     }
     // Unbalanced input is refused by the lexer before anything is built;
     // fold what is left so that the estimate stays an upper bound anyway.
@@ -236,9 +392,9 @@ fn close(frames: &mut Vec<Frame>) {
 }
 
 /// Skip a `"` or `'` string starting at `start` (the quote); return the
-/// index after its closing quote. A backslash consumes the next character;
-/// byte escapes above 0x7f are refused.
-fn scan_string(b: &[u8], start: usize) -> Result<usize, TenancyError> {
+/// index after its closing quote and whether there was one. A backslash
+/// consumes the next character; byte escapes above 0x7f are refused.
+fn scan_string(b: &[u8], start: usize) -> Result<(usize, bool), TenancyError> {
     let quote = b[start];
     let mut i = start + 1;
     while i < b.len() {
@@ -247,11 +403,11 @@ fn scan_string(b: &[u8], start: usize) -> Result<usize, TenancyError> {
                 check_escape(&b[i + 1..])?;
                 i += 2;
             }
-            c if c == quote => return Ok(i + 1),
+            c if c == quote => return Ok((i + 1, true)),
             _ => i += 1,
         }
     }
-    Ok(b.len())
+    Ok((b.len(), false))
 }
 
 /// `rest` follows a backslash inside a `"` or `'` string.
@@ -370,6 +526,10 @@ mod tests {
         scan(q.as_bytes(), &mut Vec::new()).expect("scan")
     }
 
+    fn text(q: &str) -> String {
+        prescan(q).unwrap().text.into_owned()
+    }
+
     #[test]
     fn estimate_is_small_for_ordinary_queries() {
         assert_eq!(depth("up"), 1);
@@ -436,12 +596,45 @@ mod tests {
 
     #[test]
     fn raw_strings_become_double_quoted_strings_with_the_same_value() {
-        assert_eq!(prescan("x{a=~`\\d+\\.`}").unwrap(), "x{a=~\"\\\\d+\\\\.\"}");
+        assert_eq!(text("x{a=`\\d+\\.`}"), "x{a=\"\\\\d+\\\\.\"}");
+        assert_eq!(text("x{a=`say \"hi\"\n`}"), "x{a=\"say \\\"hi\\\"\\n\"}");
+        assert_eq!(text("x{a=\"`\"}"), "x{a=\"`\"}");
+        assert_eq!(text("x{a=`unterminated}"), "x{a=`unterminated}");
+    }
+
+    #[test]
+    fn regex_matchers_reach_the_parser_as_numbered_placeholders() {
+        let p = prescan("x{a=~\"\\\\w{0,99}\", b!~ # c\n 'd.*', c=\"e\"} + y{z=~`\\d`}").unwrap();
         assert_eq!(
-            prescan("x{a=`say \"hi\"\n`}").unwrap(),
-            "x{a=\"say \\\"hi\\\"\\n\"}"
+            p.text,
+            "x{a=~\"0\", b!~ # c\n \"|1\", c=\"e\"} + y{z=~\"2\"}"
         );
-        assert_eq!(prescan("x{a=\"`\"}").unwrap(), "x{a=\"`\"}");
-        assert_eq!(prescan("x{a=`unterminated}").unwrap(), "x{a=`unterminated}");
+        assert_eq!(p.regexes, vec!["\\w{0,99}", "d.*", "\\d"]);
+        // Not after a regex operator: left alone.
+        let p = prescan("x{a=\"~\", b!=\"c\"} == 1").unwrap();
+        assert!(p.regexes.is_empty());
+        assert_eq!(p.text, "x{a=\"~\", b!=\"c\"} == 1");
+        // An unterminated string is left for the parser to refuse.
+        assert!(prescan("x{a=~\"abc}").unwrap().regexes.is_empty());
+        // A string the lexer would refuse is refused here too.
+        assert!(prescan("x{a=~\"\\q\"}").is_err());
+    }
+
+    #[test]
+    fn restore_puts_back_each_value_once_and_refuses_anything_else() {
+        let re = vec!["a\"b".to_owned(), "\\d+\n".to_owned()];
+        assert_eq!(
+            restore("x{a=~\"1\",b!~\"|0\",p=\"0\"}", &re).unwrap(),
+            "x{a=~\"\\\\d+\\n\",b!~\"a\\\"b\",p=\"0\"}"
+        );
+        for bad in [
+            "x{a=~\"0\"}",                   // one missing
+            "x{a=~\"0\",b=~\"0\",c=~\"1\"}", // one twice
+            "x{a=~\"2\",b=~\"0\"}",          // out of range
+            "x{a=~\"v\",b=~\"0\",c=~\"1\"}", // not a placeholder
+        ] {
+            assert!(restore(bad, &re).is_err(), "{bad}");
+        }
+        assert_eq!(restore("up", &[]).unwrap(), "up");
     }
 }

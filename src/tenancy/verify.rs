@@ -47,7 +47,11 @@ fn unfaithful(what: &str) -> TenancyError {
 }
 
 /// The text proof (see the module documentation).
-fn prove_text(text: &str, scope: &Scope<'_>, selectors: usize) -> Result<(), TenancyError> {
+pub(crate) fn prove_text(
+    text: &str,
+    scope: &Scope<'_>,
+    selectors: usize,
+) -> Result<(), TenancyError> {
     let b = text.as_bytes();
     let mut groups = 0;
     let mut i = 0;
