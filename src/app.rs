@@ -20,6 +20,7 @@ use crate::backend::google::GoogleAuth;
 use crate::backend::sigv4::SigV4;
 use crate::backend::{self, Backend, BackendAuth, BackendOptions, TenantHeader};
 use crate::config::{self, AuthMode, BackendAuthMethod, Config, MemcacheSecurity, Warning};
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::policy::{Enforcer, PolicyOptions};
 use crate::server::{self, Authn, HealthOptions, ListenOptions, State};
@@ -30,6 +31,8 @@ pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<Warning>,
     pub enforcer: Enforcer,
+    /// `[limits]` with its overrides file read (a broken one stops here).
+    pub limits: Arc<Limits>,
     /// A `tracing` level from `--log-level`, overriding `[DEFAULT] debug`.
     pub log_level: Option<String>,
 }
@@ -52,10 +55,12 @@ pub fn load_with_overrides(
         .map_err(|e| format!("[prometheus] project_label_name: {e}"))?;
     let enforcer = Enforcer::new(policy_options(&config))
         .map_err(|e| format!("[oslo_policy] policy_file: {e}"))?;
+    let limits = Arc::new(limits_from(&config)?);
     Ok(Loaded {
         config,
         warnings,
         enforcer,
+        limits,
         log_level: None,
     })
 }
@@ -65,6 +70,19 @@ pub fn load_with_overrides(
 /// fails the way start-up would.
 pub fn check_backend(loaded: &Loaded) -> Result<(), String> {
     backend_options(&loaded.config, &aws_credentials::process_env()).map(|_| ())
+}
+
+/// `[limits]`, its overrides file found like the policy file.
+fn limits_from(c: &Config) -> Result<Limits, String> {
+    let l = &c.limits;
+    let file = match &l.overrides_file {
+        None => None,
+        Some(name) => Some(
+            c.find_file(name)
+                .ok_or_else(|| format!("[limits] overrides_file: {name} not found"))?,
+        ),
+    };
+    Limits::new(l.scoped.clone(), file).map_err(|e| format!("[limits] overrides_file: {e}"))
 }
 
 fn policy_options(c: &Config) -> PolicyOptions {
@@ -304,6 +322,7 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
         cors: c.cors.clone(),
         listen_host: format_host(&c.api.host, c.api.port),
         metrics,
+        limits: loaded.limits.clone(),
     })
 }
 
@@ -397,8 +416,13 @@ pub fn serve(loaded: Loaded) -> Result<(), String> {
                 }
             });
         }
+        spawn_limits_reload(
+            state.limits.clone(),
+            loaded.config.limits.overrides_reload_interval,
+        );
         spawn_sighup(
             loaded.enforcer.clone(),
+            state.limits.clone(),
             log_handle,
             loaded.config.config_files.clone(),
             loaded.config.config_dirs.clone(),
@@ -409,10 +433,39 @@ pub fn serve(loaded: Loaded) -> Result<(), String> {
     })
 }
 
+/// Re-reads `[limits] overrides_file` when its modification time or size
+/// changes. A failed reload keeps the last good overrides.
+fn spawn_limits_reload(limits: Arc<Limits>, interval: Duration) {
+    let Some(path) = limits.overrides_file().map(PathBuf::from) else {
+        return;
+    };
+    let stamp = |p: &PathBuf| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    actix_web::rt::spawn(async move {
+        let mut seen = stamp(&path);
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            let now = stamp(&path);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            if let Err(e) = limits.reload() {
+                tracing::error!("limits overrides not reloaded, keeping the last good ones: {e}");
+            }
+        }
+    });
+}
+
 /// SIGHUP re-reads the policy files (a broken file denies until fixed) and
 /// the log level (`[DEFAULT] debug`) from the configuration files.
 fn spawn_sighup(
     enforcer: Enforcer,
+    limits: Arc<Limits>,
     log: telemetry::LogHandle,
     files: Vec<PathBuf>,
     dirs: Vec<PathBuf>,
@@ -428,6 +481,11 @@ fn spawn_sighup(
             match enforcer.reload() {
                 Ok(()) => tracing::info!("SIGHUP: policy reloaded"),
                 Err(e) => tracing::error!("SIGHUP: policy reload failed, denying until fixed: {e}"),
+            }
+            if let Err(e) = limits.reload() {
+                tracing::error!(
+                    "SIGHUP: limits overrides not reloaded, keeping the last good ones: {e}"
+                );
             }
             match config::load(&files, &dirs) {
                 Ok((c, _)) => match log.set_debug(c.default.debug) {

@@ -17,6 +17,7 @@ pub mod backend;
 pub mod config;
 pub mod cors;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod policy;
 pub mod server;

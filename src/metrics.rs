@@ -33,6 +33,11 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms … ~65 s
     Histogram::new(exponential_buckets(0.0005, 2.0, 18))
@@ -54,6 +59,8 @@ pub struct Metrics {
     pub token_shared_hits: Counter,
     pub keystone_validation_duration: Histogram,
     pub keystone_errors: Family<KindLabel, Counter>,
+    /// Requests refused by `[limits]`, by reason (never by project).
+    pub limit_refusals: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -80,6 +87,7 @@ impl Metrics {
         let token_shared_hits = Counter::default();
         let keystone_validation_duration = latency_histogram();
         let keystone_errors = Family::<KindLabel, Counter>::default();
+        let limit_refusals = Family::<ReasonLabel, Counter>::default();
 
         let mut r = Registry::with_prefix("aetos");
         r.register(
@@ -133,6 +141,12 @@ impl Metrics {
             token_negative_hits.clone(),
         );
         r.register(
+            "limit_refusals",
+            "Requests refused by [limits], by reason (concurrency, rate, query_length, lookback, \
+             query_bytes, selectors, bad_time)",
+            limit_refusals.clone(),
+        );
+        r.register(
             "keystone_validation_duration_seconds",
             "Latency of Keystone token validations",
             keystone_validation_duration.clone(),
@@ -156,6 +170,7 @@ impl Metrics {
             token_shared_hits,
             keystone_validation_duration,
             keystone_errors,
+            limit_refusals,
         }
     }
 

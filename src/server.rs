@@ -64,6 +64,8 @@ pub struct State {
     pub listen_host: String,
     pub metrics: Metrics,
     pub cors: CorsOptions,
+    /// `[limits]`: admission and shape limits per project.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 /// Header carrying the request id on every answer.

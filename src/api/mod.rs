@@ -27,6 +27,7 @@ use crate::backend::{
     BackendError, BackendRequest, FORWARDED_REQUEST_HEADERS, FORWARDED_RESPONSE_HEADERS,
 };
 use crate::identity::Identity;
+use crate::limits::{Admission, LimitKey, Refusal, TimeKind};
 use crate::server::{Authn, State};
 use rewrite::Params;
 use routes::{Api, Route, Scoping};
@@ -136,10 +137,10 @@ async fn api_request(
         api: api.name,
         mode: "unauthenticated",
     });
-    let access = if matches!(state.authn, Authn::Passthrough) {
+    let (access, key) = if matches!(state.authn, Authn::Passthrough) {
         // Signing-proxy mode: privileged without identity, forwarded as is.
         set_mode(&req, "passthrough");
-        Access::Privileged
+        (Access::Privileged, None)
     } else {
         // authn
         let identity = match authenticate(&req, &state).await {
@@ -156,7 +157,10 @@ async fn api_request(
         let access = authz::authorize(&state.enforcer, &identity, &api);
         set_mode(&req, authz::mode_name(&access));
         match access {
-            Ok(a) => a,
+            Ok(a) => {
+                let key = limit_key(&a, &identity);
+                (a, Some(key))
+            }
             Err(denied) => {
                 tracing::info!(user = identity.user_id.as_deref().unwrap_or("-"),
                     project = identity.project_id.as_deref().unwrap_or("-"),
@@ -164,6 +168,14 @@ async fn api_request(
                 return errors::forbidden();
             }
         }
+    };
+    // admission: held until the answer has been sent
+    let admission = match &key {
+        Some(k) => match state.limits.admit(k).await {
+            Ok(a) => Some(a),
+            Err(r) => return limit_refused(&state, k, &r),
+        },
+        None => None,
     };
     // the request as the backend will see it
     let body = match read_body(payload, state.max_body).await {
@@ -174,17 +186,37 @@ async fn api_request(
         Ok(b) => b,
         Err(r) => return r,
     };
+    if let Some(k) = &key {
+        let params = &breq.params;
+        let get = |name: &str| rewrite::param(params, name);
+        match state
+            .limits
+            .check_times(k, time_kind(&api), &get, std::time::SystemTime::now())
+        {
+            Ok(None) => {}
+            Ok(Some((name, value))) => rewrite::push_param(&mut breq.params, &name, &value),
+            Err(r) => return limit_refused(&state, k, &r),
+        }
+    }
     // tenancy
-    let project = match &access {
-        Access::Privileged => None,
-        Access::Scoped { project } => {
-            match rewrite::scope_params(&breq.params, api.scoping, &state.scoper, project) {
-                Ok(p) => breq.params = p,
+    let project = match (&access, &key) {
+        (Access::Privileged, _) | (_, None) => None,
+        (Access::Scoped { project }, Some(k)) => {
+            let bytes = rewrite::scoped_input_bytes(&breq.params, api.scoping);
+            if let Err(r) = state.limits.check_query_bytes(k, bytes) {
+                return limit_refused(&state, k, &r);
+            }
+            let (params, selectors) = match scope(&state, &breq.params, &api, project).await {
+                Ok(p) => p,
                 Err(e) => {
                     tracing::info!("refused a scoped request: {e}");
                     return errors::bad_data(&e.to_string());
                 }
+            };
+            if let Err(r) = state.limits.check_selectors(k, selectors) {
+                return limit_refused(&state, k, &r);
             }
+            breq.params = params;
             if api.scoping == Scoping::FilterResponse {
                 // The answer is filtered as JSON: ask for it uncompressed.
                 breq.headers.retain(|(k, _)| k != "accept-encoding");
@@ -220,8 +252,96 @@ async fn api_request(
         (Some(project), Scoping::FilterResponse) => {
             filter::filtered(resp, &api, &state, &project).await
         }
-        _ => stream_unfiltered(resp),
+        _ => stream_held(resp, admission),
     }
+}
+
+/// Who a request is counted against: the project of the token, in the
+/// privileged or the scoped set of limits.
+fn limit_key(access: &Access, identity: &Identity) -> LimitKey {
+    match access {
+        Access::Scoped { project } => LimitKey {
+            privileged: false,
+            project: project.clone(),
+        },
+        Access::Privileged => LimitKey {
+            privileged: true,
+            project: identity
+                .project_id
+                .clone()
+                .unwrap_or_else(|| "-".to_owned()),
+        },
+    }
+}
+
+/// Which time parameters of an endpoint the limits look at.
+fn time_kind(api: &Api) -> TimeKind {
+    match api.name {
+        "query" => TimeKind::Instant,
+        "query_range" => TimeKind::Range,
+        "series" | "labels" | "label_values" | "query_exemplars" => TimeKind::Series,
+        _ => TimeKind::None,
+    }
+}
+
+/// A limit's refusal: Prometheus-shaped, with `Retry-After` on a 429;
+/// counted by reason, logged with the project.
+fn limit_refused(state: &State, key: &LimitKey, r: &Refusal) -> HttpResponse {
+    state
+        .metrics
+        .limit_refusals
+        .get_or_create(&crate::metrics::ReasonLabel {
+            reason: r.reason().to_owned(),
+        })
+        .inc();
+    tracing::info!(project = %key.project, privileged = key.privileged,
+        reason = r.reason(), "refused by a limit: {r}");
+    let (status, retry_after) = r.status();
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+    let error_type = if status == StatusCode::TOO_MANY_REQUESTS {
+        "unavailable"
+    } else {
+        "bad_data"
+    };
+    let mut resp = errors::prom_error(status, error_type, &r.to_string());
+    if let Some(secs) = retry_after {
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+/// The tenancy stage; long inputs are rewritten on the blocking pool (at
+/// most one per core at once) so that no async worker is held by them.
+async fn scope(
+    state: &web::Data<State>,
+    params: &Params,
+    api: &Api,
+    project: &str,
+) -> Result<(Params, usize), rewrite::RewriteError> {
+    let len = params.url.len() + params.body.as_ref().map_or(0, String::len);
+    if len <= rewrite::INLINE_REWRITE_BYTES {
+        return rewrite::scope_params_counted(params, api.scoping, &state.scoper, project);
+    }
+    let slot = state.scoper.blocking_slot().await;
+    let (st, params, scoping, project) = (
+        state.clone(),
+        params.clone(),
+        api.scoping,
+        project.to_owned(),
+    );
+    let done = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        rewrite::scope_params_counted(&params, scoping, &st.scoper, &project)
+    })
+    .await;
+    done.unwrap_or_else(|_| {
+        Err(rewrite::RewriteError::Tenancy(
+            crate::tenancy::TenancyError::Parse("the rewrite of this query failed".to_owned()),
+        ))
+    })
 }
 
 /// What the access log and metrics need to know about a request.
@@ -346,6 +466,16 @@ pub(crate) fn backend_error(e: BackendError) -> HttpResponse {
             errors::prom_error(StatusCode::BAD_GATEWAY, "unavailable", &e.to_string())
         }
     }
+}
+
+/// [`stream_unfiltered`], holding the request's admission until the last
+/// byte has been sent (or the caller went away).
+fn stream_held(resp: reqwest::Response, held: Option<Admission>) -> HttpResponse {
+    let mut out = response_head(&resp);
+    out.streaming(resp.bytes_stream().map(move |chunk| {
+        let _held = &held;
+        chunk
+    }))
 }
 
 /// Status, the headers that matter and the body, byte for byte, streamed.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use url::form_urlencoded;
 
 use super::routes::Scoping;
-use crate::tenancy::{self, TenancyError};
+use crate::tenancy::{self, Scoped, TenancyError};
 
 /// Scopes PromQL and selectors for one label name, remembering recent
 /// results: Grafana re-sends the same dashboard queries on every refresh,
@@ -21,8 +21,16 @@ use crate::tenancy::{self, TenancyError};
 /// answer another's; only successes are kept, bounded by their size.
 pub struct Scoper {
     label: String,
-    cache: moka::sync::Cache<String, Arc<str>>,
+    cache: moka::sync::Cache<String, (Arc<str>, usize)>,
+    /// Rewrites of long inputs run on the blocking pool, at most this many
+    /// at once, so that they never hold an async worker.
+    blocking: Arc<tokio::sync::Semaphore>,
 }
+
+/// Inputs (URL plus body) longer than this are rewritten off the async
+/// workers; shorter ones cost a few tens of microseconds at most, less
+/// than the hop to another thread.
+pub const INLINE_REWRITE_BYTES: usize = 8 * 1024;
 
 /// Memory the rewrite cache may hold (inputs plus outputs).
 const REWRITE_CACHE_BYTES: u64 = 32 << 20;
@@ -32,12 +40,21 @@ impl Scoper {
         Scoper {
             label: label.into(),
             cache: moka::sync::Cache::builder()
-                .weigher(|k: &String, v: &Arc<str>| {
-                    u32::try_from(k.len() + v.len()).unwrap_or(u32::MAX)
+                .weigher(|k: &String, v: &(Arc<str>, usize)| {
+                    u32::try_from(k.len() + v.0.len()).unwrap_or(u32::MAX)
                 })
                 .max_capacity(REWRITE_CACHE_BYTES)
                 .build(),
+            blocking: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
         }
+    }
+
+    /// A slot to rewrite a long input on the blocking pool (waits, without
+    /// holding the worker, while every slot is busy).
+    pub async fn blocking_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.blocking.clone().acquire_owned().await.ok()
     }
 
     /// `[prometheus] project_label_name`.
@@ -50,22 +67,31 @@ impl Scoper {
         kind: char,
         project: &str,
         input: &str,
-        f: impl FnOnce() -> Result<String, TenancyError>,
-    ) -> Result<String, TenancyError> {
+        f: impl FnOnce() -> Result<Scoped, TenancyError>,
+    ) -> Result<Scoped, TenancyError> {
         // The project id cannot contain NUL (tenancy refuses it), so the key is unambiguous.
         let key = format!("{kind}\0{project}\0{input}");
-        if let Some(hit) = self.cache.get(&key) {
-            return Ok(hit.to_string());
+        if let Some((text, selectors)) = self.cache.get(&key) {
+            return Ok(Scoped {
+                text: text.to_string(),
+                selectors,
+            });
         }
         let out = f()?;
-        self.cache.insert(key, Arc::from(out.as_str()));
+        self.cache
+            .insert(key, (Arc::from(out.text.as_str()), out.selectors));
         Ok(out)
     }
 
     /// [`tenancy::scope_query`], remembered.
     pub fn query(&self, q: &str, project: &str) -> Result<String, TenancyError> {
+        self.query_counted(q, project).map(|s| s.text)
+    }
+
+    /// [`tenancy::scope_query_counted`], remembered.
+    pub fn query_counted(&self, q: &str, project: &str) -> Result<Scoped, TenancyError> {
         self.cached('q', project, q, || {
-            tenancy::scope_query(q, &self.label, project)
+            tenancy::scope_query_counted(q, &self.label, project)
         })
     }
 
@@ -73,7 +99,9 @@ impl Scoper {
     pub fn selector(&self, m: &str, project: &str) -> Result<String, TenancyError> {
         self.cached('m', project, m, || {
             tenancy::scope_selector(m, &self.label, project)
+                .map(|text| Scoped { text, selectors: 1 })
         })
+        .map(|s| s.text)
     }
 }
 
@@ -116,7 +144,8 @@ fn has_key(s: &str, key: &str) -> bool {
 fn scope_one(
     s: &str,
     key: &str,
-    f: &dyn Fn(&str) -> Result<String, TenancyError>,
+    f: &dyn Fn(&str) -> Result<Scoped, TenancyError>,
+    selectors: &mut usize,
 ) -> Result<String, TenancyError> {
     if !has_key(s, key) {
         return Ok(s.to_owned());
@@ -124,10 +153,50 @@ fn scope_one(
     let mut ps = pairs(s);
     for (k, v) in ps.iter_mut() {
         if k == key {
-            *v = f(v)?;
+            let scoped = f(v)?;
+            *selectors += scoped.selectors;
+            *v = scoped.text;
         }
     }
     Ok(encode(&ps))
+}
+
+/// The bytes of every value of the parameters that `scoping` parses (the
+/// text the tenancy engine would read), for `[limits] max_query_bytes`.
+pub fn scoped_input_bytes(params: &Params, scoping: Scoping) -> usize {
+    let key = match scoping {
+        Scoping::Query => "query",
+        Scoping::Match | Scoping::MatchRequired => "match[]",
+        Scoping::FilterResponse | Scoping::None => return 0,
+    };
+    [Some(params.url.as_str()), params.body.as_deref()]
+        .into_iter()
+        .flatten()
+        .flat_map(|s| form_urlencoded::parse(s.as_bytes()))
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.len())
+        .sum()
+}
+
+/// The value of a parameter as Prometheus reads it: the form body first,
+/// then the URL (Go's `FormValue`).
+pub fn param(params: &Params, name: &str) -> Option<String> {
+    [params.body.as_deref(), Some(params.url.as_str())]
+        .into_iter()
+        .flatten()
+        .flat_map(|s| form_urlencoded::parse(s.as_bytes()))
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Appends `name=value` to the URL's parameters.
+pub fn push_param(params: &mut Params, name: &str, value: &str) {
+    if !params.url.is_empty() {
+        params.url.push('&');
+    }
+    params
+        .url
+        .push_str(&encode(&[(name.to_owned(), value.to_owned())]));
 }
 
 /// Applies `scoping` for a caller restricted to `project`.
@@ -137,20 +206,39 @@ pub fn scope_params(
     scoper: &Scoper,
     project: &str,
 ) -> Result<Params, RewriteError> {
+    scope_params_counted(params, scoping, scoper, project).map(|(p, _)| p)
+}
+
+/// [`scope_params`], with the number of selectors the rewritten request
+/// holds (for `[limits] max_selectors`).
+pub fn scope_params_counted(
+    params: &Params,
+    scoping: Scoping,
+    scoper: &Scoper,
+    project: &str,
+) -> Result<(Params, usize), RewriteError> {
     let label = scoper.label();
     let body = params.body.as_deref();
+    let mut n = 0;
     match scoping {
         Scoping::Query => {
-            let f = |q: &str| scoper.query(q, project);
-            Ok(Params {
-                url: scope_one(&params.url, "query", &f)?,
-                body: body.map(|b| scope_one(b, "query", &f)).transpose()?,
-            })
+            let f = |q: &str| scoper.query_counted(q, project);
+            let url = scope_one(&params.url, "query", &f, &mut n)?;
+            let body = body
+                .map(|b| scope_one(b, "query", &f, &mut n))
+                .transpose()?;
+            Ok((Params { url, body }, n))
         }
         Scoping::Match | Scoping::MatchRequired => {
-            let f = |m: &str| scoper.selector(m, project);
-            let mut url = scope_one(&params.url, "match[]", &f)?;
-            let mut body = body.map(|b| scope_one(b, "match[]", &f)).transpose()?;
+            let f = |m: &str| {
+                scoper
+                    .selector(m, project)
+                    .map(|text| Scoped { text, selectors: 1 })
+            };
+            let mut url = scope_one(&params.url, "match[]", &f, &mut n)?;
+            let mut body = body
+                .map(|b| scope_one(b, "match[]", &f, &mut n))
+                .transpose()?;
             let anywhere =
                 has_key(&url, "match[]") || body.as_deref().is_some_and(|b| has_key(b, "match[]"));
             if !anywhere {
@@ -168,10 +256,11 @@ pub fn scope_params(
                     target.push('&');
                 }
                 target.push_str(&extra);
+                n += 1;
             }
-            Ok(Params { url, body })
+            Ok((Params { url, body }, n))
         }
-        Scoping::FilterResponse | Scoping::None => Ok(params.clone()),
+        Scoping::FilterResponse | Scoping::None => Ok((params.clone(), 0)),
     }
 }
 

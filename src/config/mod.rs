@@ -15,6 +15,8 @@
 //! Secrets ([`Secret`]) never appear in `Debug` output or error messages.
 
 pub mod ini;
+mod limits;
+pub use limits::LimitsSection;
 pub mod options;
 mod resolve;
 pub mod sample;
@@ -511,6 +513,7 @@ pub struct Config {
     pub cors: CorsSection,
     pub healthcheck: HealthcheckSection,
     pub oslo_middleware: MiddlewareSection,
+    pub limits: LimitsSection,
     /// Files read, in the order they were read (`--config-file`s, then the
     /// `*.conf` of each `--config-dir`), as absolute paths.
     pub config_files: Vec<PathBuf>,
@@ -786,6 +789,7 @@ fn build_sections(
             allow_headers: non_empty(r.list("cors", "allow_headers")?),
         },
         healthcheck: build_healthcheck(r)?,
+        limits: limits::build(r)?,
         oslo_middleware: MiddlewareSection {
             enable_proxy_headers_parsing: r
                 .bool("oslo_middleware", "enable_proxy_headers_parsing")?,

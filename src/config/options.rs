@@ -463,6 +463,45 @@ pub static OPTIONS: &[OptSpec] = &[
          not reach Keystone; 0 disables this cache."),
     opt(KS, "token_cache_size", int(Some(1), None), Some("10000"),
         "Most validated tokens kept in the in-process cache."),
+    // ----------------------------------------------------------------- limits
+    opt("limits", "max_concurrent_requests_per_project", int(Some(0), None), Some("16"),
+        "Most requests of one project (scoped callers) served at once; more wait in the \
+         project's queue. 0: no limit. Like Cortex/Mimir's per-tenant concurrency, it keeps \
+         one project's flood from taking every backend connection and worker."),
+    opt("limits", "max_queued_requests_per_project", int(Some(0), None), Some("64"),
+        "Most requests of one project waiting for a slot when max_concurrent_requests_per_project \
+         are being served (Mimir's max_outstanding_requests_per_tenant). Past it: 429 with \
+         Retry-After."),
+    opt("limits", "max_queue_time", float(Some(0.0), None), Some("10"),
+        "Seconds a request may wait in its project's queue before it is refused with 429."),
+    opt("limits", "requests_per_second_per_project", float(Some(0.0), None), Some("0"),
+        "Sustained requests per second of one project (a token bucket); over it: 429 with the \
+         Retry-After the bucket needs. 0: no limit."),
+    opt("limits", "request_burst_per_project", int(Some(0), None), Some("0"),
+        "Requests one project may send at once above requests_per_second_per_project (the \
+         bucket's size). 0: one second's worth."),
+    opt("limits", "max_query_length", Str, Some("0"),
+        "Longest range (end - start) of a query_range, as seconds or a duration such as 30d or \
+         12h; longer ones are refused with 422 (Mimir's max_query_length). 0: no limit."),
+    opt("limits", "max_query_lookback", Str, Some("0"),
+        "How far into the past start (query_range, series, labels, label values) or time \
+         (query) may reach, as seconds or a duration such as 90d; further is refused with 422 \
+         (Mimir's max_query_lookback). A series, labels or label values request without start \
+         is given start = now - max_query_lookback. 0: no limit."),
+    opt("limits", "max_query_bytes", int(Some(0), Some(131072)), Some("131072"),
+        "Largest PromQL query or series selectors (all of one request together), in bytes, of \
+         a scoped caller; larger ones are refused with 422 before they are parsed (Mimir's \
+         max_query_expression_size_bytes). At most 131072, the tenancy engine's own bound."),
+    opt("limits", "max_selectors", int(Some(0), None), Some("1000"),
+        "Most series selectors in one scoped request (every vector and matrix selector of the \
+         queries, plus every match[]); more are refused with 422. 0: no limit."),
+    opt("limits", "overrides_file", Str, None,
+        "YAML file of per-project overrides of these limits and of the limits of privileged \
+         callers (unlimited unless set there); see the limits page of the admin guide. Reloaded \
+         when it changes and on SIGHUP; a broken file is refused at start-up and, on reload, \
+         keeps the last good overrides."),
+    opt("limits", "overrides_reload_interval", float(Some(0.1), None), Some("5"),
+        "Seconds between checks of overrides_file for changes."),
     // -------------------------------------------------------- oslo_middleware
     opt("oslo_middleware", "max_request_body_size", int(None, None), Some("114688"),
         "oslo.middleware's request size limit. aetos uses [api] max_request_body_size.")

@@ -293,9 +293,7 @@ fn scope_vector_selector(
 /// syntax Rust's parser does not share with Go's), the matcher counts as
 /// non-empty and Prometheus decides.
 fn matches_empty(m: &Matcher, regexes: &[String]) -> bool {
-    let regex_matches_empty = || {
-        let slot = m.value.trim_start_matches('|').parse::<usize>().ok();
-        let pattern = slot.and_then(|n| regexes.get(n))?;
+    let regex_matches_empty = |pattern: &str| {
         let hir = regex_syntax::ParserBuilder::new()
             .nest_limit(64)
             .build()
@@ -307,11 +305,17 @@ fn matches_empty(m: &Matcher, regexes: &[String]) -> bool {
         }
         Some(props.minimum_len() == Some(0))
     };
-    match m.op {
-        MatchOp::Equal => m.value.is_empty(),
-        MatchOp::NotEqual => !m.value.is_empty(),
-        MatchOp::Re(_) => regex_matches_empty().unwrap_or(false),
-        MatchOp::NotRe(_) => regex_matches_empty().is_some_and(|e| !e),
+    let regex = super::prescan::placeholder(&m.value)
+        .and_then(|(n, negated)| regexes.get(n).map(|p| (p, negated)));
+    match (&m.op, regex) {
+        (MatchOp::Equal, Some((pattern, false))) => regex_matches_empty(pattern).unwrap_or(false),
+        (MatchOp::Equal, Some((pattern, true))) => regex_matches_empty(pattern) == Some(false),
+        (MatchOp::Equal, None) => m.value.is_empty(),
+        (MatchOp::NotEqual, _) => !m.value.is_empty(),
+        // Only the parser's own regexes, which the pre-scan never lets
+        // through; they would have been compiled already.
+        (MatchOp::Re(r), _) => r.is_match(""),
+        (MatchOp::NotRe(r), _) => !r.is_match(""),
     }
 }
 

@@ -21,13 +21,15 @@
 //!   `regex` while parsing, and a few dozen short matchers such as
 //!   `"\w{0,99}"` cost seconds and hundreds of MiB — far more than
 //!   Prometheus spends. Scoping never needs the compiled regex (the value is
-//!   only printed back), so each regex matcher's string is handed to the
-//!   parser as a numbered placeholder (`"0"`, `"1"`, … which compile to
-//!   trivial programs) and its decoded value is kept aside; [`restore`] puts
-//!   the values back into the printed text. The regex is compiled by the
-//!   backend, which answers `bad_data` for an invalid one, as it would
-//!   without aetos. The cost of the whole stage is therefore linear in the
-//!   input, whatever the matchers contain.
+//!   only printed back), so each regex matcher reaches the parser as an
+//!   *equality* matcher whose value is a placeholder: [`MARK`], `!` for `!~`,
+//!   and the regex's number (`a=~"x"` → `a="\u{FDD0}0"`), and its decoded
+//!   value is kept aside; [`restore`] turns the placeholders back into the
+//!   regex matchers in the printed text. Nothing is compiled: the backend
+//!   compiles the regex and answers `bad_data` for an invalid one, as it
+//!   would without aetos. The cost of the whole stage is therefore linear in
+//!   the input, whatever the matchers contain. [`MARK`] itself is refused in
+//!   input, so a placeholder can only be one of ours.
 //!
 //! The scanner mirrors the lexers for what matters here: string boundaries
 //! (in `"` and `'` strings a backslash consumes the next character; a
@@ -52,7 +54,22 @@ struct Frame {
     ops: usize,
     /// Deepest estimate of any nested level.
     child: usize,
+    /// A `{…}` matcher list: its `=`, `!=`, `=~`, `!~` are not tree nodes
+    /// (the whole selector is one leaf), so they are not counted.
+    braces: bool,
 }
+
+/// Count one token that may add a tree level at the innermost level.
+fn bump(frames: &mut Vec<Frame>) {
+    let f = top(frames);
+    if !f.braces {
+        f.ops += 1;
+    }
+}
+
+/// The first character of a regex placeholder: a Unicode noncharacter,
+/// refused in input (see [`prescan`]).
+pub(crate) const MARK: char = '\u{FDD0}';
 
 /// A string literal of the input that is handed to the parser differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +77,9 @@ struct Literal {
     /// Byte range of the literal, quotes included.
     start: usize,
     end: usize,
-    /// It is the value of a `=~` / `!~` matcher.
-    regex: bool,
-    /// ... of a `!~` matcher.
-    negated: bool,
+    /// For the value of a `=~` / `!~` matcher: where that operator starts,
+    /// and whether it is `!~`.
+    regex: Option<(usize, bool)>,
 }
 
 /// What the parser is given for one input.
@@ -84,6 +100,11 @@ pub(crate) fn prescan(text: &str) -> Result<Prescanned<'_>, TenancyError> {
             len: text.len(),
             max: MAX_QUERY_BYTES,
         });
+    }
+    if text.contains(MARK) {
+        return Err(TenancyError::Unsupported(
+            "the noncharacter U+FDD0 is reserved".to_owned(),
+        ));
     }
     let mut literals = Vec::new();
     let depth = scan(text.as_bytes(), &mut literals)?;
@@ -106,23 +127,27 @@ fn substitute<'a>(text: &'a str, literals: &[Literal]) -> Result<Prescanned<'a>,
     let mut regexes = Vec::new();
     let mut pos = 0;
     for lit in literals {
-        out.push_str(&text[pos..lit.start]);
         let source = &text[lit.start..lit.end];
-        if lit.regex {
-            regexes.push(literal_value(source)?);
-            // The placeholder of regex number n: its decimal digits, after a
-            // `|` for `!~`, so that the parser's own "at least one non-empty
-            // matcher" check never refuses because of a placeholder
-            // (`^(?:n)$` does not match "", `^(?:|n)$` does); the real
-            // regexes are checked by the walker.
-            out.push('"');
-            if lit.negated {
-                out.push('|');
+        match lit.regex {
+            Some((op, negated)) => {
+                regexes.push(literal_value(source)?);
+                // `=~` / `!~` become `=`; what stands between the operator
+                // and the string (white space, a comment) stays.
+                out.push_str(&text[pos..op]);
+                out.push('=');
+                out.push_str(&text[op + 2..lit.start]);
+                out.push('"');
+                out.push(MARK);
+                if negated {
+                    out.push('!');
+                }
+                out.push_str(&(regexes.len() - 1).to_string());
+                out.push('"');
             }
-            out.push_str(&(regexes.len() - 1).to_string());
-            out.push('"');
-        } else {
-            requote_raw(&source[1..source.len() - 1], &mut out);
+            None => {
+                out.push_str(&text[pos..lit.start]);
+                requote_raw(&source[1..source.len() - 1], &mut out);
+            }
         }
         pos = lit.end;
     }
@@ -160,10 +185,24 @@ fn requote_raw(raw: &str, out: &mut String) {
     out.push('"');
 }
 
-/// Put the regex values back into `printed`, the printer's text of a tree
-/// parsed from a [`Prescanned`] text: every string that follows `=~` or
-/// `!~` there is a placeholder, and each placeholder must appear exactly
-/// once. Anything else is refused rather than guessed at.
+/// A regex placeholder's number and whether it stands for `!~`, or `None`
+/// for any other value.
+pub(crate) fn placeholder(value: &str) -> Option<(usize, bool)> {
+    let rest = value.strip_prefix(MARK)?;
+    let (negated, digits) = match rest.strip_prefix('!') {
+        Some(d) => (true, d),
+        None => (false, rest),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((digits.parse().ok()?, negated))
+}
+
+/// Put the regex matchers back into `printed`, the printer's text of a tree
+/// parsed from a [`Prescanned`] text: every placeholder must stand as the
+/// value of a `=` matcher, and each must appear exactly once. Anything else
+/// is refused rather than guessed at.
 pub(crate) fn restore(printed: &str, regexes: &[String]) -> Result<String, TenancyError> {
     if regexes.is_empty() {
         return Ok(printed.to_owned());
@@ -188,21 +227,20 @@ pub(crate) fn restore(printed: &str, regexes: &[String]) -> Result<String, Tenan
         }
         let end = (i + 1).min(b.len());
         i = end;
-        let after_regex_op = start >= 2 && matches!(&b[start - 2..start], b"=~" | b"!~");
-        if !after_regex_op {
+        let Some((n, negated)) = placeholder(&printed[start + 1..end - 1]) else {
             continue;
+        };
+        let is_value_of_equal =
+            start >= 1 && b[start - 1] == b'=' && (start < 2 || b[start - 2] != b'!');
+        if !is_value_of_equal || n >= regexes.len() || used[n] {
+            return Err(unfaithful(
+                "a regex matcher of the rewritten query was not restored",
+            ));
         }
-        let slot = printed[start + 1..end - 1]
-            .strip_prefix('|')
-            .unwrap_or(&printed[start + 1..end - 1])
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n < regexes.len() && !used[n])
-            .ok_or_else(|| unfaithful("a regex matcher of the rewritten query was not restored"))?;
-        used[slot] = true;
-        out.push_str(&printed[pos..start]);
-        out.push('"');
-        out.push_str(&promql_parser::util::escape_string(&regexes[slot]));
+        used[n] = true;
+        out.push_str(&printed[pos..start - 1]);
+        out.push_str(if negated { "!~\"" } else { "=~\"" });
+        out.push_str(&promql_parser::util::escape_string(&regexes[n]));
         out.push('"');
         pos = end;
     }
@@ -229,6 +267,7 @@ fn scan(b: &[u8], literals: &mut Vec<Literal>) -> Result<usize, TenancyError> {
     // any white space or comment, as the lexer allows) is a regex.
     let mut after_regex_op = false;
     let mut negated = false;
+    let mut op_at = 0;
     // Inside `[...]`, where a plain number is a duration.
     let mut in_brackets = false;
     // The last significant token was `offset` (possibly followed by a sign),
@@ -252,8 +291,7 @@ fn scan(b: &[u8], literals: &mut Vec<Literal>) -> Result<usize, TenancyError> {
                     literals.push(Literal {
                         start,
                         end: i,
-                        regex: true,
-                        negated,
+                        regex: Some((op_at, negated)),
                     });
                 }
                 after_offset = false;
@@ -270,20 +308,22 @@ fn scan(b: &[u8], literals: &mut Vec<Literal>) -> Result<usize, TenancyError> {
                     literals.push(Literal {
                         start,
                         end: i,
-                        regex: after_regex_op,
-                        negated,
+                        regex: after_regex_op.then_some((op_at, negated)),
                     });
                 }
                 after_offset = false;
             }
             b'(' | b'[' | b'{' => {
                 if c != b'{' {
-                    top(&mut frames).ops += 1;
+                    bump(&mut frames);
                 }
                 if c == b'[' {
                     in_brackets = true;
                 }
-                frames.push(Frame::default());
+                frames.push(Frame {
+                    braces: c == b'{',
+                    ..Frame::default()
+                });
                 after_offset = false;
                 i += 1;
             }
@@ -297,16 +337,17 @@ fn scan(b: &[u8], literals: &mut Vec<Literal>) -> Result<usize, TenancyError> {
             }
             b'+' | b'-' => {
                 // A sign keeps an `offset` context: `offset -5m`.
-                top(&mut frames).ops += 1;
+                bump(&mut frames);
                 i += 1;
             }
             b'*' | b'/' | b'%' | b'^' | b'=' | b'!' | b'<' | b'>' | b'~' => {
-                top(&mut frames).ops += 1;
+                bump(&mut frames);
                 after_offset = false;
                 i += 1;
                 if c == b'~' && i >= 2 && matches!(b[i - 2], b'=' | b'!') {
                     after_regex_op = true;
                     negated = b[i - 2] == b'!';
+                    op_at = i - 2;
                     continue;
                 }
             }
@@ -344,7 +385,7 @@ fn scan(b: &[u8], literals: &mut Vec<Literal>) -> Result<usize, TenancyError> {
                     .iter()
                     .any(|k| word.eq_ignore_ascii_case(k))
                 {
-                    top(&mut frames).ops += 1;
+                    bump(&mut frames);
                 }
                 after_offset = word.eq_ignore_ascii_case(b"offset");
             }
@@ -549,6 +590,23 @@ mod tests {
     }
 
     #[test]
+    fn matchers_inside_braces_do_not_count() {
+        let many = (0..500)
+            .map(|i| format!("l{i}=~\"a\""))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(depth(&format!("x{{{many}}}")), depth("x{a=\"b\"}"));
+        // Braces nested in parentheses still count the parentheses.
+        assert!(
+            depth(&format!(
+                "{}x{{a!=\"b\"}}{}",
+                "(".repeat(100),
+                ")".repeat(100)
+            )) > 100
+        );
+    }
+
+    #[test]
     fn operators_inside_strings_and_comments_do_not_count() {
         assert_eq!(depth("x{a=\"+-*/(((\"}"), depth("x{a=\"b\"}"));
         assert_eq!(depth("x # ((((+++\n"), 1);
@@ -607,7 +665,7 @@ mod tests {
         let p = prescan("x{a=~\"\\\\w{0,99}\", b!~ # c\n 'd.*', c=\"e\"} + y{z=~`\\d`}").unwrap();
         assert_eq!(
             p.text,
-            "x{a=~\"0\", b!~ # c\n \"|1\", c=\"e\"} + y{z=~\"2\"}"
+            "x{a=\"\u{FDD0}0\", b= # c\n \"\u{FDD0}!1\", c=\"e\"} + y{z=\"\u{FDD0}2\"}"
         );
         assert_eq!(p.regexes, vec!["\\w{0,99}", "d.*", "\\d"]);
         // Not after a regex operator: left alone.
@@ -618,20 +676,23 @@ mod tests {
         assert!(prescan("x{a=~\"abc}").unwrap().regexes.is_empty());
         // A string the lexer would refuse is refused here too.
         assert!(prescan("x{a=~\"\\q\"}").is_err());
+        // The mark is reserved.
+        assert!(prescan("x{a=\"\u{FDD0}0\"}").is_err());
     }
 
     #[test]
     fn restore_puts_back_each_value_once_and_refuses_anything_else() {
         let re = vec!["a\"b".to_owned(), "\\d+\n".to_owned()];
         assert_eq!(
-            restore("x{a=~\"1\",b!~\"|0\",p=\"0\"}", &re).unwrap(),
+            restore("x{a=\"\u{FDD0}1\",b=\"\u{FDD0}!0\",p=\"0\"}", &re).unwrap(),
             "x{a=~\"\\\\d+\\n\",b!~\"a\\\"b\",p=\"0\"}"
         );
         for bad in [
-            "x{a=~\"0\"}",                   // one missing
-            "x{a=~\"0\",b=~\"0\",c=~\"1\"}", // one twice
-            "x{a=~\"2\",b=~\"0\"}",          // out of range
-            "x{a=~\"v\",b=~\"0\",c=~\"1\"}", // not a placeholder
+            "x{a=\"\u{FDD0}0\"}",                                 // one missing
+            "x{a=\"\u{FDD0}0\",b=\"\u{FDD0}0\",c=\"\u{FDD0}1\"}", // one twice
+            "x{a=\"\u{FDD0}2\",b=\"\u{FDD0}0\"}",                 // out of range
+            "x{a!=\"\u{FDD0}1\",b=\"\u{FDD0}0\"}",                // not after =
+            "f(x{b=\"\u{FDD0}0\"}, \"\u{FDD0}1\")",               // not a matcher
         ] {
             assert!(restore(bad, &re).is_err(), "{bad}");
         }

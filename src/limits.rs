@@ -1,0 +1,752 @@
+//! Per-project limits: what one project may cost the service.
+//!
+//! Every authenticated request is counted against the project its token is
+//! scoped to (privileged callers against a separate set of limits, none by
+//! default), the way Cortex/Mimir limit a tenant:
+//!
+//! - **admission** ([`Limits::admit`]): at most `max_concurrent_requests`
+//!   requests of a project are served at once; more wait in a bounded
+//!   queue (`max_queued_requests`, at most `max_queue_time`), and past it
+//!   are refused with 429. A token bucket (`requests_per_second`,
+//!   `request_burst`) refuses floods with 429 and the `Retry-After` the
+//!   bucket needs. The admission is held until the answer has been sent.
+//! - **shape** ([`Limits::check_times`], [`Limits::check_scoped`]): the range
+//!   of a `query_range` (`max_query_length`), how far back `start`/`time`
+//!   may reach (`max_query_lookback`), the query text size
+//!   (`max_query_bytes`) and the number of selectors (`max_selectors`) of a
+//!   scoped request. Over one of these: 422, as Mimir answers.
+//!
+//! Defaults come from `[limits]`; `[limits] overrides_file` (YAML, reloaded
+//! when it changes and on SIGHUP) overrides them per project and sets the
+//! privileged callers' limits. A broken overrides file is refused at start-up;
+//! a reload that fails keeps the last good overrides and logs why.
+//!
+//! Refusals are counted in `/metrics` by reason, never by project id (an
+//! OpenStack cloud has thousands); the project is in the log line.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The limits that apply to one caller. Zero (or `None`) means unlimited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitValues {
+    pub max_concurrent_requests: usize,
+    pub max_queued_requests: usize,
+    pub max_queue_time: Duration,
+    pub requests_per_second: f64,
+    pub request_burst: usize,
+    pub max_query_length: Option<Duration>,
+    pub max_query_lookback: Option<Duration>,
+    pub max_query_bytes: usize,
+    pub max_selectors: usize,
+}
+
+impl LimitValues {
+    /// No limit at all (privileged callers by default).
+    pub fn unlimited() -> LimitValues {
+        LimitValues {
+            max_concurrent_requests: 0,
+            max_queued_requests: 0,
+            max_queue_time: Duration::ZERO,
+            requests_per_second: 0.0,
+            request_burst: 0,
+            max_query_length: None,
+            max_query_lookback: None,
+            max_query_bytes: 0,
+            max_selectors: 0,
+        }
+    }
+
+    /// The bucket size: `request_burst`, or one second's worth (at least 1).
+    fn burst(&self) -> f64 {
+        if self.request_burst > 0 {
+            self.request_burst as f64
+        } else {
+            self.requests_per_second.ceil().max(1.0)
+        }
+    }
+}
+
+/// One entry of the overrides file: only the limits it names change.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverride {
+    pub max_concurrent_requests: Option<usize>,
+    pub max_queued_requests: Option<usize>,
+    /// Seconds or a duration (`10s`).
+    pub max_queue_time: Option<DurationText>,
+    pub requests_per_second: Option<f64>,
+    pub request_burst: Option<usize>,
+    pub max_query_length: Option<DurationText>,
+    pub max_query_lookback: Option<DurationText>,
+    pub max_query_bytes: Option<usize>,
+    pub max_selectors: Option<usize>,
+}
+
+/// A duration as written in the file (`30d`, `12h`, `90`, `0`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DurationText(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        let parsed = match Raw::deserialize(d)? {
+            Raw::Number(n) => seconds(n),
+            Raw::Text(t) => parse_duration(&t),
+        };
+        parsed.map(DurationText).map_err(serde::de::Error::custom)
+    }
+}
+
+fn seconds(n: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(n).map_err(|_| format!("{n} is not a duration"))
+}
+
+/// A limit duration: a number of seconds, or a Prometheus-style duration
+/// (`30d`, `1h30m`, `1w`, `1y`); `0` is "unlimited" where the limit allows.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<f64>() {
+        return seconds(n);
+    }
+    humantime::parse_duration(t).map_err(|e| format!("{t:?} is not a duration: {e}"))
+}
+
+fn non_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+impl LimitOverride {
+    fn apply(&self, base: &LimitValues) -> LimitValues {
+        let mut v = base.clone();
+        if let Some(x) = self.max_concurrent_requests {
+            v.max_concurrent_requests = x;
+        }
+        if let Some(x) = self.max_queued_requests {
+            v.max_queued_requests = x;
+        }
+        if let Some(x) = &self.max_queue_time {
+            v.max_queue_time = x.0;
+        }
+        if let Some(x) = self.requests_per_second {
+            v.requests_per_second = x;
+        }
+        if let Some(x) = self.request_burst {
+            v.request_burst = x;
+        }
+        if let Some(x) = &self.max_query_length {
+            v.max_query_length = non_zero(x.0);
+        }
+        if let Some(x) = &self.max_query_lookback {
+            v.max_query_lookback = non_zero(x.0);
+        }
+        if let Some(x) = self.max_query_bytes {
+            v.max_query_bytes = x;
+        }
+        if let Some(x) = self.max_selectors {
+            v.max_selectors = x;
+        }
+        v
+    }
+}
+
+/// The overrides file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// Limits of privileged callers (admin, service), counted per project
+    /// of their token; unlimited unless set here.
+    #[serde(default)]
+    pub privileged: Option<LimitOverride>,
+    /// Per project id: overrides of `[limits]` for its scoped callers.
+    #[serde(default)]
+    pub projects: HashMap<String, LimitOverride>,
+}
+
+impl Overrides {
+    /// Reads and checks an overrides file; errors name the file (and the
+    /// line and column where the YAML parser says).
+    pub fn load(path: &Path) -> Result<Overrides, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("limits overrides file {}: {e}", path.display()))?;
+        if text.trim().is_empty() {
+            return Ok(Overrides::default());
+        }
+        let o: Overrides = serde_yaml::from_str(&text)
+            .map_err(|e| format!("limits overrides file {}: {e}", path.display()))?;
+        let check = |who: &str, l: &LimitOverride| -> Result<(), String> {
+            if l.requests_per_second
+                .is_some_and(|r| !(r.is_finite() && r >= 0.0))
+            {
+                return Err(format!(
+                    "limits overrides file {}: {who}: requests_per_second must be a number >= 0",
+                    path.display()
+                ));
+            }
+            Ok(())
+        };
+        if let Some(p) = &o.privileged {
+            check("privileged", p)?;
+        }
+        for (id, l) in &o.projects {
+            check(&format!("project {id}"), l)?;
+        }
+        Ok(o)
+    }
+}
+
+/// Who a request is counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LimitKey {
+    pub privileged: bool,
+    /// The project of the token (`-` for an unscoped token).
+    pub project: String,
+}
+
+/// Why a request was refused by a limit.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("too many concurrent requests for this project (at most {limit}); retry later")]
+    Concurrency { limit: usize },
+    #[error("request rate limit of this project exceeded ({rate} per second); retry later")]
+    Rate { rate: f64, retry_after: Duration },
+    #[error("query range of {got:?} exceeds the limit of {max:?} for this project")]
+    QueryLength { got: Duration, max: Duration },
+    #[error(
+        "the query reaches {got:?} into the past, beyond the limit of {max:?} for this project"
+    )]
+    Lookback { got: Duration, max: Duration },
+    #[error("query text of {got} bytes exceeds the limit of {max} bytes for this project")]
+    QueryBytes { got: usize, max: usize },
+    #[error(
+        "the request has {got} series selectors, more than the limit of {max} for this project"
+    )]
+    Selectors { got: usize, max: usize },
+    #[error("cannot parse the {param} parameter {value:?}, needed to apply this project's limits")]
+    BadTime { param: &'static str, value: String },
+}
+
+impl Refusal {
+    /// The `reason` label of `aetos_limit_refusals_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Concurrency { .. } => "concurrency",
+            Refusal::Rate { .. } => "rate",
+            Refusal::QueryLength { .. } => "query_length",
+            Refusal::Lookback { .. } => "lookback",
+            Refusal::QueryBytes { .. } => "query_bytes",
+            Refusal::Selectors { .. } => "selectors",
+            Refusal::BadTime { .. } => "bad_time",
+        }
+    }
+
+    /// 429 for admission (with the seconds to wait), 422 for the shape of
+    /// the request, 400 for a time that cannot be read.
+    pub fn status(&self) -> (u16, Option<u64>) {
+        match self {
+            Refusal::Concurrency { .. } => (429, Some(1)),
+            Refusal::Rate { retry_after, .. } => {
+                (429, Some(retry_after.as_secs_f64().ceil().max(1.0) as u64))
+            }
+            Refusal::BadTime { .. } => (400, None),
+            _ => (422, None),
+        }
+    }
+}
+
+/// Held while a request is served; dropping it lets the next one in.
+#[derive(Debug)]
+pub struct Admission {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// The per-key state of admission.
+struct Gate {
+    /// The concurrency limit the semaphore was made for.
+    limit: usize,
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    bucket: Mutex<Bucket>,
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// The limits of every caller, and their admission state.
+pub struct Limits {
+    scoped: LimitValues,
+    overrides_file: Option<PathBuf>,
+    overrides: RwLock<Arc<Overrides>>,
+    gates: moka::sync::Cache<LimitKey, Arc<Gate>>,
+}
+
+impl Limits {
+    /// `scoped`: the `[limits]` defaults; `overrides_file` is read now (an
+    /// error here stops start-up).
+    pub fn new(scoped: LimitValues, overrides_file: Option<PathBuf>) -> Result<Limits, String> {
+        let overrides = match &overrides_file {
+            Some(p) => Overrides::load(p)?,
+            None => Overrides::default(),
+        };
+        Ok(Limits {
+            scoped,
+            overrides_file,
+            overrides: RwLock::new(Arc::new(overrides)),
+            // One entry per project seen recently; an idle one is forgotten
+            // (its bucket is full again by then anyway).
+            gates: moka::sync::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
+        })
+    }
+
+    /// The overrides file, if any (for the reload task).
+    pub fn overrides_file(&self) -> Option<&Path> {
+        self.overrides_file.as_deref()
+    }
+
+    /// Re-reads the overrides file. On failure the last good overrides stay.
+    pub fn reload(&self) -> Result<(), String> {
+        let Some(path) = &self.overrides_file else {
+            return Ok(());
+        };
+        let o = Overrides::load(path)?;
+        let mut cur = self
+            .overrides
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if **cur != o {
+            *cur = Arc::new(o);
+            tracing::info!(file = %path.display(), "limits overrides reloaded");
+        }
+        Ok(())
+    }
+
+    /// The limits that apply to `key` now.
+    pub fn values(&self, key: &LimitKey) -> LimitValues {
+        let o = self
+            .overrides
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if key.privileged {
+            let base = LimitValues::unlimited();
+            return o
+                .privileged
+                .as_ref()
+                .map_or(base.clone(), |p| p.apply(&base));
+        }
+        match o.projects.get(&key.project) {
+            Some(p) => p.apply(&self.scoped),
+            None => self.scoped.clone(),
+        }
+    }
+
+    fn gate(&self, key: &LimitKey, v: &LimitValues) -> Arc<Gate> {
+        let make = || {
+            Arc::new(Gate {
+                limit: v.max_concurrent_requests,
+                slots: Arc::new(Semaphore::new(v.max_concurrent_requests.max(1))),
+                waiting: AtomicUsize::new(0),
+                bucket: Mutex::new(Bucket {
+                    tokens: v.burst(),
+                    last: Instant::now(),
+                }),
+            })
+        };
+        let gate = self.gates.get_with(key.clone(), make);
+        if gate.limit != v.max_concurrent_requests {
+            // The limit changed (overrides reloaded): new requests use a
+            // gate of the new size; those in flight finish on the old one.
+            let fresh = make();
+            self.gates.insert(key.clone(), fresh.clone());
+            return fresh;
+        }
+        gate
+    }
+
+    /// Admission: the rate, then a concurrency slot (waiting in the
+    /// project's bounded queue for at most `max_queue_time`).
+    pub async fn admit(&self, key: &LimitKey) -> Result<Admission, Refusal> {
+        let v = self.values(key);
+        if v.max_concurrent_requests == 0 && v.requests_per_second <= 0.0 {
+            return Ok(Admission { _permit: None });
+        }
+        let gate = self.gate(key, &v);
+        if v.requests_per_second > 0.0 {
+            take_token(&gate, &v)?;
+        }
+        if v.max_concurrent_requests == 0 {
+            return Ok(Admission { _permit: None });
+        }
+        let refused = Refusal::Concurrency {
+            limit: v.max_concurrent_requests,
+        };
+        if let Ok(p) = gate.slots.clone().try_acquire_owned() {
+            return Ok(Admission { _permit: Some(p) });
+        }
+        if v.max_queued_requests == 0 || v.max_queue_time.is_zero() {
+            return Err(refused);
+        }
+        if gate.waiting.fetch_add(1, Ordering::AcqRel) >= v.max_queued_requests {
+            gate.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(refused);
+        }
+        let waited =
+            tokio::time::timeout(v.max_queue_time, gate.slots.clone().acquire_owned()).await;
+        gate.waiting.fetch_sub(1, Ordering::AcqRel);
+        match waited {
+            Ok(Ok(p)) => Ok(Admission { _permit: Some(p) }),
+            _ => Err(refused),
+        }
+    }
+
+    /// The time limits of a request: `max_query_length` on the range of a
+    /// `query_range`, `max_query_lookback` on its `start` (or an instant
+    /// query's `time`, or the `start` of series/labels/label values).
+    /// Returns a parameter to add when a lookback limit applies to a
+    /// request without `start` (which Prometheus would read as "all data").
+    pub fn check_times(
+        &self,
+        key: &LimitKey,
+        kind: TimeKind,
+        get: &dyn Fn(&str) -> Option<String>,
+        now: SystemTime,
+    ) -> Result<Option<(String, String)>, Refusal> {
+        let v = self.values(key);
+        if v.max_query_length.is_none() && v.max_query_lookback.is_none() {
+            return Ok(None);
+        }
+        let now_s = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let read = |param: &'static str| -> Result<Option<f64>, Refusal> {
+            match get(param) {
+                None => Ok(None),
+                Some(t) if t.is_empty() => Ok(None),
+                Some(t) => parse_time(&t)
+                    .map(Some)
+                    .ok_or(Refusal::BadTime { param, value: t }),
+            }
+        };
+        let lookback = |at: f64| -> Result<(), Refusal> {
+            match v.max_query_lookback {
+                Some(max) if now_s - at > max.as_secs_f64() => Err(Refusal::Lookback {
+                    got: Duration::from_secs_f64((now_s - at).min(1e15)),
+                    max,
+                }),
+                _ => Ok(()),
+            }
+        };
+        match kind {
+            TimeKind::None => Ok(None),
+            TimeKind::Instant => {
+                lookback(read("time")?.unwrap_or(now_s))?;
+                Ok(None)
+            }
+            TimeKind::Range => {
+                let (Some(start), Some(end)) = (read("start")?, read("end")?) else {
+                    // Prometheus refuses a query_range without both.
+                    return Ok(None);
+                };
+                if let Some(max) = v.max_query_length {
+                    if end - start > max.as_secs_f64() {
+                        return Err(Refusal::QueryLength {
+                            got: Duration::from_secs_f64((end - start).min(1e15)),
+                            max,
+                        });
+                    }
+                }
+                lookback(start)?;
+                Ok(None)
+            }
+            TimeKind::Series => match (read("start")?, v.max_query_lookback) {
+                (Some(start), _) => lookback(start).map(|()| None),
+                (None, Some(max)) => {
+                    let start = now_s - max.as_secs_f64();
+                    Ok(Some(("start".to_owned(), format!("{start:.3}"))))
+                }
+                (None, None) => Ok(None),
+            },
+        }
+    }
+
+    /// The size limits of a scoped request: the query text before parsing
+    /// (`bytes`), and the selectors it held after scoping.
+    pub fn check_query_bytes(&self, key: &LimitKey, bytes: usize) -> Result<(), Refusal> {
+        let max = self.values(key).max_query_bytes;
+        if max > 0 && bytes > max {
+            return Err(Refusal::QueryBytes { got: bytes, max });
+        }
+        Ok(())
+    }
+
+    /// See [`Limits::check_query_bytes`].
+    pub fn check_selectors(&self, key: &LimitKey, selectors: usize) -> Result<(), Refusal> {
+        let max = self.values(key).max_selectors;
+        if max > 0 && selectors > max {
+            return Err(Refusal::Selectors {
+                got: selectors,
+                max,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Take one token from the bucket, or say how long until there is one.
+fn take_token(gate: &Gate, v: &LimitValues) -> Result<(), Refusal> {
+    let mut b = gate.bucket.lock().unwrap_or_else(PoisonError::into_inner);
+    let now = Instant::now();
+    let burst = v.burst();
+    let refill = now.duration_since(b.last).as_secs_f64() * v.requests_per_second;
+    b.tokens = (b.tokens + refill).min(burst);
+    b.last = now;
+    if b.tokens >= 1.0 {
+        b.tokens -= 1.0;
+        return Ok(());
+    }
+    let wait = (1.0 - b.tokens) / v.requests_per_second;
+    Err(Refusal::Rate {
+        rate: v.requests_per_second,
+        retry_after: Duration::from_secs_f64(wait.min(3600.0)),
+    })
+}
+
+/// Which time parameters an endpoint reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeKind {
+    /// `query`, `query_exemplars`... with `time` (instant).
+    Instant,
+    /// `query_range`: `start`, `end`.
+    Range,
+    /// `series`, `labels`, `label/<name>/values`: optional `start`.
+    Series,
+    /// No time parameters that the limits look at.
+    None,
+}
+
+/// A Prometheus API time: Unix seconds (with a fraction) or RFC 3339.
+pub fn parse_time(t: &str) -> Option<f64> {
+    if let Ok(n) = t.parse::<f64>() {
+        return n.is_finite().then_some(n);
+    }
+    let st = humantime::parse_rfc3339_weak(t).ok()?;
+    Some(match st.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(p: &str) -> LimitKey {
+        LimitKey {
+            privileged: false,
+            project: p.to_owned(),
+        }
+    }
+
+    fn values() -> LimitValues {
+        LimitValues {
+            max_concurrent_requests: 2,
+            max_queued_requests: 1,
+            max_queue_time: Duration::from_millis(200),
+            ..LimitValues::unlimited()
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrency_queues_then_refuses_per_project() {
+        let l = Limits::new(values(), None).unwrap();
+        let a1 = l.admit(&key("a")).await.unwrap();
+        let _a2 = l.admit(&key("a")).await.unwrap();
+        // Another project is not affected.
+        let _b = l.admit(&key("b")).await.unwrap();
+        // The third waits in the queue and gets in when one finishes.
+        let waiter = {
+            let l = Arc::new(l);
+            let l2 = l.clone();
+            let h = tokio::spawn(async move { l2.admit(&key("a")).await.map(|_| ()) });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // The queue (1) is full: a fourth is refused at once.
+            assert_eq!(
+                l.admit(&key("a")).await.unwrap_err(),
+                Refusal::Concurrency { limit: 2 }
+            );
+            drop(a1);
+            h
+        };
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_queued_request_is_refused_after_the_queue_time() {
+        let l = Limits::new(values(), None).unwrap();
+        let _a1 = l.admit(&key("a")).await.unwrap();
+        let _a2 = l.admit(&key("a")).await.unwrap();
+        let started = Instant::now();
+        assert!(l.admit(&key("a")).await.is_err());
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn the_rate_is_a_token_bucket_with_retry_after() {
+        let v = LimitValues {
+            requests_per_second: 2.0,
+            request_burst: 3,
+            ..LimitValues::unlimited()
+        };
+        let l = Limits::new(v, None).unwrap();
+        for _ in 0..3 {
+            l.admit(&key("a")).await.unwrap();
+        }
+        let e = l.admit(&key("a")).await.unwrap_err();
+        assert_eq!(e.reason(), "rate");
+        assert_eq!(e.status(), (429, Some(1)));
+        l.admit(&key("b")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        l.admit(&key("a")).await.unwrap();
+    }
+
+    #[test]
+    fn time_limits() {
+        let v = LimitValues {
+            max_query_length: Some(Duration::from_secs(3600)),
+            max_query_lookback: Some(Duration::from_secs(86400)),
+            ..LimitValues::unlimited()
+        };
+        let l = Limits::new(v, None).unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let k = key("a");
+        let params = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let ok = params(&[("start", "999000"), ("end", "1000000")]);
+        assert_eq!(l.check_times(&k, TimeKind::Range, &ok, now), Ok(None));
+        let long = params(&[("start", "990000"), ("end", "1000000")]);
+        assert_eq!(
+            l.check_times(&k, TimeKind::Range, &long, now)
+                .unwrap_err()
+                .reason(),
+            "query_length"
+        );
+        let old = params(&[("start", "900000"), ("end", "900100")]);
+        assert_eq!(
+            l.check_times(&k, TimeKind::Range, &old, now)
+                .unwrap_err()
+                .reason(),
+            "lookback"
+        );
+        let old_instant = params(&[("time", "1970-01-02T00:00:00Z")]);
+        assert_eq!(
+            l.check_times(&k, TimeKind::Instant, &old_instant, now)
+                .unwrap_err()
+                .reason(),
+            "lookback"
+        );
+        let garbage = params(&[("time", "yesterday")]);
+        assert_eq!(
+            l.check_times(&k, TimeKind::Instant, &garbage, now)
+                .unwrap_err()
+                .status(),
+            (400, None)
+        );
+        // Series without start: bounded to the lookback instead of "all".
+        let none = params(&[]);
+        assert_eq!(
+            l.check_times(&k, TimeKind::Series, &none, now),
+            Ok(Some(("start".to_owned(), "913600.000".to_owned())))
+        );
+        // Privileged callers: unlimited by default.
+        let admin = LimitKey {
+            privileged: true,
+            project: "a".into(),
+        };
+        assert_eq!(l.check_times(&admin, TimeKind::Range, &old, now), Ok(None));
+    }
+
+    #[test]
+    fn overrides_apply_per_project_and_to_privileged_callers() {
+        let dir = std::env::temp_dir().join(format!("aetos-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("limits.yaml");
+        std::fs::write(
+            &f,
+            "privileged:\n  max_concurrent_requests: 64\nprojects:\n  p1:\n    max_query_length: 7d\n    requests_per_second: 5\n",
+        )
+        .unwrap();
+        let l = Limits::new(values(), Some(f.clone())).unwrap();
+        let p1 = l.values(&key("p1"));
+        assert_eq!(p1.max_query_length, Some(Duration::from_secs(7 * 86400)));
+        assert_eq!(p1.requests_per_second, 5.0);
+        assert_eq!(
+            p1.max_concurrent_requests, 2,
+            "unnamed limits keep the defaults"
+        );
+        assert_eq!(l.values(&key("p2")), values());
+        let admin = LimitKey {
+            privileged: true,
+            project: "p1".into(),
+        };
+        assert_eq!(l.values(&admin).max_concurrent_requests, 64);
+        assert_eq!(l.values(&admin).requests_per_second, 0.0);
+        // A broken file on reload keeps the last good overrides.
+        std::fs::write(&f, "projects:\n  p1:\n    max_query_lenght: 7d\n").unwrap();
+        let e = l.reload().unwrap_err();
+        assert!(
+            e.contains("limits.yaml") && e.contains("max_query_lenght"),
+            "{e}"
+        );
+        assert_eq!(l.values(&key("p1")), p1);
+        std::fs::write(&f, "projects:\n  p1:\n    max_selectors: 3\n").unwrap();
+        l.reload().unwrap();
+        assert_eq!(l.values(&key("p1")).max_selectors, 3);
+        assert_eq!(l.values(&key("p1")).max_query_length, None);
+        // At start-up a broken file is an error naming it.
+        std::fs::write(&f, "projects: [\n").unwrap();
+        assert!(Limits::new(values(), Some(f.clone()))
+            .err()
+            .unwrap()
+            .contains("limits.yaml"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn durations_and_times_parse_as_operators_write_them() {
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("-5").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_time("1700000000.5"), Some(1_700_000_000.5));
+        assert_eq!(parse_time("1970-01-01T00:01:00Z"), Some(60.0));
+        assert_eq!(parse_time("NaN"), None);
+        assert_eq!(parse_time("x"), None);
+    }
+}
