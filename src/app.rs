@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::memcache::{Protection, SharedCache};
+use crate::auth::memcache::{PoolOptions, Protection, SharedCache};
 use crate::auth::{
     Authenticator, CacheOptions, Credentials, KeystoneClient, NameOrId, ServiceTokenRules,
 };
@@ -291,7 +291,13 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
                     MemcacheSecurity::Mac => Protection::mac(secret),
                     MemcacheSecurity::Encrypt => Protection::encrypt(secret),
                 };
-                SharedCache::new(&k.memcached_servers, protection)
+                let pool = PoolOptions {
+                    socket_timeout: Duration::from_secs(k.memcache_pool_socket_timeout),
+                    dead_retry: Duration::from_secs(k.memcache_pool_dead_retry),
+                    maxsize: usize::try_from(k.memcache_pool_maxsize).unwrap_or(usize::MAX),
+                    conn_get_timeout: Duration::from_secs(k.memcache_pool_conn_get_timeout),
+                };
+                SharedCache::with_pool(&k.memcached_servers, protection, pool)
             });
             Authn::Keystone(Arc::new(Authenticator::new(
                 client,

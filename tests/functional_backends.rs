@@ -1070,16 +1070,17 @@ async fn ha_pair_round_robin_failover_without_failed_requests_and_rejoin() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The load is running (some requests answered) before the replica goes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ok.load(Ordering::SeqCst) < 4 {
+        assert!(Instant::now() < deadline, "the load never got answers");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let _restart = RestartHa1;
     tokio::task::spawn_blocking(|| stack().ctl(&["stop-component", "prometheus-ha-1"]))
         .await
         .unwrap();
     let during = ok.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    // The stopped one is reported down, the other up; still healthy overall.
-    let (st, h) = health(&a).await;
-    assert_eq!(st, 200, "{h}");
     let state = |h: &Value, port: &str| {
         h["reasons"]
             .as_array()
@@ -1099,7 +1100,24 @@ async fn ha_pair_round_robin_failover_without_failed_requests_and_rejoin() {
         .port()
         .unwrap()
         .to_string();
-    assert!(!state(&h, &port1), "{h}");
+    // Until the health check reports the stopped one down and the load has
+    // kept running through the failover (20 more answers).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let h = loop {
+        let (st, h) = health(&a).await;
+        if !state(&h, &port1) && ok.load(Ordering::SeqCst) > during + 20 {
+            break (st, h);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica 1 not reported down, or the load stalled ({} answers, {during} before): {h}",
+            ok.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The stopped one is reported down, the other up; still healthy overall.
+    let (st, h) = h;
+    assert_eq!(st, 200, "{h}");
     assert!(state(&h, &port2), "{h}");
     stop.store(true, Ordering::SeqCst);
     load.await.unwrap();

@@ -153,7 +153,16 @@ async fn sigterm_lets_in_flight_requests_finish() {
                 .map(|r| r.status().as_u16())
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // SIGTERM only once the slow backend holds all four (they are in flight).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slow.requests.lock().unwrap().len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the four requests never reached the backend:\n{}",
+            a.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     signal(&a, "TERM");
     let started = Instant::now();
     for r in in_flight {

@@ -22,6 +22,16 @@ use proptest::prelude::*;
 
 const LABEL: &str = "project";
 
+/// The committed failure seeds, by absolute path: proptest's default
+/// (`SourceParallel`) looks for a `lib.rs`/`main.rs` above this file, finds
+/// none under `tests/`, and only falls back to the sibling file after a
+/// warning; naming the file makes every run (whatever its working directory
+/// or thread) replay them first.
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/tenancy_props.proptest-regressions"
+);
+
 // ─── Generators ─────────────────────────────────────────────────────────
 
 /// Label values with the characters that break naive quoting.
@@ -356,7 +366,11 @@ fn scoped_and_proven(query: &str, project: &str) -> Result<(), String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 768, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 768,
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(REGRESSIONS))),
+        ..ProptestConfig::default()
+    })]
 
     fn every_selector_of_a_random_query_is_scoped(q in vector_expr(), project in project_id()) {
         prop_assert_eq!(scoped_and_proven(&q, &project), Ok(()));
@@ -384,7 +398,8 @@ proptest! {
     }
 
     fn selectors_with_modifiers_or_operators_are_not_series_selectors(q in vector_expr()) {
-        let is_plain = matches!(promql_parser::parser::parse(&q), Ok(promql_parser::parser::Expr::VectorSelector(ref vs)) if vs.offset.is_none() && vs.at.is_none());
+        // Read as Prometheus does (raw strings included), not by promql-parser alone.
+        let is_plain = matches!(oracle::parse(&q), Ok(promql_parser::parser::Expr::VectorSelector(ref vs)) if vs.offset.is_none() && vs.at.is_none());
         if !is_plain {
             prop_assert!(matches!(scope_selector(&q, LABEL, "p"), Err(TenancyError::NotASelector(_)) | Err(TenancyError::Parse(_))));
         }
@@ -481,4 +496,90 @@ fn fuzz_harness_holds_on_the_seed_corpus() {
         replayed >= 50,
         "only {replayed} seeds found under fuzz/seeds"
     );
+}
+
+// ─── Raw strings: what the oracle and aetos read is what Prometheus reads ──
+
+/// The value of the `job` matcher of `q`, as the oracle reads it.
+fn oracle_job_value(q: &str) -> Result<String, String> {
+    match oracle::parse(q)? {
+        promql_parser::parser::Expr::VectorSelector(vs) => vs
+            .matchers
+            .matchers
+            .iter()
+            .find(|m| m.name == "job")
+            .map(|m| m.value.clone())
+            .ok_or_else(|| format!("no job matcher in {q:?}")),
+        e => Err(format!("{q:?} read as {e}")),
+    }
+}
+
+/// Prometheus reads a backtick string verbatim, whatever backslashes or
+/// escape-like sequences it holds; aetos (scoping it) and the oracle (saying
+/// what it means) must both read exactly that. The first is the case
+/// `selectors_with_modifiers_or_operators_are_not_series_selectors` once
+/// found, when its oracle asked promql-parser alone.
+#[test]
+fn raw_strings_with_backslashes_mean_their_text() {
+    for raw in [
+        "\\",
+        "\\\\",
+        "\\d+",
+        "a\\",
+        "\\x41",
+        "\\u0041",
+        "\\U00000041",
+        "\\101",
+        "\\n",
+        "\\t",
+        "\\'",
+        "\\\"",
+        "\\a\\b\\f\\v\\r",
+        "\\0",
+        "\\\n",
+        "'\"",
+        "#x",
+    ] {
+        let q = format!("up{{job=`{raw}`}}");
+        assert_eq!(oracle_job_value(&q).as_deref(), Ok(raw), "oracle on {q:?}");
+        assert!(matches!(
+            oracle::parse(&format!("up{{project=`{raw}`}}")),
+            Ok(promql_parser::parser::Expr::VectorSelector(_))
+        ));
+        let out = scope_selector(&q, LABEL, "p").unwrap_or_else(|e| panic!("refused {q:?}: {e}"));
+        assert_eq!(
+            oracle_job_value(&out).as_deref(),
+            Ok(raw),
+            "aetos on {q:?} gave {out:?}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(REGRESSIONS))),
+        ..ProptestConfig::default()
+    })]
+
+    /// Any backtick string (escape-like sequences, quotes, line breaks, any
+    /// character but U+FFFD) means its text to the oracle and to aetos, and
+    /// the plain-selector oracle of the property above agrees with aetos.
+    #[test]
+    fn any_raw_string_means_its_text_to_aetos_and_the_oracle(
+        raw in proptest::collection::vec(prop_oneof![
+            3 => Just("\\".to_owned()),
+            3 => "[abfnrtvxuU0-7'\"\\\n\r\t{}#,=]",
+            // U+FFFD is refused on purpose (Prometheus reads it as invalid UTF-8).
+            2 => "[^`\u{FFFD}]",
+        ], 0..12).prop_map(|parts| parts.concat()),
+    ) {
+        let q = format!("up{{job=`{raw}`}}");
+        prop_assert_eq!(oracle_job_value(&q), Ok(raw.clone()));
+        let out = scope_selector(&q, LABEL, "p");
+        prop_assert!(out.is_ok(), "aetos refused {:?}: {:?}", q, out);
+        let out = out.unwrap_or_default();
+        prop_assert_eq!(oracle_job_value(&out), Ok(raw));
+        prop_assert_eq!(oracle::check_scoped(&out, LABEL, "p"), Ok(1));
+    }
 }

@@ -12,14 +12,15 @@
 //! ignored (and the token validated with Keystone). Any memcached failure
 //! only costs a Keystone call: the cache is never a reason to refuse.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Nonce};
 use async_memcached::{AsciiProtocol, Client};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
+use tokio::sync::{Notify, Semaphore};
 
 /// How entries are protected.
 #[derive(Clone)]
@@ -105,34 +106,245 @@ pub fn open(p: &Protection, stored: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Connections per server; memcached answers in well under a millisecond,
-/// so a few are plenty.
-const CONNECTIONS: usize = 4;
+/// How connections to the servers are pooled, as keystonemiddleware's
+/// `memcache_pool_*` options describe.
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    /// Bound on every network operation: connect, get, set
+    /// (`memcache_pool_socket_timeout`).
+    pub socket_timeout: Duration,
+    /// How long a server that timed out or refused is skipped
+    /// (`memcache_pool_dead_retry`).
+    pub dead_retry: Duration,
+    /// Most connections open to one server (`memcache_pool_maxsize`).
+    pub maxsize: usize,
+    /// Longest wait for a free connection of the pool; past it the
+    /// operation is a miss (`memcache_pool_conn_get_timeout`).
+    pub conn_get_timeout: Duration,
+}
 
-/// The shared cache.
-pub struct SharedCache {
-    servers: Vec<String>,
-    slots: Vec<Mutex<Option<Client>>>,
+impl Default for PoolOptions {
+    /// keystonemiddleware's defaults.
+    fn default() -> Self {
+        PoolOptions {
+            socket_timeout: Duration::from_secs(3),
+            dead_retry: Duration::from_secs(300),
+            maxsize: 10,
+            conn_get_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One memcached server and its pool.
+struct Server {
+    /// As given in `memcached_servers` (for logs).
+    name: String,
+    /// What the client connects to (`tcp://host:port`).
+    dsn: String,
+    /// Open connections nobody is using. The lock is only held to push or
+    /// pop, never across a network wait.
+    idle: std::sync::Mutex<Vec<Client>>,
+    /// One permit per connection that may be open (`maxsize`).
+    permits: Semaphore,
+    /// Until when the server is skipped.
+    dead_until: std::sync::Mutex<Option<Instant>>,
+    /// Wakes operations in flight or waiting for a connection when the
+    /// server is found dead, so they give up at once.
+    died: Notify,
+}
+
+/// What is done on a server.
+enum Op {
+    Get(String),
+    Set {
+        key: String,
+        value: Vec<u8>,
+        ttl: i64,
+    },
+}
+
+impl Op {
+    /// The stored bytes for a get (`None`: no entry); `None` for a set.
+    async fn on(&self, c: &mut Client) -> Result<Option<Vec<u8>>, async_memcached::Error> {
+        match self {
+            Op::Get(key) => Ok(c.get(key).await?.and_then(|v| v.data)),
+            Op::Set { key, value, ttl } => {
+                c.set(key, value.as_slice(), Some(*ttl), None).await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Why an operation on a server did not give an answer.
+enum Failure {
+    /// No answer within `socket_timeout`: the server is marked dead.
+    Timeout(String),
+    /// The server refused or broke the connection: marked dead too (unless
+    /// a fresh connection works).
+    Broken(String),
+    /// Anything else (a protocol error, no free connection): a miss, the
+    /// server stays live.
+    Other(String),
+}
+
+impl Server {
+    fn is_dead(&self, now: Instant) -> bool {
+        let mut dead = lock(&self.dead_until);
+        match *dead {
+            Some(until) if now < until => true,
+            Some(_) => {
+                *dead = None;
+                tracing::info!(server = %self.name, "retrying memcached server after memcache_pool_dead_retry");
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn mark_dead(&self, dead_retry: Duration, why: &str) {
+        let now = Instant::now();
+        // A retry beyond what `Instant` holds is a retry in a century.
+        let until = now
+            .checked_add(dead_retry)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+        let newly = lock(&self.dead_until).replace(until).is_none();
+        // Those who found it dead at the same time need not say it again.
+        if newly {
+            tracing::warn!(server = %self.name, retry_in_s = dead_retry.as_secs(),
+                "memcached server marked dead ({why}); token cache misses until then");
+        }
+        // Drop the idle connections: they lead to the same dead server.
+        lock(&self.idle).clear();
+        self.died.notify_waiters();
+    }
+
+    /// Runs `op` on a connection of the pool (a new one if none is idle),
+    /// within `socket_timeout`; the connection goes back to the pool after
+    /// a complete operation.
+    async fn run(&self, pool: &PoolOptions, op: &Op) -> Result<Option<Vec<u8>>, Failure> {
+        let died = self.died.notified();
+        tokio::pin!(died);
+        let _permit = tokio::select! {
+            p = tokio::time::timeout(pool.conn_get_timeout, self.permits.acquire()) => match p {
+                Ok(Ok(p)) => p,
+                Ok(Err(_)) => return Err(Failure::Other("pool closed".into())),
+                Err(_) => return Err(Failure::Other(
+                    "no free connection within memcache_pool_conn_get_timeout".into())),
+            },
+            _ = &mut died => return Err(Failure::Other("server found dead".into())),
+        };
+        // It may have died while this one waited for a connection.
+        if self.is_dead(Instant::now()) {
+            return Err(Failure::Other("server found dead".into()));
+        }
+        let pooled = lock(&self.idle).pop();
+        let reused = pooled.is_some();
+        let outcome = tokio::select! {
+            r = self.attempt(pool, pooled, op) => r,
+            _ = &mut died => return Err(Failure::Other("server found dead".into())),
+        };
+        match outcome {
+            // A pooled connection the server closed since (memcached
+            // restarted, an idle timeout) fails at once: that says nothing
+            // about the server, so try once more on a new connection.
+            Err(Failure::Broken(_)) if reused => tokio::select! {
+                r = self.attempt(pool, None, op) => r,
+                _ = &mut died => Err(Failure::Other("server found dead".into())),
+            },
+            r => r,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        pool: &PoolOptions,
+        pooled: Option<Client>,
+        op: &Op,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        let started = Instant::now();
+        let mut client = match pooled {
+            Some(c) => c,
+            None => match tokio::time::timeout(pool.socket_timeout, Client::new(&self.dsn)).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(Failure::Broken(format!("connect: {e}"))),
+                Err(_) => return Err(Failure::Timeout("connect timed out".into())),
+            },
+        };
+        let left = pool.socket_timeout.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left.max(Duration::from_millis(1)), op.on(&mut client)).await {
+            Ok(Ok(v)) => {
+                if !client.is_closed() {
+                    lock(&self.idle).push(client);
+                }
+                Ok(v)
+            }
+            Ok(Err(
+                e @ (async_memcached::Error::Io(_)
+                | async_memcached::Error::Connect(_)
+                | async_memcached::Error::ConnectionClosed),
+            )) => Err(Failure::Broken(e.to_string())),
+            Ok(Err(e)) => Err(Failure::Other(e.to_string())),
+            Err(_) => Err(Failure::Timeout(format!(
+                "no answer within memcache_pool_socket_timeout ({}s)",
+                pool.socket_timeout.as_secs_f64()
+            ))),
+        }
+    }
+}
+
+/// The pool's locks guard plain data that a panic cannot leave half-written.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct Inner {
+    servers: Vec<Server>,
+    pool: PoolOptions,
     protection: Protection,
     /// Entry keys are namespaced by this (and, for MAC/ENCRYPT, keyed).
     key_salt: Vec<u8>,
 }
 
+/// The shared cache. Cloning it is cheap (the pools are shared).
+///
+/// Like keystonemiddleware's pool: each server has up to `maxsize`
+/// connections, so concurrent requests do not wait for each other; every
+/// network operation is bounded by `socket_timeout`; a server that times
+/// out or refuses is skipped for `dead_retry` (its keys go to the next live
+/// server, or are misses when none is left), so a hung memcached costs one
+/// request one `socket_timeout`, then nothing until it is retried. Writes
+/// are sent in the background: no caller waits for them.
+#[derive(Clone)]
+pub struct SharedCache {
+    inner: Arc<Inner>,
+}
+
 impl SharedCache {
     /// `servers` as keystonemiddleware takes them: `host:port`, `[v6]:port`
-    /// or `inet6:[v6]:port`.
+    /// or `inet6:[v6]:port`; keystonemiddleware's pool defaults.
     pub fn new(servers: &[String], protection: Protection) -> SharedCache {
-        let servers: Vec<String> = servers
+        SharedCache::with_pool(servers, protection, PoolOptions::default())
+    }
+
+    pub fn with_pool(servers: &[String], protection: Protection, pool: PoolOptions) -> SharedCache {
+        let pool = PoolOptions {
+            maxsize: pool.maxsize.clamp(1, Semaphore::MAX_PERMITS),
+            ..pool
+        };
+        let servers = servers
             .iter()
-            .map(|s| {
-                format!(
+            .map(|s| Server {
+                name: s.clone(),
+                dsn: format!(
                     "tcp://{}",
                     s.trim_start_matches("inet6:").trim_start_matches("inet:")
-                )
+                ),
+                idle: std::sync::Mutex::new(Vec::new()),
+                permits: Semaphore::new(pool.maxsize),
+                dead_until: std::sync::Mutex::new(None),
+                died: Notify::new(),
             })
-            .collect();
-        let slots = (0..servers.len() * CONNECTIONS)
-            .map(|_| Mutex::new(None))
             .collect();
         let key_salt = match &protection {
             Protection::None => Vec::new(),
@@ -140,19 +352,67 @@ impl SharedCache {
             Protection::Encrypt { mac, .. } => mac.to_vec(),
         };
         SharedCache {
-            servers,
-            slots,
-            protection,
-            key_salt,
+            inner: Arc::new(Inner {
+                servers,
+                pool,
+                protection,
+                key_salt,
+            }),
         }
     }
 
     /// The memcached key under which `token`'s entry is stored (never the
     /// token itself; for MAC/ENCRYPT it also depends on the secret).
     pub fn entry_key(&self, token: &str) -> String {
-        self.key(token).0
+        self.inner.key(token).0
     }
 
+    /// The Keystone validation body cached for `token`, if any (and intact).
+    /// A miss, without waiting, while the token's server is dead.
+    pub async fn get(&self, token: &str) -> Option<serde_json::Value> {
+        let inner = &self.inner;
+        let (key, primary) = inner.key(token);
+        let raw = inner.on_live_server(primary, Op::Get(key)).await??;
+        let Some(payload) = open(&inner.protection, &raw) else {
+            tracing::warn!("ignoring a memcached token entry that fails its integrity check");
+            return None;
+        };
+        serde_json::from_slice(&payload).ok()
+    }
+
+    /// Stores Keystone's validation body for `token` for `ttl`, in the
+    /// background (the caller does not wait for memcached). Needs a Tokio
+    /// runtime.
+    pub fn set(&self, token: &str, body: &serde_json::Value, ttl: Duration) {
+        let (key, primary) = self.inner.key(token);
+        let sealed = seal(&self.inner.protection, body.to_string().as_bytes());
+        if sealed.is_empty() {
+            return;
+        }
+        let ttl = ttl.as_secs().max(1) as i64;
+        let inner = self.inner.clone();
+        let op = Op::Set {
+            key,
+            value: sealed,
+            ttl,
+        };
+        tokio::spawn(async move {
+            inner.on_live_server(primary, op).await;
+        });
+    }
+
+    /// Whether `memcached_servers[index]` is currently skipped as dead.
+    pub fn is_dead(&self, index: usize) -> bool {
+        self.inner
+            .servers
+            .get(index)
+            .is_some_and(|s| s.is_dead(Instant::now()))
+    }
+}
+
+impl Inner {
+    /// The entry key of `token`, and the index of its server while every
+    /// server is live.
     fn key(&self, token: &str) -> (String, usize) {
         let digest: [u8; 32] = if self.key_salt.is_empty() {
             Sha256::digest(token.as_bytes()).into()
@@ -161,73 +421,34 @@ impl SharedCache {
         };
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         let server = usize::from(digest[0]) % self.servers.len();
-        let slot = server * CONNECTIONS + usize::from(digest[1]) % CONNECTIONS;
-        (format!("aetos/tokens/{hex}"), slot)
+        (format!("aetos/tokens/{hex}"), server)
     }
 
-    async fn with_client<T>(
-        &self,
-        slot: usize,
-        op: impl AsyncFnOnce(&mut Client) -> Result<T, async_memcached::Error>,
-    ) -> Option<T> {
-        let mut guard = self.slots[slot].lock().await;
-        if guard.is_none() {
-            let server = &self.servers[slot / CONNECTIONS];
-            match tokio::time::timeout(Duration::from_secs(3), Client::new(server)).await {
-                Ok(Ok(c)) => *guard = Some(c),
-                Ok(Err(e)) => {
-                    tracing::warn!(server = %server, "memcached unavailable: {e}");
-                    return None;
-                }
-                Err(_) => {
-                    tracing::warn!(server = %server, "memcached connect timed out");
-                    return None;
-                }
-            }
-        }
-        let client = guard.as_mut()?;
-        match tokio::time::timeout(Duration::from_secs(3), op(client)).await {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(e)) => {
-                tracing::warn!("memcached operation failed: {e}");
-                *guard = None;
+    /// The first live server from `primary` on (so a dead server's keys
+    /// go to the next live one, the same for every replica).
+    fn live_server(&self, primary: usize) -> Option<&Server> {
+        let now = Instant::now();
+        let n = self.servers.len();
+        (0..n)
+            .map(|i| &self.servers[(primary + i) % n])
+            .find(|s| !s.is_dead(now))
+    }
+
+    /// Runs `op` on the key's live server; `None` (a miss) when there is
+    /// none or the operation fails.
+    async fn on_live_server(&self, primary: usize, op: Op) -> Option<Option<Vec<u8>>> {
+        let server = self.live_server(primary)?;
+        match server.run(&self.pool, &op).await {
+            Ok(v) => Some(v),
+            Err(Failure::Timeout(why) | Failure::Broken(why)) => {
+                server.mark_dead(self.pool.dead_retry, &why);
                 None
             }
-            Err(_) => {
-                tracing::warn!("memcached operation timed out");
-                *guard = None;
+            Err(Failure::Other(why)) => {
+                tracing::debug!(server = %server.name, "memcached operation skipped: {why}");
                 None
             }
         }
-    }
-
-    /// The Keystone validation body cached for `token`, if any (and intact).
-    pub async fn get(&self, token: &str) -> Option<serde_json::Value> {
-        let (key, slot) = self.key(token);
-        let value = self
-            .with_client(slot, async |c| c.get(&key).await)
-            .await??;
-        let raw = value.data?;
-        let Some(payload) = open(&self.protection, &raw) else {
-            tracing::warn!("ignoring a memcached token entry that fails its integrity check");
-            return None;
-        };
-        serde_json::from_slice(&payload).ok()
-    }
-
-    /// Stores Keystone's validation body for `token` for `ttl`.
-    pub async fn set(&self, token: &str, body: &serde_json::Value, ttl: Duration) {
-        let (key, slot) = self.key(token);
-        let sealed = seal(&self.protection, body.to_string().as_bytes());
-        if sealed.is_empty() {
-            return;
-        }
-        let ttl = ttl.as_secs().max(1) as i64;
-        let _ = self
-            .with_client(slot, async |c| {
-                c.set(&key, sealed.as_slice(), Some(ttl), None).await
-            })
-            .await;
     }
 }
 
@@ -262,9 +483,237 @@ mod tests {
     #[test]
     fn keys_never_contain_the_token_and_depend_on_the_secret() {
         let plain = SharedCache::new(&["127.0.0.1:11211".into()], Protection::None);
-        let (k, _) = plain.key("my-token");
+        let k = plain.entry_key("my-token");
         assert!(!k.contains("my-token") && k.starts_with("aetos/tokens/"));
         let mac = SharedCache::new(&["127.0.0.1:11211".into()], Protection::mac("s"));
-        assert_ne!(mac.key("my-token").0, k);
+        assert_ne!(mac.entry_key("my-token"), k);
+    }
+
+    // ─── The pool and dead servers, against local TCP listeners ─────────
+    //
+    // A listener that accepts and never answers is memcached hung (or
+    // black-holed after the handshake); a port nobody listens on is
+    // memcached down. The real memcached is exercised in
+    // tests/functional_memcached.rs.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Accepts connections, keeps them open, never answers; counts them.
+    async fn hung_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(sock);
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn pool(socket_ms: u64, dead_retry_ms: u64, maxsize: usize, conn_get_ms: u64) -> PoolOptions {
+        PoolOptions {
+            socket_timeout: Duration::from_millis(socket_ms),
+            dead_retry: Duration::from_millis(dead_retry_ms),
+            maxsize,
+            conn_get_timeout: Duration::from_millis(conn_get_ms),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hung_server_costs_one_socket_timeout_then_is_skipped_until_dead_retry() {
+        let (addr, accepted) = hung_server().await;
+        let cache =
+            SharedCache::with_pool(&[addr], Protection::None, pool(400, 60_000, 10, 10_000));
+        let started = Instant::now();
+        assert!(cache.get("t1").await.is_none());
+        let first = started.elapsed();
+        assert!(
+            first >= Duration::from_millis(400),
+            "gave up before the socket timeout: {first:?}"
+        );
+        assert!(first < Duration::from_secs(3), "first miss took {first:?}");
+        assert!(cache.is_dead(0));
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // Now every read and write is a miss without touching the network.
+        for i in 0..20 {
+            assert!(cache.get(&format!("t{i}")).await.is_none());
+            cache.set(
+                &format!("t{i}"),
+                &serde_json::json!({}),
+                Duration::from_secs(60),
+            );
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "a dead server was contacted"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dead_server_is_tried_again_once_dead_retry_has_passed() {
+        let (addr, accepted) = hung_server().await;
+        let cache = SharedCache::with_pool(&[addr], Protection::None, pool(200, 300, 10, 10_000));
+        assert!(cache.get("t").await.is_none());
+        assert!(cache.is_dead(0));
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // Elapsed time is the point here: dead_retry must pass.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!cache.is_dead(0), "still dead after dead_retry");
+        assert!(cache.get("t").await.is_none());
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "not retried after dead_retry"
+        );
+        assert!(cache.is_dead(0), "still hung: dead again");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_marks_the_server_dead_at_once() {
+        // A port that was just free: connecting is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cache = SharedCache::with_pool(
+            &[format!("127.0.0.1:{port}")],
+            Protection::None,
+            pool(5_000, 60_000, 10, 10_000),
+        );
+        let started = Instant::now();
+        assert!(cache.get("t").await.is_none());
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "waited for a refused server"
+        );
+        assert!(cache.is_dead(0));
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_on_a_hung_server_each_have_a_connection_and_wait_one_timeout() {
+        let (addr, accepted) = hung_server().await;
+        let cache =
+            SharedCache::with_pool(&[addr], Protection::None, pool(800, 60_000, 10, 10_000));
+        let started = Instant::now();
+        let gets: Vec<_> = (0..6)
+            .map(|i| {
+                let c = cache.clone();
+                tokio::spawn(async move { c.get(&format!("t{i}")).await })
+            })
+            .collect();
+        for g in gets {
+            assert!(g.await.unwrap().is_none());
+        }
+        let all = started.elapsed();
+        // Not one after the other on one connection: six connections, and
+        // together about one socket timeout (six would be 4.8 s).
+        assert_eq!(accepted.load(Ordering::SeqCst), 6);
+        assert!(
+            all < Duration::from_millis(2_400),
+            "six concurrent misses took {all:?}"
+        );
+        assert!(cache.is_dead(0));
+    }
+
+    #[tokio::test]
+    async fn past_maxsize_a_request_waits_at_most_conn_get_timeout() {
+        let (addr, accepted) = hung_server().await;
+        // Two connections; a third request waits 200 ms for one, then misses.
+        let cache = SharedCache::with_pool(&[addr], Protection::None, pool(3_000, 60_000, 2, 200));
+        let busy: Vec<_> = (0..2)
+            .map(|i| {
+                let c = cache.clone();
+                tokio::spawn(async move { c.get(&format!("busy{i}")).await })
+            })
+            .collect();
+        // Until both hold their connection (a condition, polled).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while accepted.load(Ordering::SeqCst) < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the two requests never connected"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let started = Instant::now();
+        assert!(cache.get("third").await.is_none());
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(200),
+            "did not wait for a connection: {waited:?}"
+        );
+        assert!(
+            waited < Duration::from_millis(2_500),
+            "waited {waited:?}, beyond conn_get_timeout"
+        );
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "more than maxsize connections"
+        );
+        assert!(!cache.is_dead(0), "no free connection is not a dead server");
+        for b in busy {
+            assert!(b.await.unwrap().is_none());
+        }
+        assert!(cache.is_dead(0));
+    }
+
+    #[tokio::test]
+    async fn a_dead_servers_keys_go_to_the_next_live_server() {
+        let (hung, hung_accepted) = hung_server().await;
+        let (other, other_accepted) = hung_server().await;
+        let cache = SharedCache::with_pool(
+            &[hung, other],
+            Protection::None,
+            pool(300, 60_000, 10, 10_000),
+        );
+        // A token whose server is the first.
+        let token = (0..)
+            .map(|i| format!("t{i}"))
+            .find(|t| cache.inner.key(t).1 == 0)
+            .unwrap();
+        assert!(cache.get(&token).await.is_none());
+        assert_eq!(hung_accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(other_accepted.load(Ordering::SeqCst), 0);
+        assert!(cache.is_dead(0) && !cache.is_dead(1));
+        // The same key now goes to the second (hung too: it dies in turn),
+        // then there is no live server left and nothing is contacted.
+        assert!(cache.get(&token).await.is_none());
+        assert_eq!(other_accepted.load(Ordering::SeqCst), 1);
+        assert!(cache.is_dead(1));
+        assert!(cache.get(&token).await.is_none());
+        assert_eq!(
+            hung_accepted.load(Ordering::SeqCst) + other_accepted.load(Ordering::SeqCst),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_never_make_the_caller_wait() {
+        let (addr, accepted) = hung_server().await;
+        let cache =
+            SharedCache::with_pool(&[addr], Protection::None, pool(60_000, 60_000, 10, 10_000));
+        // `set` is not async: it cannot wait; the write happens in a task.
+        cache.set(
+            "t",
+            &serde_json::json!({"token": {}}),
+            Duration::from_secs(60),
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while accepted.load(Ordering::SeqCst) < 1 {
+            assert!(
+                Instant::now() < deadline,
+                "the background write never connected"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }

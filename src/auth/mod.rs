@@ -356,7 +356,7 @@ impl Authenticator {
                     user = identity.user_id.as_deref().unwrap_or("-"), "token validated");
                 let ttl = self.cache_time.min(left);
                 if let Some(shared) = &self.shared {
-                    shared.set(token, &body, ttl).await;
+                    shared.set(token, &body, ttl);
                 }
                 Ok(Cached {
                     identity: Arc::new(identity),

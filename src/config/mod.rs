@@ -437,6 +437,14 @@ pub struct KeystoneSection {
     pub token_cache_time: i64,
     pub memcache_security_strategy: MemcacheSecurity,
     pub memcache_secret_key: Option<Secret>,
+    /// Seconds a dead memcached server is skipped.
+    pub memcache_pool_dead_retry: u64,
+    /// Connections per memcached server (at least 1).
+    pub memcache_pool_maxsize: u64,
+    /// Seconds per memcached operation (at least 1).
+    pub memcache_pool_socket_timeout: u64,
+    /// Seconds to wait for a free pooled connection.
+    pub memcache_pool_conn_get_timeout: u64,
     /// Seconds; 0 disables the negative cache.
     pub negative_cache_time: u64,
     /// Entries.
@@ -1111,6 +1119,10 @@ fn build_keystone(
         token_cache_time: r.int(S, "token_cache_time")?,
         memcache_security_strategy,
         memcache_secret_key: r.secret(S, "memcache_secret_key")?,
+        memcache_pool_dead_retry: r.uint(S, "memcache_pool_dead_retry")?,
+        memcache_pool_maxsize: r.uint(S, "memcache_pool_maxsize")?,
+        memcache_pool_socket_timeout: r.uint(S, "memcache_pool_socket_timeout")?,
+        memcache_pool_conn_get_timeout: r.uint(S, "memcache_pool_conn_get_timeout")?,
         negative_cache_time: r.uint(S, "negative_cache_time")?,
         token_cache_size: r.uint(S, "token_cache_size")?,
         service_token_roles: r

@@ -387,16 +387,22 @@ pub static OPTIONS: &[OptSpec] = &[
     opt(KS, "memcache_secret_key", Secret, None,
         "Key from which the memcached MAC and encryption keys are derived; required with \
          memcache_security_strategy MAC or ENCRYPT.").from(KSM),
-    opt(KS, "memcache_pool_dead_retry", int(None, None), Some("300"),
-        "Seconds a memcached server is considered dead before it is retried.").from(KSM).accepted(),
-    opt(KS, "memcache_pool_maxsize", int(None, None), Some("10"),
-        "Most connections open to each memcached server.").from(KSM).accepted(),
-    opt(KS, "memcache_pool_socket_timeout", int(None, None), Some("3"),
-        "Socket timeout in seconds for memcached.").from(KSM).accepted(),
+    opt(KS, "memcache_pool_dead_retry", int(Some(0), None), Some("300"),
+        "Seconds a memcached server that timed out or refused a connection is skipped before \
+         it is tried again. Meanwhile its tokens go to the next live server, or are validated \
+         with Keystone when none is left, without waiting for it.").from(KSM),
+    opt(KS, "memcache_pool_maxsize", int(Some(1), None), Some("10"),
+        "Most connections open to each memcached server; concurrent requests use different \
+         connections.").from(KSM),
+    opt(KS, "memcache_pool_socket_timeout", int(Some(1), None), Some("3"),
+        "Seconds each memcached operation (connect, get, set) may take; past it the server is \
+         marked dead and the token validated with Keystone. A hung memcached costs one \
+         request this long, then nothing until memcache_pool_dead_retry passes.").from(KSM),
     opt(KS, "memcache_pool_unused_timeout", int(None, None), Some("60"),
         "Seconds an idle memcached connection is kept.").from(KSM).accepted(),
-    opt(KS, "memcache_pool_conn_get_timeout", int(None, None), Some("10"),
-        "Seconds to wait for a memcached connection from the pool.").from(KSM).accepted(),
+    opt(KS, "memcache_pool_conn_get_timeout", int(Some(0), None), Some("10"),
+        "Seconds a request waits for a free connection when memcache_pool_maxsize are busy; \
+         past it the cache is skipped for that request (a miss, or an unsaved entry).").from(KSM),
     opt(KS, "memcache_use_advanced_pool", Bool, Some("true"),
         "Use keystonemiddleware's eventlet-safe memcached pool.").from(KSM).accepted(),
     opt(KS, "include_service_catalog", Bool, Some("true"),
