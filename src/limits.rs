@@ -540,16 +540,31 @@ pub enum TimeKind {
     None,
 }
 
-/// A Prometheus API time: Unix seconds (with a fraction) or RFC 3339.
+/// A Prometheus API time: Unix seconds (with a fraction) or RFC 3339, with
+/// `Z` or a numeric offset (CloudKitty sends `…T13:20:05+00:00`).
 pub fn parse_time(t: &str) -> Option<f64> {
     if let Ok(n) = t.parse::<f64>() {
         return n.is_finite().then_some(n);
     }
-    let st = humantime::parse_rfc3339_weak(t).ok()?;
-    Some(match st.duration_since(SystemTime::UNIX_EPOCH) {
+    let (base, offset) = match t
+        .len()
+        .checked_sub(6)
+        .and_then(|i| t.get(i..).map(|o| (i, o)))
+    {
+        Some((i, o)) if matches!(o.as_bytes()[0], b'+' | b'-') && o.as_bytes()[3] == b':' => {
+            let h: f64 = o.get(1..3)?.parse().ok()?;
+            let m: f64 = o.get(4..6)?.parse().ok()?;
+            let sign = if o.starts_with('-') { -1.0 } else { 1.0 };
+            (t.get(..i)?, sign * (h * 3600.0 + m * 60.0))
+        }
+        _ => (t.strip_suffix('Z').or_else(|| t.strip_suffix('z'))?, 0.0),
+    };
+    let st = humantime::parse_rfc3339_weak(base).ok()?;
+    let utc = match st.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => d.as_secs_f64(),
         Err(e) => -e.duration().as_secs_f64(),
-    })
+    };
+    Some(utc - offset)
 }
 
 #[cfg(test)]
@@ -746,6 +761,13 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert_eq!(parse_time("1700000000.5"), Some(1_700_000_000.5));
         assert_eq!(parse_time("1970-01-01T00:01:00Z"), Some(60.0));
+        assert_eq!(parse_time("1970-01-01T01:01:00+01:00"), Some(60.0));
+        assert_eq!(parse_time("1970-01-01T00:00:00.5-00:30"), Some(1800.5));
+        assert_eq!(
+            parse_time("2026-02-23T13:20:05+00:00"),
+            Some(1_771_852_805.0)
+        );
+        assert_eq!(parse_time("1970-01-01T00:01:00"), None);
         assert_eq!(parse_time("NaN"), None);
         assert_eq!(parse_time("x"), None);
     }
