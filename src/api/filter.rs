@@ -167,6 +167,13 @@ where
     })
 }
 
+/// Gives back what the output buffer reserved beyond its length (it is
+/// sized for the whole input) while the answer is sent.
+fn shrunk(mut out: Vec<u8>) -> Vec<u8> {
+    out.shrink_to_fit();
+    out
+}
+
 /// Filters a successful `rules` or `alerts` answer for `project`; errors
 /// pass through unchanged.
 pub async fn filtered(
@@ -194,7 +201,7 @@ pub async fn filtered(
             _ => Err(FilterError::Shape("an endpoint that is not filtered")),
         };
         drop(body);
-        out
+        out.map(shrunk)
     })
     .await;
     match out {
@@ -270,7 +277,7 @@ pub async fn scoped_metadata(
             metadata_answer(&targets, &held, &label, &project, &q)
         };
         drop(targets);
-        out
+        out.map(shrunk)
     })
     .await;
     match out {
