@@ -77,7 +77,9 @@ fn rules_body(target: usize) -> Vec<u8> {
             }
             s.push_str(r#"],"health":"ok","evaluationTime":0.001,"lastEvaluation":"2024-01-01T00:00:00Z","type":"alerting"}"#);
         }
-        s.push_str(r#"],"interval":15,"evaluationTime":0.01,"lastEvaluation":"2024-01-01T00:00:00Z"}"#);
+        s.push_str(
+            r#"],"interval":15,"evaluationTime":0.01,"lastEvaluation":"2024-01-01T00:00:00Z"}"#,
+        );
         g += 1;
     }
     s.push_str("]}}");
@@ -101,9 +103,16 @@ fn filtering_a_50_mb_rules_answer_holds_at_most_about_twice_the_body() {
         "filtering a {len}-byte body allocated {extra} more bytes at its peak"
     );
     let held = before + extra;
-    assert!(held <= 2 * len + len / 5, "held {held} bytes for a {len}-byte body");
+    assert!(
+        held <= 2 * len + len / 5,
+        "held {held} bytes for a {len}-byte body"
+    );
     // Half the rules are A's: the answer is about half the body, and JSON.
-    assert!(out.len() > len / 3 && out.len() < len * 2 / 3, "{}", out.len());
+    assert!(
+        out.len() > len / 3 && out.len() < len * 2 / 3,
+        "{}",
+        out.len()
+    );
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let groups = v["data"]["groups"].as_array().unwrap();
     assert!(groups.iter().all(|g| g["rules"]
