@@ -235,7 +235,10 @@ pub async fn scoped_metadata(
     let targets_api = api.name == "targets_metadata";
     let q = match MetadataQuery::parse(&params.url) {
         Ok(q) => q,
-        Err(e) => return errors::bad_data(&e),
+        Err(e) => {
+            tracing::info!("refused a scoped {} request: {e}", api.name);
+            return errors::bad_data(&e);
+        }
     };
     let query = match project_series_query(state, project, q.metric.as_deref()) {
         Ok(q) => q,
