@@ -324,6 +324,7 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
             .unwrap_or_default(),
         proxy_headers: c.oslo_middleware.enable_proxy_headers_parsing,
         max_body: c.api.max_request_body_size,
+        max_filtered: c.api.max_filtered_response_bytes,
         health: health_options(c),
         cors: c.cors.clone(),
         listen_host: format_host(&c.api.host, c.api.port),

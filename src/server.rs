@@ -59,6 +59,8 @@ pub struct State {
     pub www_authenticate_uri: String,
     pub proxy_headers: bool,
     pub max_body: usize,
+    /// `[api] max_filtered_response_bytes`.
+    pub max_filtered: usize,
     pub health: HealthOptions,
     /// Host to name in hrefs when the caller sent no `Host`.
     pub listen_host: String,

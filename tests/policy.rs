@@ -135,6 +135,7 @@ fn expected_callers(rule: &str) -> &'static [&'static str] {
         | "telemetry:query_exemplars"
         | "telemetry:federate"
         | "telemetry:metadata"
+        | "telemetry:targets_metadata"
         | "telemetry:rules"
         | "telemetry:alerts" => READERS,
         other => panic!("no expectation written for {other}"),

@@ -563,6 +563,12 @@ scrape_configs:
     scrape_timeout: 5s
     static_configs:
       - targets: ["$HOST:${PROM_PORT[prometheus]}"]
+  # The other project's own exporter (tools/stack/exporter.py OTHER_TARGET):
+  # HELP text that must never reach another project's metadata.
+  - job_name: exporter-other
+    metrics_path: /other/metrics
+    static_configs:
+      - targets: ["$HOST:$EXPORTER_PORT"]
 EOF
       ;;
     *) printf 'scrape_configs:\n' ;;

@@ -225,6 +225,12 @@ async fn api_request(
             Some(project.clone())
         }
     };
+    if let Some(project) = &project {
+        if filter::builds_own_answer(&api) {
+            // metadata, targets/metadata: built from the project's targets.
+            return filter::scoped_metadata(&api, &breq.params, &state, project).await;
+        }
+    }
     // backend
     let started = std::time::Instant::now();
     let sent = state.backend.send(breq).await;

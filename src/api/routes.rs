@@ -17,8 +17,9 @@ pub enum Scoping {
     /// Like `Match`, but a request without `match[]` is refused rather than
     /// widened to "everything of my project" (delete_series).
     MatchRequired,
-    /// The answer is filtered to the caller's project (metadata, rules,
-    /// alerts): the request goes out unchanged, the JSON comes back filtered.
+    /// The answer is filtered to the caller's project: rules and alerts go
+    /// out unchanged and their JSON comes back filtered; metadata and
+    /// targets/metadata are built from the project's targets (api::filter).
     FilterResponse,
     /// No tenant data in the request or answer; only privileged callers or
     /// everyone allowed by the base rule (snapshot, buildinfo).
@@ -173,6 +174,15 @@ pub const TARGETS: Api = api!(
     false,
     false
 );
+pub const TARGETS_METADATA: Api = api!(
+    "targets_metadata",
+    "telemetry:targets_metadata",
+    ScopedOrAll,
+    FilterResponse,
+    GET,
+    false,
+    false
+);
 pub const RUNTIMEINFO: Api = api!(
     "status_runtimeinfo",
     "telemetry:status",
@@ -284,6 +294,7 @@ pub fn route(path: &str) -> Option<Route> {
         "rules" => RULES,
         "alerts" => ALERTS,
         "targets" => TARGETS,
+        "targets/metadata" => TARGETS_METADATA,
         "status/runtimeinfo" => RUNTIMEINFO,
         "status/buildinfo" => BUILDINFO,
         "status/flags" => FLAGS,

@@ -170,6 +170,8 @@ pub struct ApiSection {
     pub workers: usize,
     /// Bytes.
     pub max_request_body_size: usize,
+    /// Bytes: largest backend answer filtered for a scoped caller.
+    pub max_filtered_response_bytes: usize,
     /// Seconds.
     pub graceful_shutdown_timeout: u64,
     /// Signing-proxy mode: no authentication, no policy, no scoping.
@@ -860,6 +862,7 @@ fn build_api(r: &mut Resolver<'_>) -> Result<ApiSection, ConfigError> {
         root_path,
         workers: r.uint("api", "workers")?,
         max_request_body_size: r.uint("api", "max_request_body_size")?,
+        max_filtered_response_bytes: r.uint("api", "max_filtered_response_bytes")?,
         graceful_shutdown_timeout: r.uint("api", "graceful_shutdown_timeout")?,
         unauthenticated_passthrough: r.bool("api", "unauthenticated_passthrough")?,
     })

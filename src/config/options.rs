@@ -303,6 +303,11 @@ pub static OPTIONS: &[OptSpec] = &[
     opt("api", "max_request_body_size", int(Some(1), None), Some("1048576"),
         "Largest request body accepted, in bytes (form-encoded queries can be long). Larger \
          bodies are refused with 413."),
+    opt("api", "max_filtered_response_bytes", int(Some(1), None), Some("67108864"),
+        "Largest backend answer, in bytes after decompression, that is filtered for a \
+         project-scoped caller (rules, alerts, metadata, targets/metadata). Such an answer is \
+         held in memory while it is filtered (about twice its size per request); a larger one \
+         is refused with 502. Privileged callers' answers are streamed and never limited."),
     opt("api", "graceful_shutdown_timeout", int(Some(0), None), Some("30"),
         "On SIGTERM, seconds to let in-flight requests finish before exiting."),
     opt("api", "unauthenticated_passthrough", Bool, Some("false"),

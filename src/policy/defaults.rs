@@ -150,6 +150,22 @@ static DEFAULTS: &[RuleDefault] = &[
         scope_types: PROJECT,
     },
     RuleDefault {
+        name: "telemetry:targets_metadata",
+        check_str: PROJECT_READER,
+        description: "Prometheus target metadata endpoint, limited to the entries of the scrape \
+            targets that hold series of the caller's project, for the metric families of those series.",
+        operations: &[("GET", "/api/v1/targets/metadata")],
+        scope_types: PROJECT,
+    },
+    RuleDefault {
+        name: "telemetry:targets_metadata:all_projects",
+        check_str: PROJECT_ADMIN_OR_SERVICE,
+        description: "Prometheus target metadata endpoint without tenancy enforced (the same \
+            default as telemetry:targets).",
+        operations: &[("GET", "/api/v1/targets/metadata")],
+        scope_types: PROJECT,
+    },
+    RuleDefault {
         name: "telemetry:status",
         check_str: PROJECT_ADMIN_OR_SERVICE,
         description: "Prometheus status endpoint (runtime information).",
@@ -361,6 +377,7 @@ mod tests {
             "query_exemplars",
             "federate",
             "metadata",
+            "targets_metadata",
             "rules",
             "alerts",
         ] {

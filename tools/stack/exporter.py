@@ -151,6 +151,41 @@ def render(ids, elapsed, now):
     return "".join(out)
 
 
+#: Path (below the served directory) of the second scrape target, job
+#: ``exporter-other`` of the main Prometheus: the "other" project's own exporter.
+OTHER_TARGET = os.path.join("other", "metrics")
+
+#: HELP text that only the other project's own target gives ``ceilometer_cpu``.
+OTHER_TARGET_CPU_HELP = "CPU time as only the other project's own exporter describes it"
+
+
+def render_other_target(ids):
+    """Exposition of the other project's own target.
+
+    Why: metadata tests need a target specific to one project whose HELP
+    text for a metric family that another project also has (``ceilometer_cpu``
+    of the shared target) must never reach that other project's readers.
+    It holds one series of the other project and no ``ceilometer_cpu``
+    sample, so no project's series are added to existing families.
+    """
+    other = ids["projects"]["other"]
+    return (
+        f"# HELP ceilometer_cpu {OTHER_TARGET_CPU_HELP}\n# TYPE ceilometer_cpu counter\n"
+        "# HELP other_target_info Series of the other project's own exporter.\n"
+        "# TYPE other_target_info gauge\n" + _line("other_target_info", {"project": other}, 1)
+    )
+
+
+def _write_atomically(directory, name, text):
+    """Write ``<directory>/<name>`` through a temporary file and a rename."""
+    path = os.path.join(directory, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = os.path.join(os.path.dirname(path), ".metrics.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def _base_time(directory):
     """Return the base time of the counters, created once per state directory."""
     path = os.path.join(directory, "t0")
@@ -174,11 +209,8 @@ def write_once(directory, t0):
         print(f"exporter: cannot read projects.json: {err}", file=sys.stderr, flush=True)
         return False
     now = time.time()
-    text = render(ids, now - t0, now)
-    tmp = os.path.join(directory, ".metrics.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, os.path.join(directory, "metrics"))
+    _write_atomically(directory, "metrics", render(ids, now - t0, now))
+    _write_atomically(directory, OTHER_TARGET, render_other_target(ids))
     return True
 
 
