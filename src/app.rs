@@ -187,6 +187,7 @@ pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> 
     Ok(BackendOptions {
         base_urls,
         timeout,
+        read_timeout: Duration::from_secs_f64(p.read_timeout),
         connect_timeout,
         ca_file: p.ca_file.clone(),
         client_cert: match (&p.cert_file, &p.key_file) {
@@ -300,6 +301,7 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
             .unwrap_or_default(),
         proxy_headers: c.oslo_middleware.enable_proxy_headers_parsing,
         max_body: c.api.max_request_body_size,
+        client_body_timeout: Duration::from_secs_f64(c.api.client_body_timeout),
         health: health_options(c),
         cors: c.cors.clone(),
         listen_host: format_host(&c.api.host, c.api.port),
@@ -367,6 +369,7 @@ fn listen_options(c: &Config) -> Result<ListenOptions, String> {
         addr,
         workers,
         shutdown_timeout: Duration::from_secs(c.api.graceful_shutdown_timeout),
+        client_header_timeout: Duration::from_secs_f64(c.api.client_header_timeout),
     })
 }
 

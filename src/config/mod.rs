@@ -170,6 +170,10 @@ pub struct ApiSection {
     pub max_request_body_size: usize,
     /// Seconds.
     pub graceful_shutdown_timeout: u64,
+    /// Seconds to receive a request's head.
+    pub client_header_timeout: f64,
+    /// Seconds to receive a whole request body.
+    pub client_body_timeout: f64,
     /// Signing-proxy mode: no authentication, no policy, no scoping.
     pub unauthenticated_passthrough: bool,
 }
@@ -192,6 +196,8 @@ pub struct PrometheusSection {
     pub timeout: f64,
     /// Seconds.
     pub connect_timeout: f64,
+    /// Seconds: longest gap between two pieces of a backend answer's body.
+    pub read_timeout: f64,
     /// Several equivalent backends; when non-empty, replaces url/host/port.
     pub urls: Vec<Url>,
     /// Path below each backend URL asked by the background health check.
@@ -849,6 +855,8 @@ fn build_api(r: &mut Resolver<'_>) -> Result<ApiSection, ConfigError> {
         workers: r.uint("api", "workers")?,
         max_request_body_size: r.uint("api", "max_request_body_size")?,
         graceful_shutdown_timeout: r.uint("api", "graceful_shutdown_timeout")?,
+        client_header_timeout: r.float("api", "client_header_timeout")?,
+        client_body_timeout: r.float("api", "client_body_timeout")?,
         unauthenticated_passthrough: r.bool("api", "unauthenticated_passthrough")?,
     })
 }
@@ -931,6 +939,7 @@ fn build_prometheus(r: &mut Resolver<'_>) -> Result<PrometheusSection, ConfigErr
         url,
         timeout: r.float("prometheus", "timeout")?,
         connect_timeout: r.float("prometheus", "connect_timeout")?,
+        read_timeout: r.float("prometheus", "read_timeout")?,
         urls,
         health_check_path,
         health_check_interval: r.float("prometheus", "health_check_interval")?,
