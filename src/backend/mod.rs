@@ -325,7 +325,11 @@ impl Backend {
                 base.set_path(&trimmed);
                 base
             })
-            .collect();
+            .collect::<Vec<Url>>();
+        for base in &bases {
+            url_for(base, &opts.health_check_path, "")
+                .map_err(|e| format!("[prometheus] health_check_path: {e}"))?;
+        }
         Ok(Backend {
             inner: Arc::new(Inner {
                 http,
@@ -823,6 +827,17 @@ mod tests {
                 .unwrap()
                 .as_str(),
             "http://127.0.0.1:9090/api/v1/query?query=up"
+        );
+    }
+
+    #[test]
+    fn a_health_check_path_that_is_not_plain_stops_the_start() {
+        let mut opts = options(&[9090]);
+        opts.health_check_path = "/-/../admin".into();
+        let e = Backend::new(opts).err().unwrap();
+        assert!(
+            e.starts_with("[prometheus] health_check_path: refusing"),
+            "{e}"
         );
     }
 
