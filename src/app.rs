@@ -205,6 +205,7 @@ pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> 
     Ok(BackendOptions {
         base_urls,
         timeout,
+        read_timeout: Duration::from_secs_f64(p.read_timeout),
         connect_timeout,
         ca_file: p.ca_file.clone(),
         client_cert: match (&p.cert_file, &p.key_file) {
@@ -325,6 +326,7 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
         proxy_headers: c.oslo_middleware.enable_proxy_headers_parsing,
         max_body: c.api.max_request_body_size,
         max_filtered: c.api.max_filtered_response_bytes,
+        client_body_timeout: Duration::from_secs_f64(c.api.client_body_timeout),
         health: health_options(c),
         cors: c.cors.clone(),
         listen_host: format_host(&c.api.host, c.api.port),
@@ -393,6 +395,7 @@ fn listen_options(c: &Config) -> Result<ListenOptions, String> {
         addr,
         workers,
         shutdown_timeout: Duration::from_secs(c.api.graceful_shutdown_timeout),
+        client_header_timeout: Duration::from_secs_f64(c.api.client_header_timeout),
     })
 }
 

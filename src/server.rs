@@ -61,6 +61,8 @@ pub struct State {
     pub max_body: usize,
     /// `[api] max_filtered_response_bytes`.
     pub max_filtered: usize,
+    /// `[api] client_body_timeout`: longest time to receive a whole request body.
+    pub client_body_timeout: Duration,
     pub health: HealthOptions,
     /// Host to name in hrefs when the caller sent no `Host`.
     pub listen_host: String,
@@ -169,6 +171,9 @@ pub struct ListenOptions {
     pub addr: SocketAddr,
     pub workers: usize,
     pub shutdown_timeout: Duration,
+    /// `[api] client_header_timeout`: longest time to receive a request's
+    /// head (request line and headers); then 408 and the connection closed.
+    pub client_header_timeout: Duration,
 }
 
 /// Builds and starts the server; resolves when it has stopped (SIGTERM /
@@ -190,6 +195,7 @@ pub async fn run(state: State, listen: ListenOptions) -> std::io::Result<()> {
             let _ = tcp.set_nodelay(true);
         }
     })
+    .client_request_timeout(listen.client_header_timeout)
     .workers(listen.workers.max(1))
     .shutdown_timeout(listen.shutdown_timeout.as_secs())
     .bind(listen.addr)?;

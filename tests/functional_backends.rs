@@ -1263,3 +1263,352 @@ async fn passthrough_from_the_configuration_file_is_refused_by_default() {
     assert_eq!(st, 200, "{v}");
     assert!(prom.accepted().iter().all(|s| s.query == "query=up"));
 }
+
+// ------------------------------------------------------------ safe paths
+
+/// Label "names" that try to leave `/api/v1/label/<name>/values`, as sent
+/// on the wire (no client would send most of them as written): each must
+/// be refused by aetos with Prometheus' `invalid label name` (400), never
+/// reach the backend.
+const LABEL_PATH_TRICKS: &[&str] = &[
+    "..",
+    ".",
+    "%2e%2e",
+    "%2E%2e",
+    ".%2e",
+    "%2e.",
+    "%2e%2e%2f%2e%2e%2f%2e%2e%2fstolen",
+    "..%2f..%2f..%2fstolen",
+    "..%2F..%2F..%2Fapi%2Fv1%2Fadmin%2Ftsdb%2Fsnapshot",
+    "%2f",
+    "job%2f..",
+    "\\",
+    "..\\..\\..\\stolen",
+    "\\..\\stolen",
+    "%5c",
+    "..%5c..%5c..%5cstolen",
+    "%5C..%5C..%5Cstolen",
+    "%00",
+    "job%00",
+    "job%0d%0aX-Injected:%20yes",
+    "%C3%A9t%C3%A9",
+    "été",
+    "%ff",
+    "",
+    "%",
+    "%zz",
+    "job%3Fmatch[]=up",
+    "job%23frag",
+    "job;x",
+    "9job",
+    "job-name",
+    "%40evil.example",
+];
+
+/// Paths that are not one label-values segment at all: no such route (404).
+const NOT_A_ROUTE: &[&str] = &[
+    "/api/v1/label/../../../stolen/values",
+    "/api/v1/label/x/../../../stolen/values",
+    "/api/v1/label/%2e%2e/../values/values",
+];
+
+/// Proves, for one backend kind configured with a base URL below `prefix`,
+/// that only `<prefix>/api/v1/label/<valid name>/values` is ever asked of
+/// the backend: every trick is answered 400/404 by aetos itself (for a
+/// privileged and a scoped caller, with and without the root path), valid
+/// names (also percent-encoded) reach exactly their path, and a redirect of
+/// the backend, relative or to another server, is not followed: 502 to the
+/// caller, and no request (with or without credentials) goes there.
+async fn label_paths_stay_below(a: &Aetos, backend: &PrometheusStandin, prefix: &str) {
+    let tokens = [token("aetos").await, token("demo-reader").await];
+    let before = backend.seen().len();
+    let long = "a".repeat(2000);
+    let tricks = LABEL_PATH_TRICKS.iter().copied().chain([long.as_str()]);
+    for trick in tricks {
+        for root in ["/prometheus", ""] {
+            for t in &tokens {
+                let target = format!("{root}/api/v1/label/{trick}/values");
+                let r = common::raw::get(a.port, &target, t).await;
+                assert_eq!(r.status, 400, "{target}: {r:?}\n{}", a.logs());
+                if !trick.is_ascii() {
+                    // Raw UTF-8 in the request line: the HTTP parser refuses it.
+                    continue;
+                }
+                let v = r.json();
+                assert_eq!(v["status"], "error", "{target}: {v}");
+                assert_eq!(v["errorType"], "bad_data", "{target}: {v}");
+                let why = v["error"].as_str().unwrap();
+                assert!(why.starts_with("invalid label name: "), "{target}: {why}");
+                assert!(why.len() < 100, "{target}: the whole name was quoted");
+            }
+        }
+    }
+    for path in NOT_A_ROUTE {
+        let r = common::raw::get(a.port, &format!("/prometheus{path}"), &tokens[0]).await;
+        assert_eq!(r.status, 404, "{path}: {r:?}");
+    }
+    // Not authenticated: 401 first, as for any API request.
+    let r = common::raw::get(
+        a.port,
+        "/prometheus/api/v1/label/%2e%2e/values",
+        "bad-token",
+    )
+    .await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(
+        backend.seen().len(),
+        before,
+        "a trick reached the backend: {:?}",
+        &backend.seen()[before..]
+    );
+    // Valid names, plain and percent-encoded, for both callers.
+    for t in &tokens {
+        for (name, sent) in [
+            ("job", "job"),
+            ("%5F%5Fname%5F%5F", "__name__"),
+            ("U__http_2e_status", "U__http_2e_status"),
+        ] {
+            let (st, v) = json_of(
+                a.get(&format!("/api/v1/label/{name}/values"), Some(t))
+                    .await,
+            )
+            .await;
+            assert_eq!(st, 200, "{name}: {v}");
+            assert_eq!(v["status"], "success", "{name}: {v}");
+            let last = backend.seen().last().cloned().unwrap();
+            assert_eq!(last.path, format!("{prefix}/api/v1/label/{sent}/values"));
+        }
+    }
+    let (st, v) = json_of(a.get("/api/v1/label/job/values", Some(&tokens[0])).await).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        label_values_list(&v).contains(&"exporter".to_owned()),
+        "real data from the backend: {v}"
+    );
+    // A redirect out of the prefix, then to another server: not followed.
+    let elsewhere = common::Recorder::start();
+    for location in [
+        standins::backend::STOLEN_PATH.to_owned(),
+        format!(
+            "http://127.0.0.1:{}/steal/api/v1/label/job/values",
+            elsewhere.port
+        ),
+    ] {
+        backend.redirect_to(&location);
+        for t in &tokens {
+            let (st, v) = json_of(
+                a.get(
+                    &format!("/api/v1/label/{}/values", standins::backend::REDIRECT_PROBE),
+                    Some(t),
+                )
+                .await,
+            )
+            .await;
+            assert_eq!(st, 502, "{location}: {v}");
+            assert_eq!(v["errorType"], "unavailable", "{v}");
+            assert!(v["error"].as_str().unwrap().contains("302"), "{v}");
+        }
+    }
+    assert!(
+        elsewhere.take().is_empty(),
+        "a redirect was followed to another server"
+    );
+    assert!(a
+        .logs()
+        .contains("backend answered a redirect; not followed"));
+    // Everything the backend ever saw from this aetos: the valid paths only,
+    // every one with valid credentials.
+    let allowed: Vec<String> = [
+        "job",
+        "__name__",
+        "U__http_2e_status",
+        standins::backend::REDIRECT_PROBE,
+    ]
+    .iter()
+    .map(|n| format!("{prefix}/api/v1/label/{n}/values"))
+    .collect();
+    for s in &backend.seen()[before..] {
+        assert!(
+            allowed.contains(&s.path),
+            "the backend was asked {}",
+            s.path
+        );
+        assert!(s.refused.is_none(), "{s:?}");
+        assert!(s.header("x-auth-token").is_none());
+    }
+}
+
+/// The values of a label-values answer.
+fn label_values_list(v: &Value) -> Vec<String> {
+    v["data"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const WS_PREFIX: &str = "/workspaces/ws-1";
+
+#[tokio::test]
+async fn label_paths_stay_below_the_prefix_without_backend_auth() {
+    let registry = Arc::new(Registry::default());
+    let backend = PrometheusStandin::start(
+        Check::Nothing,
+        WS_PREFIX,
+        &stack().prometheus_url(),
+        registry,
+    );
+    let conf = format!("[prometheus]\nurl = {}\n", backend.url());
+    let a = spawn_aetos(Some(&conf), &[], &[]);
+    label_paths_stay_below(&a, &backend, WS_PREFIX).await;
+    assert!(backend
+        .seen()
+        .iter()
+        .all(|s| s.header("authorization").is_none()));
+}
+
+#[tokio::test]
+async fn label_paths_stay_below_the_prefix_with_basic_auth() {
+    let registry = Arc::new(Registry::default());
+    let backend = PrometheusStandin::start(
+        Check::Nothing,
+        WS_PREFIX,
+        &stack().prometheus_url(),
+        registry,
+    );
+    let conf = format!(
+        "[prometheus]\nurl = {}/\nusername = aetos-reader\npassword = basic-Secret-42\n",
+        backend.url()
+    );
+    let a = spawn_aetos(Some(&conf), &[], &[]);
+    label_paths_stay_below(&a, &backend, WS_PREFIX).await;
+    // base64("aetos-reader:basic-Secret-42")
+    let basic = "Basic YWV0b3MtcmVhZGVyOmJhc2ljLVNlY3JldC00Mg==";
+    assert!(backend
+        .seen()
+        .iter()
+        .all(|s| s.header("authorization") == Some(basic)));
+    assert!(!a.logs().contains("basic-Secret-42"));
+}
+
+#[tokio::test]
+async fn label_paths_stay_below_the_prefix_with_a_bearer_token_file() {
+    let valid = Arc::new(Mutex::new(HashSet::from(["sa-token-paths".to_owned()])));
+    let registry = Arc::new(Registry::default());
+    let backend = PrometheusStandin::start(
+        Check::Tokens(valid),
+        "/openshift-monitoring",
+        &stack().prometheus_url(),
+        registry,
+    );
+    let dir = common::tempdir::Dir::new("sa-paths");
+    let token_file = write(dir.path(), "token", "sa-token-paths\n");
+    let conf = format!(
+        "[prometheus]\nurl = {}\nbearer_token_file = {token_file}\n",
+        backend.url()
+    );
+    let a = spawn_aetos(Some(&conf), &[], &[]);
+    label_paths_stay_below(&a, &backend, "/openshift-monitoring").await;
+}
+
+#[tokio::test]
+async fn label_paths_stay_below_the_workspace_with_sigv4() {
+    let registry = Arc::new(Registry::default());
+    registry.add_aws_key(
+        "AKIAPATHSSTANDIN0001",
+        standins::AwsKey {
+            secret: "paths-user-secret".into(),
+            session_token: None,
+            expires: None,
+            principal: "paths-user".into(),
+        },
+    );
+    let amp = PrometheusStandin::start(
+        Check::SigV4 {
+            region: REGION.into(),
+            service: "aps".into(),
+            principal: Some("paths-user".into()),
+        },
+        "/workspaces/ws-paths",
+        &stack().prometheus_url(),
+        registry.clone(),
+    );
+    let conf = format!("[prometheus]\nurl = {}\nauth_method = sigv4\n", amp.url());
+    let a = spawn_aetos(
+        Some(&conf),
+        &[],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIAPATHSSTANDIN0001".into()),
+            ("AWS_SECRET_ACCESS_KEY", "paths-user-secret".into()),
+            ("AWS_REGION", REGION.into()),
+        ],
+    );
+    label_paths_stay_below(&a, &amp, "/workspaces/ws-paths").await;
+    assert_no_secrets_in_logs(&a, &registry, &[]);
+}
+
+#[tokio::test]
+async fn label_paths_stay_below_the_prefix_with_azure() {
+    let registry = Arc::new(Registry::default());
+    let cfg = azure_config(Duration::from_secs(3600));
+    let aad = AzureAdStandin::start(cfg.clone(), registry.clone());
+    let amw = PrometheusStandin::start(
+        Check::IssuedBearer {
+            audience: PROMETHEUS_RESOURCE.into(),
+        },
+        WS_PREFIX,
+        &stack().prometheus_url(),
+        registry.clone(),
+    );
+    let conf = format!(
+        "[prometheus]\nurl = {}\nauth_method = azure\n\n[prometheus_azure]\nidentity = client_secret\n\
+         tenant_id = {}\nclient_id = {}\nclient_secret = {}\nauthority_host = {}\n",
+        amw.url(),
+        cfg.tenant_id,
+        cfg.client_id,
+        cfg.client_secret,
+        aad.authority()
+    );
+    let a = spawn_aetos(Some(&conf), &[], &[]);
+    label_paths_stay_below(&a, &amw, WS_PREFIX).await;
+    assert_no_secrets_in_logs(&a, &registry, &[&cfg.client_secret]);
+}
+
+#[tokio::test]
+async fn label_paths_stay_below_the_prefix_with_google() {
+    let registry = Arc::new(Registry::default());
+    let md = GceMetadataStandin::start(GMP_ACCOUNT, Duration::from_secs(3600), registry.clone());
+    let backend = gmp(&registry);
+    let a = spawn_aetos(
+        Some(&gmp_conf(&backend)),
+        &[],
+        &[("GCE_METADATA_HOST", md.host())],
+    );
+    label_paths_stay_below(&a, &backend, GMP_PREFIX).await;
+    assert_no_secrets_in_logs(&a, &registry, &[]);
+}
+
+#[tokio::test]
+async fn label_paths_stay_below_the_prefix_with_a_tenant_header() {
+    let registry = Arc::new(Registry::default());
+    let mimir = PrometheusStandin::start(
+        Check::Nothing,
+        "/prometheus",
+        &stack().prometheus_url(),
+        registry,
+    );
+    let conf = format!(
+        "[prometheus]\nurl = {}\ntenant_header = X-Scope-OrgID\ntenant = openstack-operators\n\
+         tenant_per_project = true\n",
+        mimir.url()
+    );
+    let a = spawn_aetos(Some(&conf), &[], &[]);
+    label_paths_stay_below(&a, &mimir, "/prometheus").await;
+    assert!(mimir.seen().iter().all(|s| {
+        let t = s.header("x-scope-orgid");
+        t == Some("openstack-operators") || t == Some(demo().as_str())
+    }));
+}

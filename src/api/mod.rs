@@ -57,7 +57,14 @@ pub async fn handle(
             if !api.allows(req.method()) {
                 return method_not_allowed(api.methods);
             }
-            api_request(req, payload, state, api, backend_path).await
+            api_request(req, payload, state, api, Ok(backend_path)).await
+        }
+        Some(Route::InvalidLabelName(why)) => {
+            let api = routes::LABEL_VALUES;
+            if !api.allows(req.method()) {
+                return method_not_allowed(api.methods);
+            }
+            api_request(req, payload, state, api, Err(why)).await
         }
         None => errors::prom_error(StatusCode::NOT_FOUND, "not_found", "404 page not found"),
     }
@@ -131,7 +138,7 @@ async fn api_request(
     payload: web::Payload,
     state: web::Data<State>,
     api: Api,
-    backend_path: String,
+    backend_path: Result<String, String>,
 ) -> HttpResponse {
     req.extensions_mut().insert(RequestFacts {
         api: api.name,
@@ -169,6 +176,15 @@ async fn api_request(
             }
         }
     };
+    // A path that would not stay below the backend's base: refused as
+    // Prometheus refuses it, after authentication like any API request.
+    let backend_path = match backend_path {
+        Ok(p) => p,
+        Err(why) => {
+            tracing::info!("refused the request: {why}");
+            return errors::bad_data(&why);
+        }
+    };
     // admission: held until the answer has been sent
     let admission = match &key {
         Some(k) => match state.limits.admit(k).await {
@@ -178,7 +194,7 @@ async fn api_request(
         None => None,
     };
     // the request as the backend will see it
-    let body = match read_body(payload, state.max_body).await {
+    let body = match read_body(payload, state.max_body, state.client_body_timeout).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -249,6 +265,7 @@ async fn api_request(
                 BackendError::Unreachable(_) => "unreachable",
                 BackendError::Credentials { .. } => "credentials",
                 BackendError::Other(_) => "other",
+                BackendError::Redirect(_) => "redirect",
             };
             state.metrics.kind(&state.metrics.backend_errors, kind);
             return backend_error(e);
@@ -363,21 +380,46 @@ fn set_mode(req: &HttpRequest, mode: &'static str) {
     }
 }
 
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, HttpResponse> {
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| errors::bad_data(&format!("cannot read request body: {e}")))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(errors::prom_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "bad_data",
-                &format!("request body larger than {limit} bytes"),
-            ));
+/// Reads the whole request body: at most `limit` bytes (else 413), within
+/// `timeout` (`[api] client_body_timeout`, else 408 and the connection is
+/// closed: a body that never finishes does not hold a worker's slot).
+async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, HttpResponse> {
+    let read = async {
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|e| errors::bad_data(&format!("cannot read request body: {e}")))?;
+            if buf.len() + chunk.len() > limit {
+                return Err(errors::prom_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "bad_data",
+                    &format!("request body larger than {limit} bytes"),
+                ));
+            }
+            buf.extend_from_slice(&chunk);
         }
-        buf.extend_from_slice(&chunk);
+        Ok(buf.freeze())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(read) => read,
+        Err(_) => {
+            tracing::info!(
+                "request body not received within {timeout:?} ([api] client_body_timeout)"
+            );
+            let mut r = errors::prom_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                &format!("request body not received within {timeout:?}"),
+            );
+            r.head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
+            Err(r)
+        }
     }
-    Ok(buf.freeze())
 }
 
 /// Builds the backend request from the caller's. Only form-encoded bodies
@@ -468,7 +510,7 @@ pub(crate) fn backend_error(e: BackendError) -> HttpResponse {
             "unavailable",
             &e.to_string(),
         ),
-        BackendError::Other(_) => {
+        BackendError::Other(_) | BackendError::Redirect(_) => {
             errors::prom_error(StatusCode::BAD_GATEWAY, "unavailable", &e.to_string())
         }
     }

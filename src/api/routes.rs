@@ -265,8 +265,50 @@ pub enum Route {
     Healthcheck,
     /// `/metrics`: aetos' own metrics (policy `telemetry:metrics`).
     Metrics,
-    /// An API endpoint, with the path to call on the backend.
+    /// An API endpoint, with the path to call on the backend (made only of
+    /// known segments and, for label values, a validated label name).
     Api(Api, String),
+    /// `/api/v1/label/<name>/values` with a `<name>` that is not a label
+    /// name: answered 400 `bad_data` (after authentication, like any API
+    /// request), never sent anywhere. Carries the error message.
+    InvalidLabelName(String),
+}
+
+/// Longest label name accepted, in bytes (Mimir's default
+/// `max_label_name_length`); a longer one is refused before it is quoted
+/// anywhere.
+pub const MAX_LABEL_NAME_LEN: usize = 1024;
+
+/// Whether `s` is a legacy Prometheus label name, `[a-zA-Z_][a-zA-Z0-9_]*`
+/// (Prometheus 3's `U__…` escaped form of a UTF-8 name is one too).
+pub fn is_label_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|c| c == b'_' || c.is_ascii_alphabetic())
+        && bytes.all(|c| c == b'_' || c.is_ascii_alphanumeric())
+}
+
+/// The label name of a raw (still percent-encoded) path segment, decoded
+/// and validated as Prometheus does (`invalid label name: "…"`). Only a
+/// name made of `[a-zA-Z0-9_]` comes out, so it can never change the
+/// backend path it is put in (`..`, `%2e%2e`, `\`, `%2f`, `%00` are all refused).
+pub fn label_name(raw: &str) -> Result<String, String> {
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    if decoded.len() > MAX_LABEL_NAME_LEN {
+        return Err(format!(
+            "invalid label name: longer than {MAX_LABEL_NAME_LEN} bytes"
+        ));
+    }
+    if is_label_name(&decoded) {
+        return Ok(decoded.into_owned());
+    }
+    // Quoted like Go's %q, and short: the name is the caller's text.
+    let mut quoted: String = decoded.chars().take(64).collect();
+    if quoted.len() < decoded.len() {
+        quoted.push('…');
+    }
+    Err(format!("invalid label name: {quoted:?}"))
 }
 
 /// Resolves a path below the root (`/api/v1/query`, `/healthcheck`, …).
@@ -304,11 +346,16 @@ pub fn route(path: &str) -> Option<Route> {
         "admin/tsdb/clean_tombstones" => CLEAN_TOMBSTONES,
         "admin/tsdb/snapshot" => SNAPSHOT,
         other => {
-            let name = other.strip_prefix("label/")?.strip_suffix("/values")?;
-            if name.is_empty() || name.contains('/') {
+            let raw = other.strip_prefix("label/")?.strip_suffix("/values")?;
+            if raw.contains('/') {
+                // Not one segment: no such route (Prometheus answers 404 too).
                 return None;
             }
-            LABEL_VALUES
+            return Some(match label_name(raw) {
+                // Built from known segments and the validated name only.
+                Ok(name) => Route::Api(LABEL_VALUES, format!("/api/v1/label/{name}/values")),
+                Err(why) => Route::InvalidLabelName(why),
+            });
         }
     };
     Some(Route::Api(api, path.to_owned()))
@@ -364,8 +411,8 @@ mod tests {
         assert!(
             matches!(route("/api/v1/label/__name__/values"), Some(Route::Api(a, _)) if a == LABEL_VALUES)
         );
-        assert_eq!(route("/api/v1/label//values"), None);
         assert_eq!(route("/api/v1/label/a/b/values"), None);
+        assert_eq!(route("/api/v1/label/../../values"), None);
         assert_eq!(route("/api/v1/status/nope"), None);
         assert_eq!(route("/api/v2/query"), None);
     }
@@ -377,5 +424,92 @@ mod tests {
         assert!(!DELETE_SERIES.allows(&Method::GET));
         assert!(!TARGETS.allows(&Method::POST));
         assert!(QUERY.allows(&Method::POST));
+    }
+
+    /// The backend path a label-values request leads to, or its 400 message.
+    fn label_route(path: &str) -> Result<String, String> {
+        match route(path) {
+            Some(Route::Api(a, p)) if a == LABEL_VALUES => Ok(p),
+            Some(Route::InvalidLabelName(why)) => Err(why),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_label_names_are_decoded_and_rebuilt_into_the_backend_path() {
+        for (path, backend) in [
+            ("/api/v1/label/job/values", "/api/v1/label/job/values"),
+            (
+                "/api/v1/label/__name__/values",
+                "/api/v1/label/__name__/values",
+            ),
+            (
+                "/api/v1/label/%5F%5Fname%5f%5f/values",
+                "/api/v1/label/__name__/values",
+            ),
+            ("/api/v1/label/%6Aob/values", "/api/v1/label/job/values"),
+            // Prometheus 3's escaped form of the UTF-8 name `http.status`.
+            (
+                "/api/v1/label/U__http_2e_status/values",
+                "/api/v1/label/U__http_2e_status/values",
+            ),
+            ("/api/v1/label/_/values", "/api/v1/label/_/values"),
+            ("/api/v1/label/A9_z/values", "/api/v1/label/A9_z/values"),
+        ] {
+            assert_eq!(label_route(path).as_deref(), Ok(backend), "{path}");
+        }
+        let longest = "a".repeat(MAX_LABEL_NAME_LEN);
+        assert_eq!(
+            label_route(&format!("/api/v1/label/{longest}/values")),
+            Ok(format!("/api/v1/label/{longest}/values"))
+        );
+    }
+
+    #[test]
+    fn path_tricks_in_label_names_are_refused_as_prometheus_does() {
+        for (raw, message) in [
+            ("..", r#"invalid label name: "..""#),
+            (".", r#"invalid label name: ".""#),
+            ("%2e%2e", r#"invalid label name: "..""#),
+            ("%2E%2e", r#"invalid label name: "..""#),
+            ("%2e%2e%2fadmin", r#"invalid label name: "../admin""#),
+            ("..%2f..%2fapi", r#"invalid label name: "../../api""#),
+            ("%2f", r#"invalid label name: "/""#),
+            ("job%2F..", r#"invalid label name: "job/..""#),
+            ("\\", r#"invalid label name: "\\""#),
+            ("%5c", r#"invalid label name: "\\""#),
+            ("%5C..%5C", r#"invalid label name: "\\..\\""#),
+            ("job%00", r#"invalid label name: "job\0""#),
+            ("%00", r#"invalid label name: "\0""#),
+            ("", r#"invalid label name: """#),
+            ("%", r#"invalid label name: "%""#),
+            ("%zz", r#"invalid label name: "%zz""#),
+            ("job%3Fx%3D1", r#"invalid label name: "job?x=1""#),
+            ("job%23frag", r#"invalid label name: "job#frag""#),
+            ("job;x", r#"invalid label name: "job;x""#),
+            ("9job", r#"invalid label name: "9job""#),
+            ("job-name", r#"invalid label name: "job-name""#),
+            ("%C3%A9t%C3%A9", r#"invalid label name: "été""#),
+            ("été", r#"invalid label name: "été""#),
+            ("%ff%fe", "invalid label name: \"\u{fffd}\u{fffd}\""),
+            ("http.status", r#"invalid label name: "http.status""#),
+        ] {
+            let path = format!("/api/v1/label/{raw}/values");
+            assert_eq!(label_route(&path), Err(message.to_owned()), "{path}");
+        }
+        // Over-long: refused without quoting it.
+        let long = "a".repeat(MAX_LABEL_NAME_LEN + 1);
+        let why = label_route(&format!("/api/v1/label/{long}/values")).unwrap_err();
+        assert_eq!(why, "invalid label name: longer than 1024 bytes");
+        // A long invalid name is quoted only in part.
+        let why = label_route(&format!("/api/v1/label/{}/values", "-".repeat(500))).unwrap_err();
+        assert!(why.len() < 100 && why.ends_with("…\""), "{why}");
+    }
+
+    #[test]
+    fn label_names_follow_the_legacy_grammar() {
+        assert!(is_label_name("a") && is_label_name("_") && is_label_name("__name__"));
+        assert!(!is_label_name("") && !is_label_name("1") && !is_label_name("a-b"));
+        assert!(!is_label_name("é") && !is_label_name("a b") && !is_label_name("a\0"));
     }
 }

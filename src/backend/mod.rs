@@ -10,6 +10,14 @@
 //! caller's own credentials (`X-Auth-Token`, `Authorization`, cookies,
 //! identity headers) is ever copied here: only the headers listed in
 //! [`FORWARDED_REQUEST_HEADERS`] go out.
+//!
+//! Requests, and with them aetos' own backend credentials, only go to the
+//! configured base URL and below it: the URL is built from the parsed base
+//! plus known path segments ([`url_for`]) and checked again before sending,
+//! and redirects are never followed (a 3xx answer becomes a 502).
+//!
+//! `[prometheus] timeout` bounds the wait for the answer's head;
+//! `read_timeout` bounds each gap in its body ([`idle_limited`]).
 
 pub mod auth;
 pub mod aws_credentials;
@@ -87,6 +95,10 @@ pub enum BackendError {
     Credentials { method: &'static str, why: String },
     #[error("backend request failed: {0}")]
     Other(String),
+    /// The backend answered with a redirect, which is not followed: the
+    /// credentials aetos adds are only for the configured base URL.
+    #[error("backend answered {0} (a redirect, which aetos does not follow)")]
+    Redirect(u16),
 }
 
 /// Settings of the backend connection, from `[prometheus]`.
@@ -94,7 +106,10 @@ pub enum BackendError {
 pub struct BackendOptions {
     /// One URL, or several equivalent ones (HA); each may carry a path prefix.
     pub base_urls: Vec<Url>,
+    /// Longest wait for the head of an answer (status and headers).
     pub timeout: Duration,
+    /// Longest gap between two pieces of an answer's body.
+    pub read_timeout: Duration,
     pub connect_timeout: Duration,
     /// PEM CA bundle to trust instead of the system roots.
     pub ca_file: Option<String>,
@@ -131,6 +146,7 @@ struct Inner {
     http: reqwest::Client,
     pool: pool::Pool,
     timeout: Duration,
+    read_timeout: Duration,
     auth: BackendAuth,
     tenant: Option<TenantHeader>,
     health_path: String,
@@ -153,8 +169,28 @@ pub fn http_client(
     client_cert: Option<(&str, &str)>,
     insecure: bool,
 ) -> Result<reqwest::Client, String> {
+    http_client_with(
+        connect_timeout,
+        timeout,
+        ca_file,
+        client_cert,
+        insecure,
+        reqwest::redirect::Policy::default(),
+    )
+}
+
+/// [`http_client`] with a redirect policy.
+fn http_client_with(
+    connect_timeout: Duration,
+    timeout: Option<Duration>,
+    ca_file: Option<&str>,
+    client_cert: Option<(&str, &str)>,
+    insecure: bool,
+    redirect: reqwest::redirect::Policy,
+) -> Result<reqwest::Client, String> {
     install_crypto();
     let mut b = reqwest::Client::builder()
+        .redirect(redirect)
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
@@ -182,15 +218,84 @@ pub fn http_client(
     b.build().map_err(|e| e.to_string())
 }
 
-/// `base` + `path` + `?query`, keeping the base's path prefix.
-fn url_for(base: &Url, path: &str, query: &str) -> String {
-    let mut s = base.as_str().trim_end_matches('/').to_owned();
-    s.push_str(path);
-    if !query.is_empty() {
-        s.push('?');
-        s.push_str(query);
+/// `base` + `path` + `?query`, keeping the base's path prefix, or why not.
+///
+/// `path` is one of aetos' own routes (`/api/v1/query`,
+/// `/api/v1/label/<validated name>/values`, the health-check path): every
+/// segment must be plain (RFC 3986 unreserved characters, not `.` or `..`)
+/// and is appended to the parsed base as a segment, never re-parsed as URL
+/// text. The result is checked once more: its path must be exactly the
+/// base's path followed by `path`, or nothing is sent.
+fn url_for(base: &Url, path: &str, query: &str) -> Result<Url, String> {
+    let refuse = |why: &str| Err(format!("refusing to send to backend path {path:?}: {why}"));
+    let Some(rest) = path.strip_prefix('/') else {
+        return refuse("not absolute");
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    for s in &segments {
+        let plain = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        if s.is_empty() || *s == "." || *s == ".." || !plain {
+            return refuse("not a plain path");
+        }
     }
-    s
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| format!("backend URL {base} cannot have a path"))?
+        .pop_if_empty()
+        .extend(&segments);
+    url.set_query((!query.is_empty()).then_some(query));
+    url.set_fragment(None);
+    let expected = format!("{}{path}", base.path().trim_end_matches('/'));
+    if url.path() != expected || url.host() != base.host() || url.port() != base.port() {
+        return refuse("it would leave the backend's base URL");
+    }
+    Ok(url)
+}
+
+/// The body of `resp` with every gap between two pieces bounded by `idle`:
+/// when a gap is longer, the stream ends with an error (logged), so that the
+/// caller's connection is aborted rather than a truncated answer ended cleanly.
+fn idle_limited(resp: reqwest::Response, idle: Duration) -> reqwest::Response {
+    use futures_util::StreamExt;
+    type Body = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>;
+    let mut head = http::Response::builder()
+        .status(resp.status())
+        .version(resp.version());
+    if let Some(h) = head.headers_mut() {
+        *h = resp.headers().clone();
+    }
+    let body: Body = Box::pin(resp.bytes_stream());
+    let limited = futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+            Ok(Some(Err(e))) => {
+                let why = root_cause(&e);
+                tracing::warn!("backend answer cut: {why}");
+                Some((Err(std::io::Error::other(why)), None))
+            }
+            Ok(None) => None,
+            Err(_) => {
+                tracing::warn!(
+                    "backend answer cut: no data for {idle:?} ([prometheus] read_timeout)"
+                );
+                Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("backend sent no data for {idle:?}"),
+                    )),
+                    None,
+                ))
+            }
+        }
+    });
+    match head.body(reqwest::Body::wrap_stream(limited)) {
+        Ok(r) => reqwest::Response::from(r),
+        // Not reachable: status, version and headers come from a valid answer.
+        Err(e) => unreachable!("rebuilding a backend answer: {e}"),
+    }
 }
 
 impl Backend {
@@ -198,14 +303,18 @@ impl Backend {
         if opts.base_urls.is_empty() {
             return Err("no backend URL".to_owned());
         }
-        let http = http_client(
+        // No overall timeout: `timeout` bounds the head (in `send_to`),
+        // `read_timeout` each gap of the body. No redirects: credentials
+        // only go to the configured base URL.
+        let http = http_client_with(
             opts.connect_timeout,
-            Some(opts.timeout),
+            None,
             opts.ca_file.as_deref(),
             opts.client_cert
                 .as_ref()
                 .map(|(c, k)| (c.as_str(), k.as_str())),
             opts.insecure,
+            reqwest::redirect::Policy::none(),
         )?;
         let bases = opts
             .base_urls
@@ -216,12 +325,17 @@ impl Backend {
                 base.set_path(&trimmed);
                 base
             })
-            .collect();
+            .collect::<Vec<Url>>();
+        for base in &bases {
+            url_for(base, &opts.health_check_path, "")
+                .map_err(|e| format!("[prometheus] health_check_path: {e}"))?;
+        }
         Ok(Backend {
             inner: Arc::new(Inner {
                 http,
                 pool: pool::Pool::new(bases),
                 timeout: opts.timeout,
+                read_timeout: opts.read_timeout,
                 auth: opts.auth,
                 tenant: opts.tenant,
                 health_path: opts.health_check_path,
@@ -266,12 +380,15 @@ impl Backend {
         } else {
             req.params.url.clone()
         };
-        let url = url_for(&inner.pool.target(i).base, &req.path, &query);
+        let url = url_for(&inner.pool.target(i).base, &req.path, &query).map_err(|why| {
+            tracing::error!("{why}");
+            not_sent(BackendError::Other(why))
+        })?;
         let body = match &req.params.body {
             Some(b) => Bytes::from(b.clone().into_bytes()),
             None => req.raw_body.clone(),
         };
-        let mut rb = inner.http.request(req.method.clone(), &url);
+        let mut rb = inner.http.request(req.method.clone(), url.clone());
         for (k, v) in &req.headers {
             rb = rb.header(k, v);
         }
@@ -295,23 +412,47 @@ impl Backend {
                 rb,
                 Outgoing {
                     method: &req.method,
-                    url: &url,
+                    url: url.as_str(),
                     content_type,
                     body: &body,
                 },
             )
             .await
             .map_err(not_sent)?;
-        rb.send().await.map_err(|e| {
-            let transport = if e.is_connect() {
-                Transport::NotConnected
-            } else if e.is_timeout() || e.is_builder() {
-                Transport::NotTried
-            } else {
-                Transport::Broken
-            };
-            (self.classify(e), transport)
-        })
+        let resp = match tokio::time::timeout(inner.timeout, rb.send()).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => {
+                let transport = if e.is_connect() {
+                    Transport::NotConnected
+                } else if e.is_timeout() || e.is_builder() {
+                    Transport::NotTried
+                } else {
+                    Transport::Broken
+                };
+                return Err((self.classify(e), transport));
+            }
+            Err(_) => return Err((BackendError::Timeout(inner.timeout), Transport::NotTried)),
+        };
+        let status = resp.status();
+        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            let to = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| url.join(l).ok());
+            // Where it pointed, without its query (which may carry anything).
+            let to = to.map_or_else(
+                || "-".to_owned(),
+                |u| format!("{}{}", u.origin().ascii_serialization(), u.path()),
+            );
+            tracing::warn!(
+                status = status.as_u16(),
+                location = %to,
+                "backend answered a redirect; not followed"
+            );
+            return Err((BackendError::Redirect(status.as_u16()), Transport::NotTried));
+        }
+        Ok(idle_limited(resp, inner.read_timeout))
     }
 
     /// Sends one request. With several backends: to the next healthy one in
@@ -349,11 +490,11 @@ impl Backend {
     /// `GET <base><health_check_path>` on backend `i`: `Ok` when it answers 2xx.
     async fn check(&self, i: usize) -> Result<(), String> {
         let inner = &self.inner;
-        let url = url_for(&inner.pool.target(i).base, &inner.health_path, "");
+        let url = url_for(&inner.pool.target(i).base, &inner.health_path, "")?;
         let timeout = inner
             .health_interval
             .clamp(Duration::from_secs(1), Duration::from_secs(5));
-        let mut rb = inner.http.get(&url).timeout(timeout);
+        let mut rb = inner.http.get(url.clone()).timeout(timeout);
         if let Some(t) = &inner.tenant {
             if let Ok(v) = t.value_for(None) {
                 rb = rb.header(t.name(), v);
@@ -365,7 +506,7 @@ impl Backend {
                 rb,
                 Outgoing {
                     method: &Method::GET,
-                    url: &url,
+                    url: url.as_str(),
                     content_type: None,
                     body: &[],
                 },
@@ -445,31 +586,80 @@ mod tests {
         Answer(u16, &'static str),
         /// Reads the request and closes without answering.
         Hangup,
+        /// `302 Found` to this location.
+        Redirect(&'static str),
+        /// The head after this long.
+        SlowHead(Duration),
+        /// The head at once, then `pieces` pieces of the body `gap` apart;
+        /// with `stall`, the connection is then held open without ending.
+        Trickle {
+            pieces: usize,
+            gap: Duration,
+            stall: bool,
+        },
     }
 
     /// A server on a free port; every connection gets `behaviour`.
     async fn serve(behaviour: Behaviour) -> u16 {
+        serve_logged(behaviour).await.0
+    }
+
+    /// [`serve`], with the request line of every request received.
+    async fn serve_logged(behaviour: Behaviour) -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = log.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((mut sock, _)) = listener.accept().await else {
                     return;
                 };
+                let seen = seen.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 8192];
-                    let _ = sock.read(&mut buf).await;
-                    if let Behaviour::Answer(status, body) = behaviour {
-                        let resp = format!(
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    seen.lock()
+                        .unwrap()
+                        .push(text.lines().next().unwrap_or("").to_owned());
+                    let answer = |status: u16, body: &str| {
+                        format!(
                             "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                             body.len()
-                        );
-                        let _ = sock.write_all(resp.as_bytes()).await;
+                        )
+                    };
+                    match behaviour {
+                        Behaviour::Answer(status, body) => {
+                            let _ = sock.write_all(answer(status, body).as_bytes()).await;
+                        }
+                        Behaviour::Hangup => {}
+                        Behaviour::Redirect(to) => {
+                            let resp = format!(
+                                "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            );
+                            let _ = sock.write_all(resp.as_bytes()).await;
+                        }
+                        Behaviour::SlowHead(delay) => {
+                            tokio::time::sleep(delay).await;
+                            let _ = sock.write_all(answer(200, "late").as_bytes()).await;
+                        }
+                        Behaviour::Trickle { pieces, gap, stall } => {
+                            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n";
+                            let _ = sock.write_all(head.as_bytes()).await;
+                            for i in 0..pieces {
+                                tokio::time::sleep(gap).await;
+                                let _ = sock.write_all(format!("piece{i};").as_bytes()).await;
+                            }
+                            if stall {
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                            }
+                        }
                     }
                 });
             }
         });
-        port
+        (port, log)
     }
 
     /// A port nothing listens on.
@@ -482,12 +672,17 @@ mod tests {
     }
 
     fn backend(ports: &[u16]) -> Backend {
-        Backend::new(BackendOptions {
+        Backend::new(options(ports)).unwrap()
+    }
+
+    fn options(ports: &[u16]) -> BackendOptions {
+        BackendOptions {
             base_urls: ports
                 .iter()
                 .map(|p| Url::parse(&format!("http://127.0.0.1:{p}/")).unwrap())
                 .collect(),
             timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
             ca_file: None,
             client_cert: None,
@@ -496,8 +691,7 @@ mod tests {
             tenant: None,
             health_check_path: "/-/ready".into(),
             health_check_interval: Duration::from_secs(5),
-        })
-        .unwrap()
+        }
     }
 
     fn request(method: Method, path: &str) -> BackendRequest {
@@ -605,5 +799,170 @@ mod tests {
         assert!(request(Method::POST, "/api/v1/series").is_idempotent());
         assert!(!request(Method::POST, "/api/v1/admin/tsdb/delete_series").is_idempotent());
         assert!(!request(Method::PUT, "/api/v1/admin/tsdb/snapshot").is_idempotent());
+    }
+
+    fn base(url: &str) -> Url {
+        // As Backend::new keeps it: the prefix without its trailing slash.
+        let mut u = Url::parse(url).unwrap();
+        let trimmed = u.path().trim_end_matches('/').to_owned();
+        u.set_path(&trimmed);
+        u
+    }
+
+    #[test]
+    fn urls_are_the_base_prefix_plus_plain_route_segments() {
+        let b = base("https://h:8443/workspaces/ws-1/");
+        let u = url_for(&b, "/api/v1/label/job/values", "match%5B%5D=up&x=%2e%2e").unwrap();
+        assert_eq!(
+            u.as_str(),
+            "https://h:8443/workspaces/ws-1/api/v1/label/job/values?match%5B%5D=up&x=%2e%2e"
+        );
+        let root = base("http://127.0.0.1:9090/");
+        assert_eq!(
+            url_for(&root, "/-/ready", "").unwrap().as_str(),
+            "http://127.0.0.1:9090/-/ready"
+        );
+        assert_eq!(
+            url_for(&root, "/api/v1/query", "query=up")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:9090/api/v1/query?query=up"
+        );
+    }
+
+    #[test]
+    fn a_health_check_path_that_is_not_plain_stops_the_start() {
+        let mut opts = options(&[9090]);
+        opts.health_check_path = "/-/../admin".into();
+        let e = Backend::new(opts).err().unwrap();
+        assert!(
+            e.starts_with("[prometheus] health_check_path: refusing"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_path_that_could_leave_the_prefix_is_never_built() {
+        let b = base("https://h/workspaces/ws-1");
+        for path in [
+            "/api/v1/label/../values",
+            "/api/v1/label/../../../admin/values",
+            "/api/v1/label/%2e%2e/values",
+            "/api/v1/label/%2E%2e/values",
+            "/api/v1/label/./values",
+            "/api/v1/label/a\\b/values",
+            "/api/v1/label/%5c/values",
+            "/api/v1/label/a%2fb/values",
+            "/api/v1/label/a%00/values",
+            "/api/v1/label//values",
+            "/api/v1/label/a?b/values",
+            "/api/v1/label/a#b/values",
+            "/api/v1/label/\u{e9}t\u{e9}/values",
+            "/api/v1/label/a b/values",
+            "api/v1/query",
+            "//evil.example/api/v1/query",
+            "/",
+            "",
+        ] {
+            let e = url_for(&b, path, "").unwrap_err();
+            assert!(
+                e.starts_with("refusing to send to backend path"),
+                "{path}: {e}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_and_becomes_an_error() {
+        let (elsewhere, elsewhere_log) = serve_logged(Behaviour::Answer(200, "stolen")).await;
+        let location: &'static str =
+            Box::leak(format!("http://127.0.0.1:{elsewhere}/steal").into_boxed_str());
+        for to in ["/other/path", "../../admin", location] {
+            let (port, log) = serve_logged(Behaviour::Redirect(to)).await;
+            let b = Backend::new(BackendOptions {
+                auth: BackendAuth::Basic {
+                    username: "u".into(),
+                    password: "secret-password".into(),
+                },
+                ..options(&[port])
+            })
+            .unwrap();
+            let e = b
+                .send(request(Method::GET, "/api/v1/query"))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, BackendError::Redirect(302)), "{e}");
+            assert_eq!(
+                *log.lock().unwrap(),
+                vec!["GET /api/v1/query?query=up HTTP/1.1".to_owned()]
+            );
+        }
+        assert!(elsewhere_log.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn timeout_bounds_the_head_only() {
+        let slow = serve(Behaviour::SlowHead(Duration::from_secs(3))).await;
+        let mut opts = options(&[slow]);
+        opts.timeout = Duration::from_millis(300);
+        let e = Backend::new(opts)
+            .unwrap()
+            .send(request(Method::GET, "/api/v1/query"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, BackendError::Timeout(t) if t == Duration::from_millis(300)),
+            "{e}"
+        );
+        // A body flowing for longer than `timeout`, with short gaps, arrives whole.
+        let trickle = serve(Behaviour::Trickle {
+            pieces: 8,
+            gap: Duration::from_millis(100),
+            stall: false,
+        })
+        .await;
+        let mut opts = options(&[trickle]);
+        opts.timeout = Duration::from_millis(300);
+        opts.read_timeout = Duration::from_secs(5);
+        let r = Backend::new(opts)
+            .unwrap()
+            .send(request(Method::GET, "/api/v1/query"))
+            .await
+            .unwrap();
+        let want: String = (0..8).map(|i| format!("piece{i};")).collect();
+        assert_eq!(r.text().await.unwrap(), want);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_ends_with_an_error_not_a_clean_end() {
+        let stall = serve(Behaviour::Trickle {
+            pieces: 2,
+            gap: Duration::from_millis(10),
+            stall: true,
+        })
+        .await;
+        let mut opts = options(&[stall]);
+        opts.read_timeout = Duration::from_millis(300);
+        let r = Backend::new(opts)
+            .unwrap()
+            .send(request(Method::GET, "/api/v1/query"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let mut body = r.bytes_stream();
+        let mut got = Vec::new();
+        let mut failed = false;
+        while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+            match chunk {
+                Ok(c) => got.extend_from_slice(&c),
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        assert_eq!(String::from_utf8(got).unwrap(), "piece0;piece1;");
+        assert!(failed, "a stalled body must end with an error");
+        assert!(futures_util::StreamExt::next(&mut body).await.is_none());
     }
 }

@@ -174,6 +174,10 @@ pub struct ApiSection {
     pub max_filtered_response_bytes: usize,
     /// Seconds.
     pub graceful_shutdown_timeout: u64,
+    /// Seconds to receive a request's head.
+    pub client_header_timeout: f64,
+    /// Seconds to receive a whole request body.
+    pub client_body_timeout: f64,
     /// Signing-proxy mode: no authentication, no policy, no scoping.
     pub unauthenticated_passthrough: bool,
 }
@@ -196,6 +200,8 @@ pub struct PrometheusSection {
     pub timeout: f64,
     /// Seconds.
     pub connect_timeout: f64,
+    /// Seconds: longest gap between two pieces of a backend answer's body.
+    pub read_timeout: f64,
     /// Several equivalent backends; when non-empty, replaces url/host/port.
     pub urls: Vec<Url>,
     /// Path below each backend URL asked by the background health check.
@@ -864,6 +870,8 @@ fn build_api(r: &mut Resolver<'_>) -> Result<ApiSection, ConfigError> {
         max_request_body_size: r.uint("api", "max_request_body_size")?,
         max_filtered_response_bytes: r.uint("api", "max_filtered_response_bytes")?,
         graceful_shutdown_timeout: r.uint("api", "graceful_shutdown_timeout")?,
+        client_header_timeout: r.float("api", "client_header_timeout")?,
+        client_body_timeout: r.float("api", "client_body_timeout")?,
         unauthenticated_passthrough: r.bool("api", "unauthenticated_passthrough")?,
     })
 }
@@ -946,6 +954,7 @@ fn build_prometheus(r: &mut Resolver<'_>) -> Result<PrometheusSection, ConfigErr
         url,
         timeout: r.float("prometheus", "timeout")?,
         connect_timeout: r.float("prometheus", "connect_timeout")?,
+        read_timeout: r.float("prometheus", "read_timeout")?,
         urls,
         health_check_path,
         health_check_interval: r.float("prometheus", "health_check_interval")?,

@@ -310,6 +310,13 @@ pub static OPTIONS: &[OptSpec] = &[
          is refused with 502. Privileged callers' answers are streamed and never limited."),
     opt("api", "graceful_shutdown_timeout", int(Some(0), None), Some("30"),
         "On SIGTERM, seconds to let in-flight requests finish before exiting."),
+    opt("api", "client_header_timeout", float(Some(0.001), None), Some("5"),
+        "Seconds a client has to send a request's head (request line and headers) once it \
+         started one; a slower client gets 408 and its connection is closed."),
+    opt("api", "client_body_timeout", float(Some(0.001), None), Some("30"),
+        "Seconds a client has to send a whole request body, counted once the request is \
+         authenticated and authorized; a body still incomplete then is answered 408 (timeout) \
+         and its connection closed."),
     opt("api", "unauthenticated_passthrough", Bool, Some("false"),
         "Signing-proxy mode for a listener that only a trusted network can reach: every caller \
          is let through WITHOUT authentication or policy checks and its request is forwarded \
@@ -578,7 +585,14 @@ pub static OPTIONS: &[OptSpec] = &[
         "Full URL of the Prometheus API root, with an optional path prefix, for example \
          https://prom.example.com:9443/prometheus. When set it replaces host, port and use_tls."),
     opt("prometheus", "timeout", float(Some(0.001), None), Some("60"),
-        "Seconds to wait for a complete response from Prometheus before answering 504."),
+        "Seconds to wait for the head (status and headers) of Prometheus' answer, from \
+         sending the request, before answering 504. The body that follows is bounded by \
+         read_timeout, not by this: an answer that keeps flowing is never cut."),
+    opt("prometheus", "read_timeout", float(Some(0.001), None), Some("60"),
+        "Longest time in seconds between two pieces of the body of Prometheus' answer, once \
+         its head has arrived. When it expires the answer is cut and the caller's connection \
+         is aborted (never ended cleanly), so the caller sees an incomplete answer, not a \
+         truncated one."),
     opt("prometheus", "connect_timeout", float(Some(0.001), None), Some("5"),
         "Seconds to wait for a connection to Prometheus."),
     opt("prometheus", "urls", List, None,

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod raw;
+
 /// The running stack, as `tools/stack.sh start` describes it.
 pub struct Stack {
     pub env: Value,

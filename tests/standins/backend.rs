@@ -15,6 +15,10 @@
 //!
 //! A path prefix (`/workspaces/ws-…` for AMP) is required and stripped
 //! before forwarding. Failures answer 403/401 with the service's JSON.
+//!
+//! An accepted request for the label [`REDIRECT_PROBE`] is answered `302
+//! Found` to [`PrometheusStandin::redirect_to`] (by default a path outside
+//! the prefix on this server), to prove that aetos does not follow it.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -66,8 +70,16 @@ impl Seen {
     }
 }
 
+/// The label name whose values the stand-in answers with a redirect.
+pub const REDIRECT_PROBE: &str = "redirect_probe";
+
+/// Where the redirect probe points by default: this server, outside any prefix.
+pub const STOLEN_PATH: &str = "/stolen/api/v1/label/job/values";
+
 pub struct BackendState {
     pub check: Check,
+    /// `Location` of the redirect probe's answer.
+    pub redirect_to: Mutex<String>,
     pub prefix: String,
     pub upstream: String,
     pub registry: Arc<Registry>,
@@ -92,6 +104,7 @@ impl PrometheusStandin {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let state = Arc::new(BackendState {
             check,
+            redirect_to: Mutex::new(STOLEN_PATH.to_owned()),
             prefix: prefix.trim_end_matches('/').to_owned(),
             upstream: upstream.trim_end_matches('/').to_owned(),
             registry,
@@ -107,6 +120,11 @@ impl PrometheusStandin {
     /// The URL aetos is configured with (prefix included).
     pub fn url(&self) -> String {
         format!("{}{}", self.server.url(), self.state.prefix)
+    }
+
+    /// Points the redirect probe at `location` (relative or absolute).
+    pub fn redirect_to(&self, location: &str) {
+        *self.state.redirect_to.lock().unwrap() = location.to_owned();
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -229,6 +247,15 @@ async fn handle(req: HttpRequest, body: web::Bytes, s: web::Data<BackendState>) 
     seen.principal = principal;
     seen.signed_headers = signed;
     s.seen.lock().unwrap().push(seen);
+    if req
+        .path()
+        .ends_with(&format!("/api/v1/label/{REDIRECT_PROBE}/values"))
+    {
+        let to = s.redirect_to.lock().unwrap().clone();
+        return HttpResponse::Found()
+            .insert_header(("Location", to))
+            .finish();
+    }
     let Some(rest) = req.path().strip_prefix(&s.prefix) else {
         return HttpResponse::NotFound().body("no such workspace");
     };
