@@ -82,7 +82,9 @@ fn limits_from(c: &Config) -> Result<Limits, String> {
                 .ok_or_else(|| format!("[limits] overrides_file: {name} not found"))?,
         ),
     };
-    Limits::new(l.scoped.clone(), file).map_err(|e| format!("[limits] overrides_file: {e}"))
+    Limits::new(l.scoped.clone(), file)
+        .map(|limits| limits.with_refusal_delay(l.refusal_delay))
+        .map_err(|e| format!("[limits] overrides_file: {e}"))
 }
 
 fn policy_options(c: &Config) -> PolicyOptions {

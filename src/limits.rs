@@ -285,8 +285,15 @@ struct Bucket {
     last: Instant,
 }
 
+/// Most admission refusals held back at once (see [`Limits::hold`]).
+pub const MAX_HELD_REFUSALS: usize = 4096;
+
 /// The limits of every caller, and their admission state.
 pub struct Limits {
+    /// How long a 429 is held before it is sent (see [`Limits::hold`]).
+    refusal_delay: Duration,
+    /// Refusals being held now, at most [`MAX_HELD_REFUSALS`].
+    held: Arc<Semaphore>,
     scoped: LimitValues,
     overrides_file: Option<PathBuf>,
     overrides: RwLock<Arc<Overrides>>,
@@ -302,6 +309,8 @@ impl Limits {
             None => Overrides::default(),
         };
         Ok(Limits {
+            refusal_delay: Duration::ZERO,
+            held: Arc::new(Semaphore::new(MAX_HELD_REFUSALS)),
             scoped,
             overrides_file,
             overrides: RwLock::new(Arc::new(overrides)),
@@ -312,6 +321,33 @@ impl Limits {
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
         })
+    }
+
+    /// Hold each admission refusal (429) for up to `delay` before it is
+    /// sent (`[limits] refusal_delay`).
+    pub fn with_refusal_delay(mut self, delay: Duration) -> Limits {
+        self.refusal_delay = delay;
+        self
+    }
+
+    /// Waits before a 429 is sent: `refusal_delay`, at most the answer's
+    /// `Retry-After`. A client that floods on many connections
+    /// otherwise turns each refusal into its next request at once, and
+    /// answering thousands of refusals a second takes the CPU the other
+    /// projects need; held, each of its connections costs one refusal per
+    /// delay. At most [`MAX_HELD_REFUSALS`] are held at once; past that a
+    /// refusal is sent at once.
+    pub async fn hold(&self, r: &Refusal) {
+        if r.status().0 != 429 || self.refusal_delay.is_zero() {
+            return;
+        }
+        // Never longer than the Retry-After the answer carries (whole
+        // seconds, at least 1).
+        let retry_after = Duration::from_secs(r.status().1.unwrap_or(1));
+        let wait = self.refusal_delay.min(retry_after);
+        if let Ok(_slot) = self.held.clone().try_acquire_owned() {
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// The overrides file, if any (for the reload task).
@@ -638,6 +674,29 @@ mod tests {
         l.admit(&key("b")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(600)).await;
         l.admit(&key("a")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn refusals_are_held_back_but_shape_refusals_are_not() {
+        let l = Limits::new(values(), None)
+            .unwrap()
+            .with_refusal_delay(Duration::from_millis(300));
+        let started = Instant::now();
+        l.hold(&Refusal::Concurrency { limit: 1 }).await;
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let l = l.with_refusal_delay(Duration::from_secs(5));
+        let started = Instant::now();
+        l.hold(&Refusal::Rate {
+            rate: 10.0,
+            retry_after: Duration::from_millis(100),
+        })
+        .await;
+        let took = started.elapsed();
+        // Retry-After says 1 s: never held longer than that.
+        assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3));
+        let started = Instant::now();
+        l.hold(&Refusal::Selectors { got: 2, max: 1 }).await;
+        assert!(started.elapsed() < Duration::from_millis(100));
     }
 
     #[test]

@@ -44,12 +44,18 @@ login() {
 
 urlencode() { python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 
-# wrk_run NAME URL TOKEN CONNS DURATION [allow-non-2xx] -> "NAME rps p50_ms p99_ms"
+# wrk_run NAME URL TOKEN CONNS DURATION [allow-non-2xx] [PAUSE_MS]
+#   -> "NAME rps p50_ms p99_ms"; PAUSE_MS: each connection waits that long
+#   between its requests (a paced client rather than a flood).
 wrk_run() {
-  local name=$1 url=$2 token=$3 c=$4 d=$5 allow=${6:-} out threads=2
+  local name=$1 url=$2 token=$3 c=$4 d=$5 allow=${6:-} pause=${7:-} out threads=2
   ((c < 2)) && threads=1
   local args=(-t"$threads" -c"$c" -d"${d}s" --latency)
   [[ -n $token ]] && args+=(-H "X-Auth-Token: $token")
+  if [[ -n $pause ]]; then
+    printf 'function delay() return %d end\n' "$pause" >"$work/pace-$pause.lua"
+    args+=(-s "$work/pace-$pause.lua")
+  fi
   out=$(wrk "${args[@]}" "$url")
   local non2xx
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")

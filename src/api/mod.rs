@@ -189,7 +189,7 @@ async fn api_request(
     let admission = match &key {
         Some(k) => match state.limits.admit(k).await {
             Ok(a) => Some(a),
-            Err(r) => return limit_refused(&state, k, &r),
+            Err(r) => return limit_refused(&state, k, &r).await,
         },
         None => None,
     };
@@ -211,7 +211,7 @@ async fn api_request(
         {
             Ok(None) => {}
             Ok(Some((name, value))) => rewrite::push_param(&mut breq.params, &name, &value),
-            Err(r) => return limit_refused(&state, k, &r),
+            Err(r) => return limit_refused(&state, k, &r).await,
         }
     }
     // tenancy
@@ -220,7 +220,7 @@ async fn api_request(
         (Access::Scoped { project }, Some(k)) => {
             let bytes = rewrite::scoped_input_bytes(&breq.params, api.scoping);
             if let Err(r) = state.limits.check_query_bytes(k, bytes) {
-                return limit_refused(&state, k, &r);
+                return limit_refused(&state, k, &r).await;
             }
             let (params, selectors) = match scope(&state, &breq.params, &api, project).await {
                 Ok(p) => p,
@@ -230,7 +230,7 @@ async fn api_request(
                 }
             };
             if let Err(r) = state.limits.check_selectors(k, selectors) {
-                return limit_refused(&state, k, &r);
+                return limit_refused(&state, k, &r).await;
             }
             breq.params = params;
             if api.scoping == Scoping::FilterResponse {
@@ -307,9 +307,10 @@ fn time_kind(api: &Api) -> TimeKind {
     }
 }
 
-/// A limit's refusal: Prometheus-shaped, with `Retry-After` on a 429;
-/// counted by reason, logged with the project.
-fn limit_refused(state: &State, key: &LimitKey, r: &Refusal) -> HttpResponse {
+/// A limit's refusal: Prometheus-shaped, with `Retry-After` on a 429 (held
+/// back for `[limits] refusal_delay` first); counted by reason, logged with
+/// the project.
+async fn limit_refused(state: &State, key: &LimitKey, r: &Refusal) -> HttpResponse {
     state
         .metrics
         .limit_refusals
@@ -319,6 +320,7 @@ fn limit_refused(state: &State, key: &LimitKey, r: &Refusal) -> HttpResponse {
         .inc();
     tracing::info!(project = %key.project, privileged = key.privileged,
         reason = r.reason(), "refused by a limit: {r}");
+    state.limits.hold(r).await;
     let (status, retry_after) = r.status();
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     let error_type = if status == StatusCode::TOO_MANY_REQUESTS {

@@ -14,6 +14,8 @@ pub struct LimitsSection {
     /// Per-project and privileged overrides (YAML), found like other files.
     pub overrides_file: Option<String>,
     pub overrides_reload_interval: Duration,
+    /// How long a 429 is held before it is sent.
+    pub refusal_delay: Duration,
 }
 
 const S: &str = "limits";
@@ -42,5 +44,6 @@ pub(crate) fn build(r: &mut Resolver<'_>) -> Result<LimitsSection, ConfigError> 
         overrides_reload_interval: Duration::from_secs_f64(
             r.float(S, "overrides_reload_interval")?,
         ),
+        refusal_delay: Duration::from_secs_f64(r.float(S, "refusal_delay")?),
     })
 }

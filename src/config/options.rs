@@ -520,6 +520,11 @@ pub static OPTIONS: &[OptSpec] = &[
          keeps the last good overrides."),
     opt("limits", "overrides_reload_interval", float(Some(0.1), None), Some("5"),
         "Seconds between checks of overrides_file for changes."),
+    opt("limits", "refusal_delay", float(Some(0.0), Some(60.0)), Some("1"),
+        "Seconds a 429 (concurrency or rate) is held before it is sent, at most the Retry-After \
+         it carries. A client flooding on many connections then costs one refusal per \
+         connection and delay instead of thousands a second, which would take the CPU other \
+         projects need. At most 4096 refusals are held at once. 0 answers at once."),
     // -------------------------------------------------------- oslo_middleware
     opt("oslo_middleware", "max_request_body_size", int(None, None), Some("114688"),
         "oslo.middleware's request size limit. aetos uses [api] max_request_body_size.")
