@@ -596,6 +596,16 @@ scrape_configs:
     metrics_path: /other/metrics
     static_configs:
       - targets: ["$HOST:$EXPORTER_PORT"]
+  # node_exporter's targets as Watcher expects them: its datasource maps
+  # hosts from the fqdn label of the active targets.  The node_* series come
+  # from the shared exporter; these targets expose no sample (NODE_TARGET).
+  - job_name: node
+    metrics_path: /node/metrics
+    static_configs:
+      - targets: ["$HOST:$EXPORTER_PORT"]
+        labels: {fqdn: compute-0.localdomain}
+      - targets: ["$HOST:$EXPORTER_PORT"]
+        labels: {fqdn: compute-1.localdomain}
 EOF
       ;;
     *) printf 'scrape_configs:\n' ;;
@@ -654,6 +664,10 @@ write_exporter_ids() {
   jq '{projects:{demo:.projects.demo, other:.projects.other},
        users:{demo:.users["demo-member"].id, other:.users["other-member"].id}}' "$S/ids.json" >"$dir/projects.json.tmp"
   mv "$dir/projects.json.tmp" "$dir/projects.json"
+  # NODE_TARGET: the (sample-less) exposition of the node job's targets,
+  # served by the exporter's file server like everything in its directory.
+  mkdir -p "$dir/node"
+  printf '# node_exporter targets of the stack: their node_* series come from the shared exporter\n' >"$dir/node/metrics"
 }
 
 start_exporter() {
