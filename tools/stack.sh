@@ -13,7 +13,8 @@
 #            (prometheus-ha-1 or prometheus-ha-2 alone: one member of the HA pair)
 #
 # start   installs what is missing (apt: prometheus memcached jq curl; a uv
-#         virtualenv with keystone 30, gunicorn, openstack CLI), starts what
+#         virtualenv with keystone 30, gunicorn, openstack CLI; another with
+#         the consumers Watcher, Aodh, CloudKitty, prometheus-api-client), starts what
 #         is not running, seeds Keystone, pushes the differential data set,
 #         and writes env.json + clouds.yaml.  Idempotent; a warm start takes
 #         about a second.
@@ -33,6 +34,10 @@ HELPERS=$ROOT/tools/stack
 S=$(realpath -m "${AETOS_STACK_DIR:-$ROOT/.stack}")
 VENV=$S/venv
 LOCKFILE=$HELPERS/requirements.txt
+# The real consumers of aetos (Watcher, Aodh, CloudKitty, prometheus-api-client)
+# live in their own virtualenv: their pins conflict with the stack's.
+CONSUMERS_VENV=$S/consumers-venv
+CONSUMERS_LOCKFILE=$HELPERS/consumers-requirements.txt
 
 readonly HOST=127.0.0.1
 readonly KEYSTONE_PORT=5000
@@ -292,12 +297,34 @@ install_venv() {
   sha256sum "$LOCKFILE" | cut -d' ' -f1 >"$VENV/.aetos-stack-lock"
 }
 
+consumers_venv_ok() {
+  [[ -x $CONSUMERS_VENV/bin/python && -f $CONSUMERS_VENV/.aetos-stack-lock ]] &&
+    [[ $(cat "$CONSUMERS_VENV/.aetos-stack-lock") == "$(sha256sum "$CONSUMERS_LOCKFILE" | cut -d' ' -f1)" ]]
+}
+
+# The consumers' virtualenv, installed by the stack venv's uv once per pin
+# set, then byte-compiled once: their imports take seconds without bytecode
+# (PYTHONDONTWRITEBYTECODE may be set wherever the tests run).
+install_consumers_venv() {
+  rm -f "$CONSUMERS_VENV/.aetos-stack-lock"
+  [[ -x $CONSUMERS_VENV/bin/python ]] || "$VENV/bin/uv" venv -q --python "$VENV/bin/python" "$CONSUMERS_VENV"
+  "$VENV/bin/uv" pip install -q --python "$CONSUMERS_VENV/bin/python" -r "$CONSUMERS_LOCKFILE"
+  "$CONSUMERS_VENV/bin/python" -m compileall -q -j 0 "$CONSUMERS_VENV/lib" >/dev/null
+  sha256sum "$CONSUMERS_LOCKFILE" | cut -d' ' -f1 >"$CONSUMERS_VENV/.aetos-stack-lock"
+}
+
+# Both virtualenvs: the consumers' needs the stack venv's uv.
+install_venvs() {
+  if ! venv_ok; then install_venv; fi
+  if ! consumers_venv_ok; then install_consumers_venv; fi
+}
+
 cmd_install() {
   mkdir -p "$S/logs" "$S/run"
   local vpid=""
-  if ! venv_ok; then
-    say "installing the virtualenv in $VENV (uv; log: logs/venv.log)"
-    install_venv >>"$S/logs/venv.log" 2>&1 &
+  if ! venv_ok || ! consumers_venv_ok; then
+    say "installing the virtualenvs in $VENV and $CONSUMERS_VENV (uv; log: logs/venv.log)"
+    install_venvs >>"$S/logs/venv.log" 2>&1 &
     vpid=$!
   fi
   install_packages
@@ -569,6 +596,16 @@ scrape_configs:
     metrics_path: /other/metrics
     static_configs:
       - targets: ["$HOST:$EXPORTER_PORT"]
+  # node_exporter's targets as Watcher expects them: its datasource maps
+  # hosts from the fqdn label of the active targets.  The node_* series come
+  # from the shared exporter; these targets expose no sample (NODE_TARGET).
+  - job_name: node
+    metrics_path: /node/metrics
+    static_configs:
+      - targets: ["$HOST:$EXPORTER_PORT"]
+        labels: {fqdn: compute-0.localdomain}
+      - targets: ["$HOST:$EXPORTER_PORT"]
+        labels: {fqdn: compute-1.localdomain}
 EOF
       ;;
     *) printf 'scrape_configs:\n' ;;
@@ -627,6 +664,10 @@ write_exporter_ids() {
   jq '{projects:{demo:.projects.demo, other:.projects.other},
        users:{demo:.users["demo-member"].id, other:.users["other-member"].id}}' "$S/ids.json" >"$dir/projects.json.tmp"
   mv "$dir/projects.json.tmp" "$dir/projects.json"
+  # NODE_TARGET: the (sample-less) exposition of the node job's targets,
+  # served by the exporter's file server like everything in its directory.
+  mkdir -p "$dir/node"
+  printf '# node_exporter targets of the stack: their node_* series come from the shared exporter\n' >"$dir/node/metrics"
 }
 
 start_exporter() {
@@ -751,7 +792,7 @@ write_env_json() {
     --arg ha1 "http://$HOST:${PROM_PORT[prometheus-ha-1]}" \
     --arg ha2 "http://$HOST:${PROM_PORT[prometheus-ha-2]}" \
     --arg mc "$HOST:$MEMCACHED_PORT" --arg aetos "$AETOS_URL" \
-    --arg venv "$VENV/bin" --arg clouds "$S/clouds.yaml" \
+    --arg venv "$VENV/bin" --arg consumers_venv "$CONSUMERS_VENV/bin" --arg clouds "$S/clouds.yaml" \
     --arg exporter "http://$HOST:$EXPORTER_PORT/metrics" --arg state "$S" \
     --slurpfile ids "$S/ids.json" --slurpfile pw "$PASSWORDS" --slurpfile diff "$DIFF_JSON" \
     --arg watcher_uuid "$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import exporter; print(exporter.resource_id("demo-vm-1"))' "$HELPERS")" \
@@ -760,7 +801,7 @@ write_env_json() {
       prometheus_url: $prom, prometheus_only_a_url: $prom_a,
       prometheus_ha_urls: [$ha1, $ha2],
       memcached: $mc, aetos_url: $aetos,
-      venv_bin: $venv, clouds_yaml: $clouds,
+      venv_bin: $venv, consumers_venv_bin: $consumers_venv, clouds_yaml: $clouds,
       projects: $ids[0].projects,
       users: ($ids[0].users | with_entries(.value = {id: .value.id, password: $pw[0][.key],
                                                       project: .value.project, roles: .value.roles})),
