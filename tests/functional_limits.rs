@@ -69,12 +69,12 @@ async fn timed(url: &str, token: Option<&str>) -> (Duration, u16, Value) {
 
 /// The extra time aetos takes over Prometheus for `path_and_query` (a new
 /// query each try, so that the rewrite cache never answers), the best of
-/// three tries: the box is shared with builds and other tests, and one
+/// five tries: the box is shared with builds and other tests, and one
 /// descheduled try says nothing about aetos' cost.
 async fn extra_over_prometheus(a: &Aetos, token: &str, make: &dyn Fn(usize) -> String) -> Duration {
     let prom = common::stack().prometheus_url();
     let mut best = Duration::MAX;
-    for i in 0..3 {
+    for i in 0..5 {
         let pq = make(i);
         let (direct, st, v) = timed(&format!("{}{pq}", prom.trim_end_matches('/')), None).await;
         assert_eq!(st, 200, "direct {pq}: {v}");
@@ -144,8 +144,12 @@ async fn regex_heavy_queries_cost_what_prometheus_costs_and_stall_nobody() {
             assert_eq!(st, 200, "{v}");
         }
     }
+    // Before, the flood held both workers for seconds (a /healthcheck sent
+    // meanwhile timed out with 408). Now it waits only for CPU, which the
+    // functional tests running beside this one share: a bound of 1 s tells
+    // the two apart without measuring the box.
     assert!(
-        health < Duration::from_millis(100),
+        health < Duration::from_secs(1),
         "/healthcheck took {health:?}"
     );
     let grown = rss_kib(a.child.id()).saturating_sub(rss_before);
