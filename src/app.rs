@@ -13,11 +13,12 @@ use crate::auth::memcache::{PoolOptions, Protection, SharedCache};
 use crate::auth::{
     Authenticator, CacheOptions, Credentials, KeystoneClient, NameOrId, ServiceTokenRules,
 };
-use crate::backend::aws_credentials::{self, AwsCredentialProvider, Env};
-use crate::backend::azure::AzureAd;
-use crate::backend::bearer_file::BearerFile;
-use crate::backend::google::GoogleAuth;
-use crate::backend::sigv4::SigV4;
+use crate::backend::auth::aws::{AwsCredentialProvider, SigV4};
+use crate::backend::auth::azure::AzureAd;
+use crate::backend::auth::basic::Basic;
+use crate::backend::auth::bearer_file::BearerFile;
+use crate::backend::auth::google::GoogleAuth;
+use crate::backend::env::{self, Env};
 use crate::backend::{self, Backend, BackendAuth, BackendOptions, TenantHeader};
 use crate::config::{self, AuthMode, BackendAuthMethod, Config, MemcacheSecurity, Warning};
 use crate::limits::Limits;
@@ -69,7 +70,7 @@ pub fn load_with_overrides(
 /// region, tenant header), without contacting anything: `check-config`
 /// fails the way start-up would.
 pub fn check_backend(loaded: &Loaded) -> Result<(), String> {
-    backend_options(&loaded.config, &aws_credentials::process_env()).map(|_| ())
+    backend_options(&loaded.config, &env::process_env()).map(|_| ())
 }
 
 /// `[limits]`, its overrides file found like the policy file.
@@ -167,10 +168,10 @@ pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> 
     let auth = match p.auth_method {
         BackendAuthMethod::None => BackendAuth::None,
         BackendAuthMethod::Basic => match (&p.username, &p.password) {
-            (Some(u), Some(pw)) => BackendAuth::Basic {
+            (Some(u), Some(pw)) => BackendAuth::Basic(Basic {
                 username: u.clone(),
-                password: pw.expose().to_owned(),
-            },
+                password: pw.clone(),
+            }),
             _ => return Err("[prometheus] username: required with auth_method = basic".into()),
         },
         BackendAuthMethod::BearerFile => {
@@ -225,7 +226,7 @@ pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> 
 fn build_state(loaded: &Loaded) -> Result<State, String> {
     let c = &loaded.config;
     let metrics = Metrics::new();
-    let backend = Backend::new(backend_options(c, &aws_credentials::process_env())?)
+    let backend = Backend::new(backend_options(c, &env::process_env())?)
         .map_err(|e| format!("[prometheus] ca_file/cert_file: {e}"))?;
     let urls: Vec<String> = backend_urls(c);
     tracing::info!(
