@@ -45,7 +45,7 @@ pub use keystone::{KeystoneSection, MemcacheSecurity};
 pub use limits::LimitsSection;
 pub use middleware::MiddlewareSection;
 pub use policy::PolicySection;
-pub use prometheus::{BackendAuthMethod, PrometheusSection};
+pub use prometheus::{BackendAuthConfig, BackendAuthMethod, PrometheusSection, TenantConfig};
 pub use prometheus_aws::{AwsCredentialSource, AwsSection};
 pub use prometheus_azure::{AzureIdentityKind, AzureSection};
 pub use prometheus_google::{GoogleIdentityKind, GoogleSection};
@@ -80,6 +80,18 @@ impl Secret {
     /// The secret text, for the one place that sends it somewhere.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret::new(value)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
     }
 }
 
@@ -167,6 +179,12 @@ pub struct Config {
     pub healthcheck: HealthcheckSection,
     pub oslo_middleware: MiddlewareSection,
     pub limits: LimitsSection,
+    /// How backend requests are authenticated, decided from `[prometheus]`
+    /// and the cloud sections when the configuration is checked ([`load`];
+    /// [`default_config`] has the defaults' `None`).
+    pub backend_auth: BackendAuthConfig,
+    /// The tenant header, checked (`None`: no tenant header).
+    pub backend_tenant: Option<TenantConfig>,
     /// Files read, in the order they were read (`--config-file`s, then the
     /// `*.conf` of each `--config-dir`), as absolute paths.
     pub config_files: Vec<PathBuf>,
@@ -350,7 +368,9 @@ pub fn load_with_overrides(
     let mut config = build(&mut resolver, &mut warnings)?;
     config.config_files = paths;
     config.config_dirs = dirs;
-    validate(&config, &mut warnings)?;
+    let (backend_auth, backend_tenant) = validate(&config, &mut warnings)?;
+    config.backend_auth = backend_auth;
+    config.backend_tenant = backend_tenant;
     let mut seen = std::collections::HashSet::new();
     warnings.retain(|w| seen.insert(w.0.clone()));
     Ok((config, warnings))
@@ -426,6 +446,8 @@ fn build_sections(
         cors: cors::build_cors(r)?,
         healthcheck: healthcheck::build_healthcheck(r)?,
         limits: limits::build(r)?,
+        backend_auth: BackendAuthConfig::None,
+        backend_tenant: None,
         oslo_middleware: middleware::build_middleware(r)?,
         config_files: Vec::new(),
         config_dirs: Vec::new(),
@@ -452,12 +474,19 @@ pub(super) fn check_readable(section: &str, option: &str, path: &str) -> Result<
 }
 
 /// Cross-option checks that need the whole typed configuration.
-fn validate(c: &Config, warnings: &mut Vec<Warning>) -> Result<(), ConfigError> {
+///
+/// Returns what the backend is built from: its authentication and tenant
+/// header, decided here once from `[prometheus]` and the cloud sections.
+fn validate(
+    c: &Config,
+    warnings: &mut Vec<Warning>,
+) -> Result<(BackendAuthConfig, Option<TenantConfig>), ConfigError> {
     prometheus::validate_prometheus(&c.prometheus, warnings)?;
-    prometheus::validate_backend_auth(c, warnings)?;
+    let backend = prometheus::validate_backend_auth(c, warnings)?;
     if c.api.unauthenticated_passthrough {
         // Keystone is not used at all: nothing of it needs to be valid.
-        return Ok(());
+        return Ok(backend);
     }
-    keystone::validate_keystone(&c.keystone, c.default.auth_mode, warnings)
+    keystone::validate_keystone(&c.keystone, c.default.auth_mode, warnings)?;
+    Ok(backend)
 }

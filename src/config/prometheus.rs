@@ -3,12 +3,13 @@
 //! cross-section checks of the chosen `auth_method` live here too, since
 //! this section is what chooses.
 
+use reqwest::header::{HeaderName, HeaderValue};
 use url::Url;
 
 use super::resolve::{self, Resolver};
 use super::{
-    check_readable, non_empty, prometheus_aws, prometheus_azure, Config, ConfigError, Secret,
-    Warning,
+    check_readable, non_empty, prometheus_aws, prometheus_azure, AwsSection, AzureSection, Config,
+    ConfigError, GoogleSection, Secret, Warning,
 };
 
 /// `[prometheus]`: the backend.
@@ -258,30 +259,80 @@ fn check_backend_url(option: &str, u: &Url) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The options of the chosen `auth_method` and of the tenant header.
+/// How backend requests are authenticated, with everything the chosen
+/// method needs from the files: decided once, when the configuration is
+/// checked, so that building the backend cannot find a missing option.
+/// What is still open (environment fallbacks of the cloud identities) is
+/// resolved in one place, `crate::backend::auth`, with the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendAuthConfig {
+    None,
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    /// A readable file (checked at load).
+    BearerFile {
+        path: String,
+    },
+    SigV4(AwsSection),
+    Azure(AzureSection),
+    Google(GoogleSection),
+}
+
+impl BackendAuthConfig {
+    /// Which method this is.
+    pub fn method(&self) -> BackendAuthMethod {
+        match self {
+            BackendAuthConfig::None => BackendAuthMethod::None,
+            BackendAuthConfig::Basic { .. } => BackendAuthMethod::Basic,
+            BackendAuthConfig::BearerFile { .. } => BackendAuthMethod::BearerFile,
+            BackendAuthConfig::SigV4(_) => BackendAuthMethod::SigV4,
+            BackendAuthConfig::Azure(_) => BackendAuthMethod::Azure,
+            BackendAuthConfig::Google(_) => BackendAuthMethod::Google,
+        }
+    }
+}
+
+/// `[prometheus] tenant_header` / `tenant` / `tenant_per_project`, checked:
+/// a valid header name and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantConfig {
+    pub header: HeaderName,
+    /// Sent for every request (static), or for privileged ones (per project).
+    pub tenant: HeaderValue,
+    pub per_project: bool,
+}
+
+/// The options of the chosen `auth_method` and of the tenant header,
+/// checked and turned into what the backend is built from.
 pub(super) fn validate_backend_auth(
     c: &Config,
     warnings: &mut Vec<Warning>,
-) -> Result<(), ConfigError> {
+) -> Result<(BackendAuthConfig, Option<TenantConfig>), ConfigError> {
     const S: &str = "prometheus";
     let p = &c.prometheus;
     if !p.urls.is_empty() && p.url.is_some() {
         warnings.push(Warning(format!("[{S}] url: ignored because urls is set")));
     }
-    match p.auth_method {
-        BackendAuthMethod::Basic => {
-            if p.username.is_none() || p.password.is_none() {
+    let auth = match p.auth_method {
+        BackendAuthMethod::Basic => match (&p.username, &p.password) {
+            (Some(username), Some(password)) => BackendAuthConfig::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            },
+            (username, _) => {
                 return Err(ConfigError::new(
                     S,
-                    if p.username.is_none() {
+                    if username.is_none() {
                         "username"
                     } else {
                         "password"
                     },
                     "required with auth_method = basic",
-                ));
+                ))
             }
-        }
+        },
         BackendAuthMethod::BearerFile => match &p.bearer_token_file {
             None => {
                 return Err(ConfigError::new(
@@ -290,39 +341,49 @@ pub(super) fn validate_backend_auth(
                     "required with auth_method = bearer_file",
                 ))
             }
-            Some(path) => check_readable(S, "bearer_token_file", path)?,
+            Some(path) => {
+                check_readable(S, "bearer_token_file", path)?;
+                BackendAuthConfig::BearerFile { path: path.clone() }
+            }
         },
-        BackendAuthMethod::SigV4 => prometheus_aws::validate_aws(&c.prometheus_aws, warnings)?,
-        BackendAuthMethod::Azure => prometheus_azure::validate_azure(&c.prometheus_azure)?,
+        BackendAuthMethod::SigV4 => {
+            prometheus_aws::validate_aws(&c.prometheus_aws, warnings)?;
+            BackendAuthConfig::SigV4(c.prometheus_aws.clone())
+        }
+        BackendAuthMethod::Azure => {
+            prometheus_azure::validate_azure(&c.prometheus_azure)?;
+            BackendAuthConfig::Azure(c.prometheus_azure.clone())
+        }
         BackendAuthMethod::Google => {
             if let Some(path) = &c.prometheus_google.credentials_file {
                 check_readable("prometheus_google", "credentials_file", path)?;
             }
+            BackendAuthConfig::Google(c.prometheus_google.clone())
         }
-        BackendAuthMethod::None => {}
-    }
+        BackendAuthMethod::None => BackendAuthConfig::None,
+    };
     if p.auth_method != BackendAuthMethod::BearerFile && p.bearer_token_file.is_some() {
         warnings.push(Warning(format!(
             "[{S}] bearer_token_file: ignored because auth_method is not bearer_file"
         )));
     }
-    match &p.tenant_header {
+    let tenant = match &p.tenant_header {
         Some(name) => {
-            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
                 return Err(ConfigError::new(
                     S,
                     "tenant_header",
                     format!("invalid value {name:?}: not an HTTP header name"),
                 ));
-            }
-            if let Some(t) = &p.tenant {
-                if reqwest::header::HeaderValue::from_str(t).is_err() {
-                    return Err(ConfigError::new(
+            };
+            let tenant = if let Some(t) = &p.tenant {
+                HeaderValue::from_str(t).map_err(|_| {
+                    ConfigError::new(
                         S,
                         "tenant",
                         format!("invalid value {t:?}: not a valid header value"),
-                    ));
-                }
+                    )
+                })?
             } else if p.tenant_per_project {
                 return Err(ConfigError::new(
                     S,
@@ -335,7 +396,12 @@ pub(super) fn validate_backend_auth(
                     "tenant",
                     "required with tenant_header (or set tenant_per_project)",
                 ));
-            }
+            };
+            Some(TenantConfig {
+                header,
+                tenant,
+                per_project: p.tenant_per_project,
+            })
         }
         None => {
             if p.tenant.is_some() || p.tenant_per_project {
@@ -343,9 +409,10 @@ pub(super) fn validate_backend_auth(
                     "[{S}] tenant: ignored because tenant_header is not set"
                 )));
             }
+            None
         }
-    }
-    Ok(())
+    };
+    Ok((auth, tenant))
 }
 
 pub(super) fn validate_prometheus(
