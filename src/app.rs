@@ -13,13 +13,14 @@ use crate::auth::memcache::{PoolOptions, Protection, SharedCache};
 use crate::auth::{
     Authenticator, CacheOptions, Credentials, KeystoneClient, NameOrId, ServiceTokenRules,
 };
-use crate::backend::aws_credentials::{self, AwsCredentialProvider, Env};
-use crate::backend::azure::AzureAd;
-use crate::backend::bearer_file::BearerFile;
-use crate::backend::google::GoogleAuth;
-use crate::backend::sigv4::SigV4;
+use crate::backend::auth::aws::{AwsCredentialProvider, SigV4};
+use crate::backend::auth::azure::AzureAd;
+use crate::backend::auth::basic::Basic;
+use crate::backend::auth::bearer_file::BearerFile;
+use crate::backend::auth::google::GoogleAuth;
+use crate::backend::env::{self, Env};
 use crate::backend::{self, Backend, BackendAuth, BackendOptions, TenantHeader};
-use crate::config::{self, AuthMode, BackendAuthMethod, Config, MemcacheSecurity, Warning};
+use crate::config::{self, AuthMode, BackendAuthConfig, Config, MemcacheSecurity, Warning};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::policy::{Enforcer, PolicyOptions};
@@ -69,7 +70,7 @@ pub fn load_with_overrides(
 /// region, tenant header), without contacting anything: `check-config`
 /// fails the way start-up would.
 pub fn check_backend(loaded: &Loaded) -> Result<(), String> {
-    backend_options(&loaded.config, &aws_credentials::process_env()).map(|_| ())
+    backend_options(&loaded.config, &env::process_env()).map(|_| ())
 }
 
 /// `[limits]`, its overrides file found like the policy file.
@@ -122,15 +123,14 @@ fn keystone_credentials(c: &Config) -> Result<Credentials, String> {
         };
         return Ok(Credentials::ApplicationCredential {
             id: id.clone(),
-            secret: secret.expose().to_owned(),
+            secret: secret.clone(),
         });
     }
     let user = name_or_id(&k.username, &k.user_id)
         .ok_or("[keystone_authtoken] username: required in keystone mode")?;
     let password = k
         .password
-        .as_ref()
-        .map(|p| p.expose().to_owned())
+        .clone()
         .ok_or("[keystone_authtoken] password: required in keystone mode")?;
     let user_domain = name_or_id(&k.user_domain_name, &k.user_domain_id)
         .unwrap_or(NameOrId::Id("default".into()));
@@ -147,7 +147,9 @@ fn keystone_credentials(c: &Config) -> Result<Credentials, String> {
 
 /// The backend as configured: URLs, TLS, timeouts, the authentication
 /// method with its credentials (environment fallbacks read from `env`),
-/// the tenant header and the health checks.
+/// the tenant header and the health checks. The options were checked when
+/// the configuration was loaded; what can still fail here is what depends
+/// on `env` (the cloud identities) and the identity-provider HTTP client.
 pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> {
     let p = &c.prometheus;
     let base_urls = p.base_urls();
@@ -164,24 +166,16 @@ pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> 
         )
         .map_err(|e| format!("identity provider client: {e}"))
     };
-    let auth = match p.auth_method {
-        BackendAuthMethod::None => BackendAuth::None,
-        BackendAuthMethod::Basic => match (&p.username, &p.password) {
-            (Some(u), Some(pw)) => BackendAuth::Basic {
-                username: u.clone(),
-                password: pw.expose().to_owned(),
-            },
-            _ => return Err("[prometheus] username: required with auth_method = basic".into()),
-        },
-        BackendAuthMethod::BearerFile => {
-            let path = p
-                .bearer_token_file
-                .as_ref()
-                .ok_or("[prometheus] bearer_token_file: required with auth_method = bearer_file")?;
+    let auth = match &c.backend_auth {
+        BackendAuthConfig::None => BackendAuth::None,
+        BackendAuthConfig::Basic { username, password } => BackendAuth::Basic(Basic {
+            username: username.clone(),
+            password: password.clone(),
+        }),
+        BackendAuthConfig::BearerFile { path } => {
             BackendAuth::BearerFile(Arc::new(BearerFile::new(path)))
         }
-        BackendAuthMethod::SigV4 => {
-            let aws = &c.prometheus_aws;
+        BackendAuthConfig::SigV4(aws) => {
             let resolved = AwsCredentialProvider::resolve(aws, &base_urls, env, idp_client()?)?;
             BackendAuth::SigV4(Arc::new(SigV4 {
                 region: resolved.region,
@@ -189,21 +183,14 @@ pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> 
                 credentials: Arc::new(resolved.provider),
             }))
         }
-        BackendAuthMethod::Azure => BackendAuth::Azure(Arc::new(AzureAd::resolve(
-            &c.prometheus_azure,
-            env,
-            idp_client()?,
-        )?)),
-        BackendAuthMethod::Google => BackendAuth::Google(Arc::new(GoogleAuth::resolve(
-            &c.prometheus_google,
-            env,
-            idp_client()?,
-        )?)),
+        BackendAuthConfig::Azure(azure) => {
+            BackendAuth::Azure(Arc::new(AzureAd::resolve(azure, env, idp_client()?)?))
+        }
+        BackendAuthConfig::Google(google) => {
+            BackendAuth::Google(Arc::new(GoogleAuth::resolve(google, env, idp_client()?)?))
+        }
     };
-    let tenant = match (&p.tenant_header, &p.tenant) {
-        (Some(h), Some(t)) => Some(TenantHeader::new(h, t, p.tenant_per_project)?),
-        _ => None,
-    };
+    let tenant = c.backend_tenant.as_ref().map(TenantHeader::from);
     Ok(BackendOptions {
         base_urls,
         timeout,
@@ -225,7 +212,7 @@ pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> 
 fn build_state(loaded: &Loaded) -> Result<State, String> {
     let c = &loaded.config;
     let metrics = Metrics::new();
-    let backend = Backend::new(backend_options(c, &aws_credentials::process_env())?)
+    let backend = Backend::new(backend_options(c, &env::process_env())?)
         .map_err(|e| format!("[prometheus] ca_file/cert_file: {e}"))?;
     let urls: Vec<String> = backend_urls(c);
     tracing::info!(

@@ -6,7 +6,6 @@
 //! service user (password or application credential), validate user tokens
 //! with `GET /v3/auth/tokens`, re-login once when our own token is refused.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
@@ -15,19 +14,20 @@ use tokio::sync::{Mutex, RwLock};
 use url::Url;
 
 use super::token_hash;
+use crate::config::Secret;
 
 /// How the service user logs in (`[keystone_authtoken] auth_type`).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum Credentials {
     /// `auth_type = password` / `v3password`.
     Password {
         user: NameOrId,
         user_domain: NameOrId,
-        password: String,
+        password: Secret,
         project: Option<(NameOrId, NameOrId)>,
     },
     /// `auth_type = v3applicationcredential`.
-    ApplicationCredential { id: String, secret: String },
+    ApplicationCredential { id: String, secret: Secret },
 }
 
 /// Keystone lets most things be named either by name or by id.
@@ -46,25 +46,6 @@ impl NameOrId {
     }
 }
 
-impl fmt::Debug for Credentials {
-    // Never print a password or a secret, whatever logs the value.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Credentials::Password { user, project, .. } => f
-                .debug_struct("Password")
-                .field("user", user)
-                .field("project", project)
-                .field("password", &"***")
-                .finish(),
-            Credentials::ApplicationCredential { id, .. } => f
-                .debug_struct("ApplicationCredential")
-                .field("id", id)
-                .field("secret", &"***")
-                .finish(),
-        }
-    }
-}
-
 impl Credentials {
     fn auth_body(&self) -> Value {
         match self {
@@ -75,7 +56,7 @@ impl Credentials {
                 project,
             } => {
                 let mut u = user.to_json();
-                u["password"] = json!(password);
+                u["password"] = json!(password.expose());
                 if matches!(user, NameOrId::Name(_)) {
                     u["domain"] = user_domain.to_json();
                 }
@@ -92,7 +73,7 @@ impl Credentials {
             }
             Credentials::ApplicationCredential { id, secret } => json!({"auth": {"identity": {
                 "methods": ["application_credential"],
-                "application_credential": {"id": id, "secret": secret}
+                "application_credential": {"id": id, "secret": secret.expose()}
             }}}),
         }
     }

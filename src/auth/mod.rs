@@ -288,7 +288,7 @@ impl Authenticator {
         }
         let creds = Credentials::ApplicationCredential {
             id: id.to_owned(),
-            secret: secret.to_owned(),
+            secret: crate::config::Secret::new(secret),
         };
         let exchanged = self
             .exchanged

@@ -11,6 +11,8 @@
 
 use reqwest::header::{HeaderName, HeaderValue};
 
+use crate::config::TenantConfig;
+
 /// A tenant header and how its value is chosen.
 #[derive(Debug, Clone)]
 pub struct TenantHeader {
@@ -20,8 +22,21 @@ pub struct TenantHeader {
     per_project: bool,
 }
 
+impl From<&TenantConfig> for TenantHeader {
+    /// The header as `[prometheus]` configures it (checked at load).
+    fn from(t: &TenantConfig) -> Self {
+        TenantHeader {
+            name: t.header.clone(),
+            tenant: t.tenant.clone(),
+            per_project: t.per_project,
+        }
+    }
+}
+
 impl TenantHeader {
-    /// Checks the header name and value; errors name the option.
+    /// Checks the header name and value; errors name the option (tests
+    /// only: the service takes a [`TenantConfig`] checked at load).
+    #[cfg(test)]
     pub fn new(name: &str, tenant: &str, per_project: bool) -> Result<Self, String> {
         Ok(TenantHeader {
             name: HeaderName::from_bytes(name.as_bytes()).map_err(|_| {

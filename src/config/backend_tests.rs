@@ -324,3 +324,28 @@ fn command_line_overrides_win_over_files_and_keep_dollars() {
     assert_eq!(c.prometheus.base_url().as_str(), "http://only:1/");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_chosen_backend_auth_carries_its_options_and_the_tenant_is_checked_once() {
+    let (c, _) = ok("[prometheus]\nusername = u\npassword = p\n");
+    assert_eq!(
+        c.backend_auth,
+        BackendAuthConfig::Basic {
+            username: "u".into(),
+            password: Secret::new("p"),
+        }
+    );
+    assert_eq!(c.backend_auth.method(), c.prometheus.auth_method);
+    assert!(c.backend_tenant.is_none());
+    let (c, _) = ok("[prometheus]\nauth_method = azure\n[prometheus_azure]\ntenant_id = t\n");
+    match &c.backend_auth {
+        BackendAuthConfig::Azure(a) => assert_eq!(a.tenant_id.as_deref(), Some("t")),
+        other => panic!("expected azure, got {other:?}"),
+    }
+    let (c, _) = ok("[prometheus]\ntenant_header = X-Scope-OrgID\ntenant = ops\n");
+    let t = c.backend_tenant.expect("a tenant header");
+    assert_eq!(
+        (t.header.as_str(), t.tenant.to_str().ok(), t.per_project),
+        ("x-scope-orgid", Some("ops"), false)
+    );
+}

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::options::{Support, OPTIONS};
 use super::resolve::{Resolver, Sources};
 use super::*;
+use url::Url;
 
 /// A scratch directory removed on drop.
 struct TempDir(PathBuf);

@@ -26,8 +26,9 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use super::aws_credentials::{env_var, Env};
-use super::refresh::{CacheState, Expiring, Refreshing};
+use super::oauth;
+use crate::backend::env::{env_var, Env};
+use crate::backend::refresh::{CacheState, Expiring, Refreshing};
 use crate::config::{GoogleIdentityKind, GoogleSection};
 
 /// Google's token endpoint, when a key names none.
@@ -279,14 +280,14 @@ impl GoogleAuth {
                     .await
             }
         };
-        super::oauth::token_from(resp, &who).await
+        oauth::token_from(resp, &who).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::aws_credentials::env_of as env;
+    use crate::backend::env::env_of as env;
 
     fn section() -> GoogleSection {
         crate::config::default_config().prometheus_google

@@ -4,14 +4,15 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::refresh::Expiring;
+use crate::backend::client::root_cause;
+use crate::backend::refresh::Expiring;
 
 /// Reads the answer of a token request; `who` names the issuer in errors.
 pub async fn token_from(
     resp: Result<reqwest::Response, reqwest::Error>,
     who: &str,
 ) -> Result<Expiring<String>, String> {
-    let resp = resp.map_err(|e| format!("{who}: {}", super::root_cause(&e)))?;
+    let resp = resp.map_err(|e| format!("{who}: {}", root_cause(&e)))?;
     let status = resp.status();
     let body: Value = resp
         .json()

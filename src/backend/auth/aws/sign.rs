@@ -3,15 +3,14 @@
 //! Every request is signed with the `aws-sigv4` crate over its method, path,
 //! query string, the headers we choose to sign, and a SHA-256 of the body
 //! that is actually sent (a form-encoded POST is signed over its form body,
-//! not over an empty one). Credentials come from
-//! [`super::aws_credentials`], cached and refreshed there.
+//! not over an empty one). This file only signs: which credentials, and
+//! their refreshing, is [`super`]'s business.
 //!
 //! The query string is re-encoded before sending with SigV4's own rules
 //! (RFC 3986: only `A–Z a–z 0–9 - _ . ~` stay as they are, a space is
 //! `%20`), so that what is sent and what is signed cannot differ in how a
 //! `+` or a space is read.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
@@ -20,8 +19,6 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
-
-use super::aws_credentials::AwsCredentialProvider;
 
 /// Characters SigV4 percent-encodes: everything but the unreserved set.
 const SIGV4_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
@@ -102,31 +99,6 @@ pub fn signature_headers(
         .into_iter()
         .map(|h| (h.name(), h.value().to_owned()))
         .collect())
-}
-
-/// SigV4 signing with cached, refreshing credentials.
-pub struct SigV4 {
-    pub region: String,
-    pub service: String,
-    pub credentials: Arc<AwsCredentialProvider>,
-}
-
-impl SigV4 {
-    /// The headers that authenticate `req` now.
-    pub async fn headers_for(
-        &self,
-        req: ToSign<'_>,
-    ) -> Result<Vec<(&'static str, String)>, String> {
-        let creds = self.credentials.credentials().await?;
-        signature_headers(
-            &creds,
-            &self.region,
-            &self.service,
-            SystemTime::now(),
-            req,
-            false,
-        )
-    }
 }
 
 #[cfg(test)]

@@ -22,8 +22,9 @@ use std::path::PathBuf;
 
 use url::Url;
 
-use super::aws_credentials::Env;
-use super::refresh::{CacheState, Expiring, Refreshing};
+use super::oauth;
+use crate::backend::env::{env_var, Env};
+use crate::backend::refresh::{CacheState, Expiring, Refreshing};
 use crate::config::{AzureIdentityKind, AzureSection, Secret};
 
 /// Azure's public-cloud authority.
@@ -70,10 +71,6 @@ pub struct AzureAd {
     cache: Refreshing<String>,
 }
 
-fn env_var(env: &Env, name: &str) -> Option<String> {
-    env.get(name).filter(|v| !v.is_empty()).cloned()
-}
-
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
@@ -88,11 +85,11 @@ impl AzureAd {
         let tenant = a
             .tenant_id
             .clone()
-            .or_else(|| env_var(env, "AZURE_TENANT_ID"));
+            .or_else(|| env_var(env, "AZURE_TENANT_ID").map(str::to_owned));
         let client = a
             .client_id
             .clone()
-            .or_else(|| env_var(env, "AZURE_CLIENT_ID"));
+            .or_else(|| env_var(env, "AZURE_CLIENT_ID").map(str::to_owned));
         let secret = a
             .client_secret
             .clone()
@@ -100,7 +97,7 @@ impl AzureAd {
         let token_file = a
             .federated_token_file
             .clone()
-            .or_else(|| env_var(env, "AZURE_FEDERATED_TOKEN_FILE"));
+            .or_else(|| env_var(env, "AZURE_FEDERATED_TOKEN_FILE").map(str::to_owned));
         let kind = match a.identity {
             AzureIdentityKind::Auto if secret.is_some() => AzureIdentityKind::ClientSecret,
             AzureIdentityKind::Auto if token_file.is_some() => AzureIdentityKind::WorkloadIdentity,
@@ -164,7 +161,7 @@ impl AzureAd {
         };
         let authority = match &a.authority_host {
             Some(u) => u.clone(),
-            None => match env_var(env, "AZURE_AUTHORITY_HOST") {
+            None => match env_var(env, "AZURE_AUTHORITY_HOST").map(str::to_owned) {
                 Some(h) => crate::config::parse_url(&h)
                     .map_err(|e| format!("AZURE_AUTHORITY_HOST: {e}"))?,
                 None => {
@@ -300,14 +297,14 @@ impl AzureAd {
                 self.http.get(u).header("Metadata", "true").send().await
             }
         };
-        super::oauth::token_from(resp, &format!("Azure AD ({})", self.identity.kind())).await
+        oauth::token_from(resp, &format!("Azure AD ({})", self.identity.kind())).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::aws_credentials::env_of as env;
+    use crate::backend::env::env_of as env;
 
     fn section() -> AzureSection {
         crate::config::default_config().prometheus_azure

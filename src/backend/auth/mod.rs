@@ -1,6 +1,6 @@
 //! The one place that decides how an outgoing backend request is
 //! authenticated. Each method lives in its own file; adding one is adding
-//! a variant here and its arm in [`BackendAuth::apply`].
+//! a file, a variant here and its arm in [`BackendAuth::apply`].
 //!
 //! Whatever goes wrong while obtaining credentials becomes
 //! [`BackendError::Credentials`] naming the method (503 to the caller);
@@ -13,12 +13,22 @@ use std::sync::Arc;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
 
-use super::azure::AzureAd;
-use super::bearer_file::BearerFile;
-use super::google::GoogleAuth;
-use super::refresh::CacheState;
-use super::sigv4::{SigV4, ToSign};
-use super::BackendError;
+pub mod aws;
+pub mod azure;
+pub mod basic;
+pub mod bearer_file;
+pub mod google;
+mod oauth;
+
+use aws::sign::ToSign;
+use aws::SigV4;
+use azure::AzureAd;
+use basic::Basic;
+use bearer_file::BearerFile;
+use google::GoogleAuth;
+
+use crate::backend::error::BackendError;
+use crate::backend::refresh::CacheState;
 
 /// How requests to the backend authenticate.
 #[derive(Clone, Default)]
@@ -28,7 +38,7 @@ pub enum BackendAuth {
     #[default]
     None,
     /// `[prometheus] username` / `password`.
-    Basic { username: String, password: String },
+    Basic(Basic),
     /// `Authorization: Bearer` from `[prometheus] bearer_token_file`.
     BearerFile(Arc<BearerFile>),
     /// AWS SigV4 (Amazon Managed Service for Prometheus).
@@ -70,7 +80,7 @@ impl BackendAuth {
     pub fn method(&self) -> &'static str {
         match self {
             BackendAuth::None => "none",
-            BackendAuth::Basic { .. } => "basic",
+            BackendAuth::Basic(_) => "basic",
             BackendAuth::BearerFile(_) => "bearer_file",
             BackendAuth::SigV4(_) => "sigv4",
             BackendAuth::Azure(_) => "azure",
@@ -88,7 +98,7 @@ impl BackendAuth {
     pub fn describe(&self) -> String {
         match self {
             BackendAuth::None => "none".to_owned(),
-            BackendAuth::Basic { username, .. } => format!("basic (user {username})"),
+            BackendAuth::Basic(b) => format!("basic (user {})", b.username),
             BackendAuth::BearerFile(b) => format!("bearer_file ({})", b.path().display()),
             BackendAuth::SigV4(s) => format!(
                 "sigv4 (service {}, region {}, credentials: {}, STS {})",
@@ -105,7 +115,7 @@ impl BackendAuth {
     /// The credentials' state for `/healthcheck?detailed` (no secret).
     pub fn status(&self) -> Value {
         let mut v = match self {
-            BackendAuth::None | BackendAuth::Basic { .. } => json!({}),
+            BackendAuth::None | BackendAuth::Basic(_) => json!({}),
             BackendAuth::BearerFile(b) => match b.token() {
                 Ok(_) => json!({"credentials": "readable"}),
                 Err(e) => json!({"credentials": "unreadable", "last_error": e}),
@@ -142,7 +152,7 @@ impl BackendAuth {
     ) -> Result<RequestBuilder, BackendError> {
         Ok(match self {
             BackendAuth::None => rb,
-            BackendAuth::Basic { username, password } => rb.basic_auth(username, Some(password)),
+            BackendAuth::Basic(b) => b.apply(rb),
             BackendAuth::BearerFile(b) => rb.bearer_auth(b.token().map_err(|e| self.fail(e))?),
             BackendAuth::Azure(a) => rb.bearer_auth(a.token().await.map_err(|e| self.fail(e))?),
             BackendAuth::Google(g) => rb.bearer_auth(g.token().await.map_err(|e| self.fail(e))?),

@@ -17,7 +17,7 @@
 //!
 //! Both answer with the same JSON (`AccessKeyId`, `SecretAccessKey`,
 //! `Token`, `Expiration`); the result is cached and refreshed before it
-//! expires by the caller's [`super::refresh::Refreshing`].
+//! expires by the caller's [`crate::backend::refresh::Refreshing`].
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -27,8 +27,9 @@ use aws_credential_types::Credentials;
 use serde::Deserialize;
 use url::Url;
 
-use super::aws_credentials::{env_var, Env};
-use super::refresh::Expiring;
+use crate::backend::client::root_cause;
+use crate::backend::env::{env_var, Env};
+use crate::backend::refresh::Expiring;
 use crate::config::Secret;
 
 /// Host of the ECS agent, for `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`.
@@ -183,7 +184,7 @@ async fn text_of(
     resp: Result<reqwest::Response, reqwest::Error>,
     what: &str,
 ) -> Result<String, String> {
-    let resp = resp.map_err(|e| format!("{what}: {}", super::root_cause(&e)))?;
+    let resp = resp.map_err(|e| format!("{what}: {}", root_cause(&e)))?;
     let status = resp.status();
     let text = resp
         .text()
@@ -273,7 +274,7 @@ pub async fn instance_credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::aws_credentials::env_of as env;
+    use crate::backend::env::env_of as env;
 
     #[test]
     fn container_uris_follow_the_sdk_rules() {
