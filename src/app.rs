@@ -23,7 +23,8 @@ use crate::config::{self, AuthMode, BackendAuthMethod, Config, MemcacheSecurity,
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::policy::{Enforcer, PolicyOptions};
-use crate::server::{self, Authn, HealthOptions, ListenOptions, State};
+use crate::server::{self, ListenOptions};
+use crate::state::{Authn, HealthOptions, State};
 use crate::telemetry::{self, LogOptions};
 
 /// A validated configuration with its policy loaded.
@@ -318,7 +319,7 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
         authn,
         enforcer: loaded.enforcer.clone(),
         backend,
-        scoper: crate::api::rewrite::Scoper::new(c.prometheus.project_label_name.clone()),
+        scoper: crate::request::Scoper::new(c.prometheus.project_label_name.clone()),
         root_path: c.api.root_path.clone(),
         www_authenticate_uri: c
             .keystone

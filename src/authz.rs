@@ -1,4 +1,4 @@
-//! Authorization stage: `(Identity, endpoint) → Access`.
+//! Authorization stage: `(Identity, rule, Guard) → Access | Denied`.
 //!
 //! Mirrors upstream Aetos: when `telemetry:<api>:all_projects` passes the
 //! caller is privileged and its request is forwarded unmodified; else when
@@ -6,9 +6,23 @@
 //! Any failure to decide (no project to scope to, a rule that cannot be
 //! evaluated) denies.
 
-use crate::api::routes::{Api, Guard};
 use crate::identity::Identity;
 use crate::policy::Enforcer;
+
+/// How the policy decides between privileged and scoped for one endpoint
+/// (a column of the route table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// `<rule>:all_projects` → privileged, else `<rule>` → scoped, else 403
+    /// (upstream's query/series/labels/label).
+    ScopedOrAll,
+    /// `<rule>` → privileged, else 403 (targets, status, snapshot, …).
+    Only,
+    /// `<rule>` must pass; then `<rule>:all_projects` → privileged, else
+    /// scoped (delete_series: a project admin allowed to delete by an
+    /// operator's override may delete only its own series).
+    RequiredThenScope,
+}
 
 /// What the caller may do with this request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,39 +41,45 @@ pub struct Denied {
     pub rule: String,
 }
 
-/// Decides the access mode of `identity` for `api`.
-pub fn authorize(enforcer: &Enforcer, identity: &Identity, api: &Api) -> Result<Access, Denied> {
+/// Decides the access mode of `identity` for an endpoint guarded by the
+/// base policy rule `rule` as `guard` says.
+pub fn authorize(
+    enforcer: &Enforcer,
+    identity: &Identity,
+    rule: &str,
+    guard: Guard,
+) -> Result<Access, Denied> {
     let creds = identity.credentials();
     let target = identity.policy_target();
     let check = |rule: &str| enforcer.enforce(rule, &target, &creds);
-    let all = format!("{}:all_projects", api.rule);
+    let all = format!("{rule}:all_projects");
     let denied = |rule: &str| Denied {
         rule: rule.to_owned(),
     };
-    match api.guard {
+    match guard {
         Guard::Only => {
-            if check(api.rule) {
+            if check(rule) {
                 Ok(Access::Privileged)
             } else {
-                Err(denied(api.rule))
+                Err(denied(rule))
             }
         }
         Guard::ScopedOrAll => {
             if check(&all) {
                 Ok(Access::Privileged)
-            } else if check(api.rule) {
-                scoped(identity, api.rule)
+            } else if check(rule) {
+                scoped(identity, rule)
             } else {
-                Err(denied(api.rule))
+                Err(denied(rule))
             }
         }
         Guard::RequiredThenScope => {
-            if !check(api.rule) {
-                Err(denied(api.rule))
+            if !check(rule) {
+                Err(denied(rule))
             } else if check(&all) {
                 Ok(Access::Privileged)
             } else {
-                scoped(identity, api.rule)
+                scoped(identity, rule)
             }
         }
     }
@@ -75,14 +95,5 @@ fn scoped(identity: &Identity, rule: &str) -> Result<Access, Denied> {
         _ => Err(Denied {
             rule: format!("{rule} (no project to scope to)"),
         }),
-    }
-}
-
-/// The access mode as a word for logs and metrics.
-pub fn mode_name(access: &Result<Access, Denied>) -> &'static str {
-    match access {
-        Ok(Access::Privileged) => "privileged",
-        Ok(Access::Scoped { .. }) => "scoped",
-        Err(_) => "denied",
     }
 }

@@ -13,27 +13,21 @@
 //! into borrowed views ([`raw`]) and every kept entry is copied to one
 //! output buffer byte for byte, so a request holds at most about twice the
 //! backend body. Large bodies are filtered on the blocking thread pool.
-// Error answers are returned as ready `HttpResponse`s: they are the rare
-// path, and boxing them would only add an allocation.
-#![allow(clippy::result_large_err)]
-
 pub mod raw;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::value::RawValue;
 
-use super::errors;
-use super::rewrite::Params;
-use super::routes::Api;
+use super::Refusal;
 use crate::backend::BackendRequest;
-use crate::server::State;
+use crate::request::{Filter, Params};
+use crate::state::State;
 use crate::tenancy;
 use raw::{write_key, write_raw, RawObject};
 
@@ -64,11 +58,11 @@ enum Encoding {
     Gzip,
 }
 
-fn unavailable(message: &str) -> HttpResponse {
-    errors::prom_error(StatusCode::BAD_GATEWAY, "unavailable", message)
+fn unavailable(message: &str) -> Refusal {
+    Refusal::Unfilterable(message.to_owned())
 }
 
-fn too_large(cap: usize) -> HttpResponse {
+fn too_large(cap: usize) -> Refusal {
     tracing::warn!(
         "refused to filter a backend answer larger than [api] max_filtered_response_bytes \
          ({cap} bytes) for a project-scoped caller"
@@ -80,7 +74,7 @@ fn too_large(cap: usize) -> HttpResponse {
 
 /// Reads a backend body of at most `cap` bytes (after decoding) into one
 /// exactly-sized buffer.
-async fn read_body(resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, HttpResponse> {
+async fn read_body(resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, Refusal> {
     let encoding = match resp.headers().get("content-encoding").map(|v| v.as_bytes()) {
         None | Some(b"identity") => Encoding::Identity,
         Some(b"gzip") | Some(b"x-gzip") => Encoding::Gzip,
@@ -146,7 +140,7 @@ fn decode(encoding: Encoding, body: Vec<u8>, cap: usize) -> Decoded {
 }
 
 /// Runs a filter, on the blocking pool when its input is large.
-async fn run<F>(input_len: usize, f: F) -> Result<Vec<u8>, HttpResponse>
+async fn run<F>(input_len: usize, f: F) -> Result<Vec<u8>, Refusal>
 where
     F: FnOnce() -> Result<Vec<u8>, FilterError> + Send + 'static,
 {
@@ -178,48 +172,35 @@ fn shrunk(mut out: Vec<u8>) -> Vec<u8> {
 /// pass through unchanged.
 pub async fn filtered(
     resp: reqwest::Response,
-    api: &Api,
+    filter: Filter,
     state: &State,
     project: &str,
-) -> HttpResponse {
+) -> Result<HttpResponse, Refusal> {
     if !resp.status().is_success() {
-        return super::stream_unfiltered(resp);
+        return Ok(super::stream_unfiltered(resp));
     }
     let mut head = super::response_head(&resp);
-    let body = match read_body(resp, state.max_filtered).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let body = read_body(resp, state.max_filtered).await?;
     let label = state.scoper.label().to_owned();
     let project = project.to_owned();
-    let name = api.name;
     let out = run(body.len(), move || {
-        let out = match name {
-            "rules" => filter_rules(&body, &label, &project),
-            "alerts" => filter_alerts(&body, &label, &project),
-            // Every other FilterResponse endpoint builds its own answer.
-            _ => Err(FilterError::Shape("an endpoint that is not filtered")),
+        let out = match filter {
+            Filter::Rules => filter_rules(&body, &label, &project),
+            Filter::Alerts => filter_alerts(&body, &label, &project),
+            // These build their own answer (scoped_metadata).
+            Filter::Metadata | Filter::TargetsMetadata => {
+                Err(FilterError::Shape("an endpoint that is not filtered"))
+            }
         };
         drop(body);
         out.map(shrunk)
     })
-    .await;
-    match out {
-        Ok(out) => {
-            // The filtered body is re-encoded by us, uncompressed.
-            head.content_type("application/json");
-            let mut r = head.body(Bytes::from(out));
-            r.headers_mut().remove("content-encoding");
-            r
-        }
-        Err(r) => r,
-    }
-}
-
-/// Whether a scoped caller's answer for `api` is built by
-/// [`scoped_metadata`] instead of filtering the forwarded request's answer.
-pub fn builds_own_answer(api: &Api) -> bool {
-    matches!(api.name, "metadata" | "targets_metadata")
+    .await?;
+    // The filtered body is re-encoded by us, uncompressed.
+    head.content_type("application/json");
+    let mut r = head.body(Bytes::from(out));
+    r.headers_mut().remove("content-encoding");
+    Ok(r)
 }
 
 /// `metadata` and `targets/metadata` for a caller scoped to `project`:
@@ -227,26 +208,25 @@ pub fn builds_own_answer(api: &Api) -> bool {
 /// the targets' metadata, and keeps the entries of those targets for those
 /// metric families (see [`ProjectSeries`]).
 pub async fn scoped_metadata(
-    api: &Api,
+    filter: Filter,
     params: &Params,
     state: &State,
     project: &str,
-) -> HttpResponse {
-    let targets_api = api.name == "targets_metadata";
-    let q = match MetadataQuery::parse(&params.url) {
-        Ok(q) => q,
-        Err(e) => {
-            tracing::info!("refused a scoped {} request: {e}", api.name);
-            return errors::bad_data(&e);
-        }
-    };
-    let query = match project_series_query(state, project, q.metric.as_deref()) {
-        Ok(q) => q,
-        Err(e) => {
-            tracing::info!("cannot scope the metadata series query: {e}");
-            return errors::bad_data(&e);
-        }
-    };
+) -> Result<HttpResponse, Refusal> {
+    let targets_api = filter == Filter::TargetsMetadata;
+    let q = MetadataQuery::parse(&params.url).map_err(|e| {
+        let name = if targets_api {
+            "targets_metadata"
+        } else {
+            "metadata"
+        };
+        tracing::info!("refused a scoped {name} request: {e}");
+        Refusal::BadData(e)
+    })?;
+    let query = project_series_query(state, project, q.metric.as_deref()).map_err(|e| {
+        tracing::info!("cannot scope the metadata series query: {e}");
+        Refusal::BadData(e)
+    })?;
     let series_req = get_request("/api/v1/query", &[("query", query.as_str())], project);
     let mut forwarded: Vec<(&str, &str)> = Vec::new();
     if let Some(m) = &q.metric {
@@ -264,10 +244,7 @@ pub async fn scoped_metadata(
         fetch(state, targets_req, cap),
     )
     .await;
-    let (series, targets) = match (series, targets) {
-        (Ok(s), Ok(t)) => (s, t),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
+    let (series, targets) = (series?, targets?);
     let label = state.scoper.label().to_owned();
     let project = project.to_owned();
     let len = series.len() + targets.len();
@@ -282,13 +259,10 @@ pub async fn scoped_metadata(
         drop(targets);
         out.map(shrunk)
     })
-    .await;
-    match out {
-        Ok(out) => HttpResponse::Ok()
-            .content_type("application/json")
-            .body(Bytes::from(out)),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(Bytes::from(out)))
 }
 
 /// `count by (__name__, job, instance) ({<label>="<project>"})`, narrowed
@@ -342,14 +316,10 @@ fn get_request(path: &str, pairs: &[(&str, &str)], project: &str) -> BackendRequ
 
 /// One backend request whose successful answer is read (bounded); an
 /// error answer is passed to the caller as it is.
-async fn fetch(state: &State, req: BackendRequest, cap: usize) -> Result<Vec<u8>, HttpResponse> {
-    let resp = state
-        .backend
-        .send(req)
-        .await
-        .map_err(super::backend_error)?;
+async fn fetch(state: &State, req: BackendRequest, cap: usize) -> Result<Vec<u8>, Refusal> {
+    let resp = state.backend.send(req).await?;
     if !resp.status().is_success() {
-        return Err(super::stream_unfiltered(resp));
+        return Err(Refusal::Upstream(Box::new(resp)));
     }
     read_body(resp, cap).await
 }

@@ -38,7 +38,7 @@ use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-use crate::api::rewrite::Params;
+use crate::request::Params;
 pub use auth::{BackendAuth, Outgoing};
 pub use pool::TargetReport;
 pub use tenant::TenantHeader;
