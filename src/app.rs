@@ -223,7 +223,7 @@ pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> 
     })
 }
 
-fn build_state(loaded: &Loaded) -> Result<State, String> {
+pub(crate) fn build_state(loaded: &Loaded) -> Result<State, String> {
     let c = &loaded.config;
     let metrics = Metrics::new();
     let backend = Backend::new(backend_options(c, &aws_credentials::process_env())?)

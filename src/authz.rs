@@ -97,3 +97,100 @@ fn scoped(identity: &Identity, rule: &str) -> Result<Access, Denied> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyOptions;
+    use crate::test_support::TempDir;
+
+    /// Rules named after their outcome: `t:<base>_<all>` passes its base
+    /// rule when `<base>` is `pass`, its `:all_projects` when `<all>` is.
+    const POLICY: &str = r#"
+"t:pass_pass": "@"
+"t:pass_pass:all_projects": "@"
+"t:pass_fail": "@"
+"t:pass_fail:all_projects": "!"
+"t:fail_pass": "!"
+"t:fail_pass:all_projects": "@"
+"t:fail_fail": "!"
+"t:fail_fail:all_projects": "!"
+"#;
+
+    fn enforcer(dir: &TempDir) -> Enforcer {
+        let file = dir.write("policy.yaml", POLICY);
+        Enforcer::new(PolicyOptions {
+            policy_file: file.display().to_string(),
+            ..PolicyOptions::default()
+        })
+        .expect("the test policy loads")
+    }
+
+    fn caller(project: Option<&str>) -> Identity {
+        Identity {
+            user_id: Some("u".into()),
+            project_id: project.map(str::to_owned),
+            roles: vec!["reader".into()],
+            ..Identity::default()
+        }
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Want {
+        Privileged,
+        Scoped,
+        /// Denied, naming the base rule.
+        Denied,
+        /// Denied because a scoped caller has no project.
+        NoProject,
+    }
+
+    #[test]
+    fn authorize_over_guard_and_policy_outcome() {
+        use Guard::*;
+        use Want::*;
+        // guard, rule, with a project, without one
+        let table = [
+            (ScopedOrAll, "t:pass_pass", Privileged, Privileged),
+            (ScopedOrAll, "t:pass_fail", Scoped, NoProject),
+            (ScopedOrAll, "t:fail_pass", Privileged, Privileged),
+            (ScopedOrAll, "t:fail_fail", Denied, Denied),
+            (Only, "t:pass_pass", Privileged, Privileged),
+            (Only, "t:pass_fail", Privileged, Privileged),
+            (Only, "t:fail_pass", Denied, Denied),
+            (Only, "t:fail_fail", Denied, Denied),
+            (RequiredThenScope, "t:pass_pass", Privileged, Privileged),
+            (RequiredThenScope, "t:pass_fail", Scoped, NoProject),
+            (RequiredThenScope, "t:fail_pass", Denied, Denied),
+            (RequiredThenScope, "t:fail_fail", Denied, Denied),
+        ];
+        let dir = TempDir::new("authz");
+        let e = enforcer(&dir);
+        for (guard, rule, with_project, without) in table {
+            for (project, want) in [(Some("A"), with_project), (None, without)] {
+                let got = authorize(&e, &caller(project), rule, guard);
+                let expected = match want {
+                    Privileged => Ok(Access::Privileged),
+                    Scoped => Ok(Access::Scoped {
+                        project: "A".into(),
+                    }),
+                    Denied => Err(super::Denied {
+                        rule: rule.to_owned(),
+                    }),
+                    NoProject => Err(super::Denied {
+                        rule: format!("{rule} (no project to scope to)"),
+                    }),
+                };
+                assert_eq!(got, expected, "{guard:?} {rule} project {project:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_project_is_no_project() {
+        let dir = TempDir::new("authz");
+        let e = enforcer(&dir);
+        let got = authorize(&e, &caller(Some("")), "t:pass_fail", Guard::ScopedOrAll);
+        assert!(got.is_err(), "{got:?}");
+    }
+}

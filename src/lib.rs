@@ -16,6 +16,8 @@
 //! when an import goes up or sideways.
 //!
 //! ```text
+//!  inprocess ────────────────── tests of the whole route table, in-process (cfg(test))
+//!   ▼
 //!  app ──────────────────────── config → the components (State), and running them
 //!   ▼
 //!  server ───────────────────── actix App, request id, access log, listeners, shutdown
@@ -44,6 +46,8 @@ pub mod backend;
 pub mod config;
 pub mod cors;
 pub mod identity;
+#[cfg(test)]
+mod inprocess;
 pub mod limits;
 pub mod metrics;
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 /// Wraps every request: a fresh `req-<uuid>`, a tracing span carrying it
 /// (so every log line of the request has it), the response header, and one
 /// access-log line.
-fn with_request_id<S, B>(
+pub(crate) fn with_request_id<S, B>(
     req: ServiceRequest,
     srv: &S,
 ) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + 'static

@@ -283,4 +283,158 @@ mod tests {
         );
         assert_eq!(body(r)["error"]["code"], 401);
     }
+
+    /// Every refusal as it is answered: status, the headers that matter
+    /// and the body text, byte for byte.
+    #[test]
+    fn every_refusal_renders_as_before() {
+        let key = LimitKey {
+            privileged: false,
+            project: "A".into(),
+        };
+        let env =
+            |t: &str, e: &str| format!(r#"{{"error":"{e}","errorType":"{t}","status":"error"}}"#);
+        /// A refusal, its status, headers it must carry, its body text.
+        type Row = (Refusal, u16, Vec<(&'static str, &'static str)>, String);
+        let table: Vec<Row> = vec![
+            (
+                Refusal::IdentityUnavailable,
+                503,
+                vec![],
+                env(
+                    "unavailable",
+                    "The identity service is unavailable; the token could not be validated.",
+                ),
+            ),
+            (
+                Refusal::Forbidden(Denied { rule: "r".into() }),
+                403,
+                vec![],
+                env("forbidden", "RBAC Authorization Failed"),
+            ),
+            (
+                Refusal::BadData("no".into()),
+                400,
+                vec![],
+                env("bad_data", "no"),
+            ),
+            (
+                Refusal::TooLarge { limit: 10 },
+                413,
+                vec![],
+                env("bad_data", "request body larger than 10 bytes"),
+            ),
+            (
+                Refusal::UnsupportedMedia,
+                415,
+                vec![],
+                env(
+                    "bad_data",
+                    "request bodies must be application/x-www-form-urlencoded",
+                ),
+            ),
+            (
+                Refusal::MethodNotAllowed(&["GET", "POST"]),
+                405,
+                vec![("allow", "GET, POST")],
+                env("bad_data", "method not allowed; use GET or POST"),
+            ),
+            (
+                Refusal::BodyTimeout(Duration::from_secs(3)),
+                408,
+                vec![],
+                env("timeout", "request body not received within 3s"),
+            ),
+            (
+                Refusal::Limited {
+                    key: key.clone(),
+                    refusal: limits::Refusal::Concurrency { limit: 2 },
+                },
+                429,
+                vec![("retry-after", "1")],
+                env(
+                    "unavailable",
+                    "too many concurrent requests for this project (at most 2); retry later",
+                ),
+            ),
+            (
+                Refusal::Limited {
+                    key: key.clone(),
+                    refusal: limits::Refusal::QueryBytes { got: 9, max: 8 },
+                },
+                422,
+                vec![],
+                env(
+                    "bad_data",
+                    "query text of 9 bytes exceeds the limit of 8 bytes for this project",
+                ),
+            ),
+            (
+                Refusal::NotFound,
+                404,
+                vec![],
+                env("not_found", "404 page not found"),
+            ),
+            (
+                Refusal::Backend(BackendError::Timeout(Duration::from_secs(2))),
+                504,
+                vec![],
+                env("timeout", "backend did not answer within 2s"),
+            ),
+            (
+                Refusal::Backend(BackendError::Unreachable("x".into())),
+                502,
+                vec![],
+                env("unavailable", "backend unreachable: x"),
+            ),
+            (
+                Refusal::Backend(BackendError::Credentials {
+                    method: "sigv4",
+                    why: "y".into(),
+                }),
+                503,
+                vec![],
+                env(
+                    "unavailable",
+                    "cannot authenticate to the backend (sigv4): y",
+                ),
+            ),
+            (
+                Refusal::Backend(BackendError::Redirect(302)),
+                502,
+                vec![],
+                env(
+                    "unavailable",
+                    "backend answered 302 (a redirect, which aetos does not follow)",
+                ),
+            ),
+            (
+                Refusal::Unfilterable("not JSON".into()),
+                502,
+                vec![],
+                env("unavailable", "not JSON"),
+            ),
+        ];
+        for (refusal, status, headers, text) in table {
+            let what = format!("{refusal:?}");
+            let close = matches!(refusal, Refusal::BodyTimeout(_));
+            let r = refusal.render("");
+            assert_eq!(r.status(), status, "{what}");
+            assert_eq!(
+                r.headers().get("content-type").unwrap(),
+                "application/json",
+                "{what}"
+            );
+            for (k, v) in headers {
+                assert_eq!(r.headers().get(k).unwrap(), v, "{what}");
+            }
+            assert_eq!(
+                r.head().connection_type() == ConnectionType::Close,
+                close,
+                "{what}"
+            );
+            let b = r.into_body().try_into_bytes().unwrap();
+            assert_eq!(std::str::from_utf8(&b).unwrap(), text, "{what}");
+        }
+    }
 }
