@@ -1,6 +1,6 @@
 //! The request as the backend will be sent it: its parameters
 //! ([`Params`]), and how a scoped caller's are confined to its project
-//! ([`Scoping`], applied by [`scope`]).
+//! ([`Scoping`], applied by `scope`).
 //!
 //! This layer sits below `api` (which builds requests from what callers
 //! send) and `backend` (which sends them), so that both can name the same

@@ -3,7 +3,7 @@
 //!
 //! [`handle`] is the only entry point; it resolves the route from the
 //! table in [`routes`], and an API request goes through the pipeline in
-//! [`pipeline`] (admit → prepare → forward → answer). Each step returns a
+//! `pipeline` (admit → prepare → forward → answer). Each step returns a
 //! plain value or a [`Refusal`], which becomes an HTTP answer in one place
 //! ([`refusal`]). Nothing here knows how a stage works inside.
 
