@@ -24,7 +24,8 @@ use crate::config::{self, AuthMode, BackendAuthConfig, Config, MemcacheSecurity,
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::policy::{Enforcer, PolicyOptions};
-use crate::server::{self, Authn, HealthOptions, ListenOptions, State};
+use crate::server::{self, ListenOptions};
+use crate::state::{Authn, HealthOptions, State};
 use crate::telemetry::{self, LogOptions};
 
 /// A validated configuration with its policy loaded.
@@ -209,7 +210,7 @@ pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> 
     })
 }
 
-fn build_state(loaded: &Loaded) -> Result<State, String> {
+pub(crate) fn build_state(loaded: &Loaded) -> Result<State, String> {
     let c = &loaded.config;
     let metrics = Metrics::new();
     let backend = Backend::new(backend_options(c, &env::process_env())?)
@@ -305,7 +306,7 @@ fn build_state(loaded: &Loaded) -> Result<State, String> {
         authn,
         enforcer: loaded.enforcer.clone(),
         backend,
-        scoper: crate::api::rewrite::Scoper::new(c.prometheus.project_label_name.clone()),
+        scoper: crate::request::Scoper::new(c.prometheus.project_label_name.clone()),
         root_path: c.api.root_path.clone(),
         www_authenticate_uri: c
             .keystone

@@ -1,4 +1,4 @@
-//! Authorization stage: `(Identity, endpoint) → Access`.
+//! Authorization stage: `(Identity, rule, Guard) → Access | Denied`.
 //!
 //! Mirrors upstream Aetos: when `telemetry:<api>:all_projects` passes the
 //! caller is privileged and its request is forwarded unmodified; else when
@@ -6,9 +6,23 @@
 //! Any failure to decide (no project to scope to, a rule that cannot be
 //! evaluated) denies.
 
-use crate::api::routes::{Api, Guard};
 use crate::identity::Identity;
 use crate::policy::Enforcer;
+
+/// How the policy decides between privileged and scoped for one endpoint
+/// (a column of the route table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// `<rule>:all_projects` → privileged, else `<rule>` → scoped, else 403
+    /// (upstream's query/series/labels/label).
+    ScopedOrAll,
+    /// `<rule>` → privileged, else 403 (targets, status, snapshot, …).
+    Only,
+    /// `<rule>` must pass; then `<rule>:all_projects` → privileged, else
+    /// scoped (delete_series: a project admin allowed to delete by an
+    /// operator's override may delete only its own series).
+    RequiredThenScope,
+}
 
 /// What the caller may do with this request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,39 +41,45 @@ pub struct Denied {
     pub rule: String,
 }
 
-/// Decides the access mode of `identity` for `api`.
-pub fn authorize(enforcer: &Enforcer, identity: &Identity, api: &Api) -> Result<Access, Denied> {
+/// Decides the access mode of `identity` for an endpoint guarded by the
+/// base policy rule `rule` as `guard` says.
+pub fn authorize(
+    enforcer: &Enforcer,
+    identity: &Identity,
+    rule: &str,
+    guard: Guard,
+) -> Result<Access, Denied> {
     let creds = identity.credentials();
     let target = identity.policy_target();
     let check = |rule: &str| enforcer.enforce(rule, &target, &creds);
-    let all = format!("{}:all_projects", api.rule);
+    let all = format!("{rule}:all_projects");
     let denied = |rule: &str| Denied {
         rule: rule.to_owned(),
     };
-    match api.guard {
+    match guard {
         Guard::Only => {
-            if check(api.rule) {
+            if check(rule) {
                 Ok(Access::Privileged)
             } else {
-                Err(denied(api.rule))
+                Err(denied(rule))
             }
         }
         Guard::ScopedOrAll => {
             if check(&all) {
                 Ok(Access::Privileged)
-            } else if check(api.rule) {
-                scoped(identity, api.rule)
+            } else if check(rule) {
+                scoped(identity, rule)
             } else {
-                Err(denied(api.rule))
+                Err(denied(rule))
             }
         }
         Guard::RequiredThenScope => {
-            if !check(api.rule) {
-                Err(denied(api.rule))
+            if !check(rule) {
+                Err(denied(rule))
             } else if check(&all) {
                 Ok(Access::Privileged)
             } else {
-                scoped(identity, api.rule)
+                scoped(identity, rule)
             }
         }
     }
@@ -78,11 +98,99 @@ fn scoped(identity: &Identity, rule: &str) -> Result<Access, Denied> {
     }
 }
 
-/// The access mode as a word for logs and metrics.
-pub fn mode_name(access: &Result<Access, Denied>) -> &'static str {
-    match access {
-        Ok(Access::Privileged) => "privileged",
-        Ok(Access::Scoped { .. }) => "scoped",
-        Err(_) => "denied",
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyOptions;
+    use crate::test_support::TempDir;
+
+    /// Rules named after their outcome: `t:<base>_<all>` passes its base
+    /// rule when `<base>` is `pass`, its `:all_projects` when `<all>` is.
+    const POLICY: &str = r#"
+"t:pass_pass": "@"
+"t:pass_pass:all_projects": "@"
+"t:pass_fail": "@"
+"t:pass_fail:all_projects": "!"
+"t:fail_pass": "!"
+"t:fail_pass:all_projects": "@"
+"t:fail_fail": "!"
+"t:fail_fail:all_projects": "!"
+"#;
+
+    fn enforcer(dir: &TempDir) -> Enforcer {
+        let file = dir.write("policy.yaml", POLICY);
+        Enforcer::new(PolicyOptions {
+            policy_file: file.display().to_string(),
+            ..PolicyOptions::default()
+        })
+        .expect("the test policy loads")
+    }
+
+    fn caller(project: Option<&str>) -> Identity {
+        Identity {
+            user_id: Some("u".into()),
+            project_id: project.map(str::to_owned),
+            roles: vec!["reader".into()],
+            ..Identity::default()
+        }
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Want {
+        Privileged,
+        Scoped,
+        /// Denied, naming the base rule.
+        Denied,
+        /// Denied because a scoped caller has no project.
+        NoProject,
+    }
+
+    #[test]
+    fn authorize_over_guard_and_policy_outcome() {
+        use Guard::*;
+        use Want::*;
+        // guard, rule, with a project, without one
+        let table = [
+            (ScopedOrAll, "t:pass_pass", Privileged, Privileged),
+            (ScopedOrAll, "t:pass_fail", Scoped, NoProject),
+            (ScopedOrAll, "t:fail_pass", Privileged, Privileged),
+            (ScopedOrAll, "t:fail_fail", Denied, Denied),
+            (Only, "t:pass_pass", Privileged, Privileged),
+            (Only, "t:pass_fail", Privileged, Privileged),
+            (Only, "t:fail_pass", Denied, Denied),
+            (Only, "t:fail_fail", Denied, Denied),
+            (RequiredThenScope, "t:pass_pass", Privileged, Privileged),
+            (RequiredThenScope, "t:pass_fail", Scoped, NoProject),
+            (RequiredThenScope, "t:fail_pass", Denied, Denied),
+            (RequiredThenScope, "t:fail_fail", Denied, Denied),
+        ];
+        let dir = TempDir::new("authz");
+        let e = enforcer(&dir);
+        for (guard, rule, with_project, without) in table {
+            for (project, want) in [(Some("A"), with_project), (None, without)] {
+                let got = authorize(&e, &caller(project), rule, guard);
+                let expected = match want {
+                    Privileged => Ok(Access::Privileged),
+                    Scoped => Ok(Access::Scoped {
+                        project: "A".into(),
+                    }),
+                    Denied => Err(super::Denied {
+                        rule: rule.to_owned(),
+                    }),
+                    NoProject => Err(super::Denied {
+                        rule: format!("{rule} (no project to scope to)"),
+                    }),
+                };
+                assert_eq!(got, expected, "{guard:?} {rule} project {project:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_project_is_no_project() {
+        let dir = TempDir::new("authz");
+        let e = enforcer(&dir);
+        let got = authorize(&e, &caller(Some("")), "t:pass_fail", Guard::ScopedOrAll);
+        assert!(got.is_err(), "{got:?}");
     }
 }

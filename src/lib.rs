@@ -5,8 +5,37 @@
 //!
 //! ```text
 //! http (server, api) → authn (auth) → authz (authz, policy)
-//!      → tenancy (tenancy, api::rewrite) → backend (backend) → client
+//!      → tenancy (request, tenancy) → backend (backend) → client
 //! ```
+//!
+//! ## Module map
+//!
+//! Each module uses only modules on a row below its own (never one on its
+//! own row or above), so every arrow points down and there is no import
+//! cycle; `module_map`'s test reads this map and the sources and fails
+//! when an import goes up or sideways.
+//!
+//! ```text
+//!  inprocess ────────────────── tests of the whole route table, in-process (cfg(test))
+//!   ▼
+//!  app ──────────────────────── config → the components (State), and running them
+//!   ▼
+//!  server ───────────────────── actix App, request id, access log, listeners, shutdown
+//!   ▼
+//!  api ──────────────────────── route table; pipeline admit → prepare → forward →
+//!   ▼                           answer; every Refusal rendered to HTTP in one place
+//!  state ────────────────────── State: the components a request needs (no actix)
+//!   ▼
+//!  auth  authz  backend  cors ─ authn (Keystone, token caches), authz
+//!   ▼                           ((Identity, rule, Guard) → Access), forwarding, CORS
+//!  request  config ──────────── what the backend is sent (Params, Scoping, Scoper);
+//!   ▼                           configuration sections
+//!  policy  tenancy  limits  identity  metrics  telemetry ── engines and leaves:
+//!   ▼                           oslo.policy, PromQL enforcement, [limits], Identity
+//!  test_support  module_map ─── for the unit tests only
+//! ```
+//!
+//! The binary (`main.rs`) parses the command line and calls `app`.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -17,10 +46,16 @@ pub mod backend;
 pub mod config;
 pub mod cors;
 pub mod identity;
+#[cfg(test)]
+mod inprocess;
 pub mod limits;
 pub mod metrics;
+#[cfg(test)]
+mod module_map;
 pub mod policy;
+pub mod request;
 pub mod server;
+pub mod state;
 pub mod telemetry;
 pub mod tenancy;
 #[cfg(test)]

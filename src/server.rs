@@ -1,12 +1,10 @@
-//! The actix application: shared state, the request-id and access-log
-//! middleware, and start/stop.
+//! The actix application: the request-id and access-log middleware,
+//! listening, and start/stop. What a request needs is in [`crate::state`].
 //!
 //! Every path is answered by [`crate::api::handle`], both at `/…` and below
 //! `[api] root_path`, so any catalog URL form works.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -16,61 +14,8 @@ use actix_web::{web, App, HttpMessage, HttpServer};
 use tracing::Instrument;
 
 use crate::api::{self, RequestFacts};
-use crate::auth::Authenticator;
-use crate::backend::Backend;
-use crate::cors::CorsOptions;
-use crate::metrics::{Metrics, RequestLabels, RouteLabel};
-use crate::policy::Enforcer;
-
-/// How callers are authenticated.
-pub enum Authn {
-    /// Keystone tokens (production).
-    Keystone(Arc<Authenticator>),
-    /// `X-User-Id` / `X-Project-Id` / `X-Roles` are believed (tests only).
-    Noauth,
-    /// `[api] unauthenticated_passthrough`: nobody is authenticated and
-    /// every caller is privileged (signing proxy on a trusted network).
-    Passthrough,
-}
-
-/// `[healthcheck]` settings.
-#[derive(Debug, Clone, Default)]
-pub struct HealthOptions {
-    pub detailed: bool,
-    /// `disable_by_file` backend: unavailable while this file exists.
-    pub disable_by_file: Option<PathBuf>,
-    /// `disable_by_files_ports` backend: per listening port.
-    pub disable_by_port_files: Vec<(u16, PathBuf)>,
-    /// `enable_by_files` backend: unavailable unless all exist.
-    pub enable_by_files: Vec<PathBuf>,
-    /// The port this server listens on.
-    pub port: u16,
-}
-
-/// Everything a request handler needs, built once at start-up.
-pub struct State {
-    pub authn: Authn,
-    pub enforcer: Enforcer,
-    pub backend: Backend,
-    /// The tenancy stage for `[prometheus] project_label_name`, with its rewrite cache.
-    pub scoper: crate::api::rewrite::Scoper,
-    /// `[api] root_path`, e.g. `/prometheus`.
-    pub root_path: String,
-    pub www_authenticate_uri: String,
-    pub proxy_headers: bool,
-    pub max_body: usize,
-    /// `[api] max_filtered_response_bytes`.
-    pub max_filtered: usize,
-    /// `[api] client_body_timeout`: longest time to receive a whole request body.
-    pub client_body_timeout: Duration,
-    pub health: HealthOptions,
-    /// Host to name in hrefs when the caller sent no `Host`.
-    pub listen_host: String,
-    pub metrics: Metrics,
-    pub cors: CorsOptions,
-    /// `[limits]`: admission and shape limits per project.
-    pub limits: Arc<crate::limits::Limits>,
-}
+use crate::metrics::{RequestLabels, RouteLabel};
+use crate::state::State;
 
 /// Header carrying the request id on every answer.
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
@@ -78,7 +23,7 @@ pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 /// Wraps every request: a fresh `req-<uuid>`, a tracing span carrying it
 /// (so every log line of the request has it), the response header, and one
 /// access-log line.
-fn with_request_id<S, B>(
+pub(crate) fn with_request_id<S, B>(
     req: ServiceRequest,
     srv: &S,
 ) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + 'static
@@ -138,7 +83,7 @@ where
                             }
                             .to_owned(),
                             status,
-                            access: facts.map_or("none", |f| f.mode).to_owned(),
+                            access: facts.map_or("none", |f| f.mode.label()).to_owned(),
                         })
                         .inc();
                     m.request_duration
@@ -150,7 +95,7 @@ where
                     path = %path,
                     status,
                     api = facts.map_or("-", |f| f.api),
-                    access = facts.map_or("-", |f| f.mode),
+                    access = facts.map_or("-", |f| f.mode.label()),
                     elapsed_ms = format!("{elapsed_ms:.1}"),
                     "request"
                 );

@@ -2,259 +2,258 @@
 //!
 //! One row says which path it is, which methods it takes, which policy rule
 //! guards it and how a scoped caller's request is rewritten. Handlers do
-//! not decide any of this; they read the row.
+//! not decide any of this; they read the row. [`route`] finds a path's row
+//! by the path written in the row itself.
 
 use actix_web::http::Method;
 
-/// How the parameters of a scoped caller's request are rewritten.
+use crate::authz::Guard;
+use crate::limits::TimeKind;
+use crate::request::{Filter, Scoping};
+
+/// Where an endpoint reads its parameters from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scoping {
-    /// Every `query` parameter is PromQL: enforce the project matcher.
-    Query,
-    /// Every `match[]` is a series selector; with none, add
-    /// `{<label>="<project>"}`.
-    Match,
-    /// Like `Match`, but a request without `match[]` is refused rather than
-    /// widened to "everything of my project" (delete_series).
-    MatchRequired,
-    /// The answer is filtered to the caller's project: rules and alerts go
-    /// out unchanged and their JSON comes back filtered; metadata and
-    /// targets/metadata are built from the project's targets (api::filter).
-    FilterResponse,
-    /// No tenant data in the request or answer; only privileged callers or
-    /// everyone allowed by the base rule (snapshot, buildinfo).
-    None,
+pub enum ParamsIn {
+    /// The URL only: a form body is refused for a scoped endpoint.
+    Url,
+    /// The URL or a form-encoded body (the query APIs' POST form).
+    UrlOrForm,
 }
 
-/// How the policy decides between privileged and scoped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guard {
-    /// `<rule>:all_projects` → privileged, else `<rule>` → scoped, else 403
-    /// (upstream's query/series/labels/label).
-    ScopedOrAll,
-    /// `<rule>` → privileged, else 403 (targets, status, snapshot, …).
-    Only,
-    /// `<rule>` must pass; then `<rule>:all_projects` → privileged, else
-    /// scoped (delete_series: a project admin allowed to delete by an
-    /// operator's override may delete only its own series).
-    RequiredThenScope,
-}
-
-/// One Prometheus API endpoint.
+/// One Prometheus API endpoint: one row of [`ROUTES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Api {
-    /// Name used in logs and metrics.
+    /// Name used in logs and metrics (the `route` label).
     pub name: &'static str,
+    /// The path below the root, as sent to the backend. `{name}` stands for
+    /// one path segment that must be a label name (label values).
+    pub path: &'static str,
     /// Base policy rule name.
     pub rule: &'static str,
     pub guard: Guard,
     pub scoping: Scoping,
     pub methods: &'static [&'static str],
-    /// Whether a form-encoded body may carry parameters.
-    pub form_body: bool,
-    /// Status a successful answer must have to be forwarded as is; the
-    /// admin endpoints answer 204 where Prometheus says 204.
-    pub admin: bool,
+    pub params: ParamsIn,
+    /// Which time parameters `[limits]` look at.
+    pub times: TimeKind,
 }
 
 const GET: &[&str] = &["GET"];
 const GET_POST: &[&str] = &["GET", "POST"];
 const POST_PUT: &[&str] = &["POST", "PUT"];
 
-macro_rules! api {
-    ($name:expr, $rule:expr, $guard:ident, $scoping:ident, $methods:expr, $form:expr, $admin:expr) => {
-        Api {
-            name: $name,
-            rule: $rule,
-            guard: Guard::$guard,
-            scoping: Scoping::$scoping,
-            methods: $methods,
-            form_body: $form,
-            admin: $admin,
-        }
-    };
-}
+/// The `query` row, named for the handlers and tests that need it.
+pub const QUERY: Api = Api {
+    name: "query",
+    path: "/api/v1/query",
+    rule: "telemetry:query",
+    guard: Guard::ScopedOrAll,
+    scoping: Scoping::Query,
+    methods: GET_POST,
+    params: ParamsIn::UrlOrForm,
+    times: TimeKind::Instant,
+};
+/// The `label_values` row, named for the handlers and tests that need it.
+pub const LABEL_VALUES: Api = Api {
+    name: "label_values",
+    path: "/api/v1/label/{name}/values",
+    rule: "telemetry:label",
+    guard: Guard::ScopedOrAll,
+    scoping: Scoping::Match,
+    methods: GET,
+    params: ParamsIn::Url,
+    times: TimeKind::Series,
+};
+/// The `targets` row, named for the handlers and tests that need it.
+pub const TARGETS: Api = Api {
+    name: "targets",
+    path: "/api/v1/targets",
+    rule: "telemetry:targets",
+    guard: Guard::Only,
+    scoping: Scoping::None,
+    methods: GET,
+    params: ParamsIn::Url,
+    times: TimeKind::None,
+};
+/// The `admin_delete_series` row, named for the handlers and tests that need it.
+pub const DELETE_SERIES: Api = Api {
+    name: "admin_delete_series",
+    path: "/api/v1/admin/tsdb/delete_series",
+    rule: "telemetry:admin_delete_metrics",
+    guard: Guard::RequiredThenScope,
+    scoping: Scoping::MatchRequired,
+    methods: POST_PUT,
+    params: ParamsIn::Url,
+    times: TimeKind::None,
+};
 
-pub const QUERY: Api = api!(
-    "query",
-    "telemetry:query",
-    ScopedOrAll,
-    Query,
-    GET_POST,
-    true,
-    false
-);
-pub const QUERY_RANGE: Api = api!(
-    "query_range",
-    "telemetry:query_range",
-    ScopedOrAll,
-    Query,
-    GET_POST,
-    true,
-    false
-);
-pub const QUERY_EXEMPLARS: Api = api!(
-    "query_exemplars",
-    "telemetry:query_exemplars",
-    ScopedOrAll,
-    Query,
-    GET_POST,
-    true,
-    false
-);
-pub const SERIES: Api = api!(
-    "series",
-    "telemetry:series",
-    ScopedOrAll,
-    Match,
-    GET_POST,
-    true,
-    false
-);
-pub const LABELS: Api = api!(
-    "labels",
-    "telemetry:labels",
-    ScopedOrAll,
-    Match,
-    GET_POST,
-    true,
-    false
-);
-pub const LABEL_VALUES: Api = api!(
-    "label_values",
-    "telemetry:label",
-    ScopedOrAll,
-    Match,
-    GET,
-    false,
-    false
-);
-pub const FEDERATE: Api = api!(
-    "federate",
-    "telemetry:federate",
-    ScopedOrAll,
-    Match,
-    GET,
-    false,
-    false
-);
-pub const METADATA: Api = api!(
-    "metadata",
-    "telemetry:metadata",
-    ScopedOrAll,
-    FilterResponse,
-    GET,
-    false,
-    false
-);
-pub const RULES: Api = api!(
-    "rules",
-    "telemetry:rules",
-    ScopedOrAll,
-    FilterResponse,
-    GET,
-    false,
-    false
-);
-pub const ALERTS: Api = api!(
-    "alerts",
-    "telemetry:alerts",
-    ScopedOrAll,
-    FilterResponse,
-    GET,
-    false,
-    false
-);
-pub const TARGETS: Api = api!(
-    "targets",
-    "telemetry:targets",
-    Only,
-    None,
-    GET,
-    false,
-    false
-);
-pub const TARGETS_METADATA: Api = api!(
-    "targets_metadata",
-    "telemetry:targets_metadata",
-    ScopedOrAll,
-    FilterResponse,
-    GET,
-    false,
-    false
-);
-pub const RUNTIMEINFO: Api = api!(
-    "status_runtimeinfo",
-    "telemetry:status",
-    Only,
-    None,
-    GET,
-    false,
-    false
-);
-pub const BUILDINFO: Api = api!(
-    "status_buildinfo",
-    "telemetry:status_buildinfo",
-    Only,
-    None,
-    GET,
-    false,
-    false
-);
-pub const FLAGS: Api = api!(
-    "status_flags",
-    "telemetry:status_flags",
-    Only,
-    None,
-    GET,
-    false,
-    false
-);
-pub const CONFIG: Api = api!(
-    "status_config",
-    "telemetry:status_config",
-    Only,
-    None,
-    GET,
-    false,
-    false
-);
-pub const TSDB: Api = api!(
-    "status_tsdb",
-    "telemetry:status_tsdb",
-    Only,
-    None,
-    GET,
-    false,
-    false
-);
-pub const DELETE_SERIES: Api = api!(
-    "admin_delete_series",
-    "telemetry:admin_delete_metrics",
-    RequiredThenScope,
-    MatchRequired,
-    POST_PUT,
-    false,
-    true
-);
-pub const CLEAN_TOMBSTONES: Api = api!(
-    "admin_clean_tombstones",
-    "telemetry:admin_clean_tombstones",
-    Only,
-    None,
-    POST_PUT,
-    false,
-    true
-);
-pub const SNAPSHOT: Api = api!(
-    "admin_snapshot",
-    "telemetry:admin_snapshot",
-    Only,
-    None,
-    POST_PUT,
-    false,
-    true
-);
+/// Every API endpoint, in the order Prometheus documents them.
+pub const ROUTES: &[Api] = &[
+    QUERY,
+    Api {
+        name: "query_range",
+        path: "/api/v1/query_range",
+        rule: "telemetry:query_range",
+        guard: Guard::ScopedOrAll,
+        scoping: Scoping::Query,
+        methods: GET_POST,
+        params: ParamsIn::UrlOrForm,
+        times: TimeKind::Range,
+    },
+    Api {
+        name: "query_exemplars",
+        path: "/api/v1/query_exemplars",
+        rule: "telemetry:query_exemplars",
+        guard: Guard::ScopedOrAll,
+        scoping: Scoping::Query,
+        methods: GET_POST,
+        params: ParamsIn::UrlOrForm,
+        times: TimeKind::Series,
+    },
+    Api {
+        name: "series",
+        path: "/api/v1/series",
+        rule: "telemetry:series",
+        guard: Guard::ScopedOrAll,
+        scoping: Scoping::Match,
+        methods: GET_POST,
+        params: ParamsIn::UrlOrForm,
+        times: TimeKind::Series,
+    },
+    Api {
+        name: "labels",
+        path: "/api/v1/labels",
+        rule: "telemetry:labels",
+        guard: Guard::ScopedOrAll,
+        scoping: Scoping::Match,
+        methods: GET_POST,
+        params: ParamsIn::UrlOrForm,
+        times: TimeKind::Series,
+    },
+    LABEL_VALUES,
+    Api {
+        name: "federate",
+        path: "/federate",
+        rule: "telemetry:federate",
+        guard: Guard::ScopedOrAll,
+        scoping: Scoping::Match,
+        methods: GET,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    },
+    Api {
+        name: "metadata",
+        path: "/api/v1/metadata",
+        rule: "telemetry:metadata",
+        guard: Guard::ScopedOrAll,
+        scoping: Scoping::FilterResponse(Filter::Metadata),
+        methods: GET,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    },
+    Api {
+        name: "rules",
+        path: "/api/v1/rules",
+        rule: "telemetry:rules",
+        guard: Guard::ScopedOrAll,
+        scoping: Scoping::FilterResponse(Filter::Rules),
+        methods: GET,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    },
+    Api {
+        name: "alerts",
+        path: "/api/v1/alerts",
+        rule: "telemetry:alerts",
+        guard: Guard::ScopedOrAll,
+        scoping: Scoping::FilterResponse(Filter::Alerts),
+        methods: GET,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    },
+    TARGETS,
+    Api {
+        name: "targets_metadata",
+        path: "/api/v1/targets/metadata",
+        rule: "telemetry:targets_metadata",
+        guard: Guard::ScopedOrAll,
+        scoping: Scoping::FilterResponse(Filter::TargetsMetadata),
+        methods: GET,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    },
+    Api {
+        name: "status_runtimeinfo",
+        path: "/api/v1/status/runtimeinfo",
+        rule: "telemetry:status",
+        guard: Guard::Only,
+        scoping: Scoping::None,
+        methods: GET,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    },
+    Api {
+        name: "status_buildinfo",
+        path: "/api/v1/status/buildinfo",
+        rule: "telemetry:status_buildinfo",
+        guard: Guard::Only,
+        scoping: Scoping::None,
+        methods: GET,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    },
+    Api {
+        name: "status_flags",
+        path: "/api/v1/status/flags",
+        rule: "telemetry:status_flags",
+        guard: Guard::Only,
+        scoping: Scoping::None,
+        methods: GET,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    },
+    Api {
+        name: "status_config",
+        path: "/api/v1/status/config",
+        rule: "telemetry:status_config",
+        guard: Guard::Only,
+        scoping: Scoping::None,
+        methods: GET,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    },
+    Api {
+        name: "status_tsdb",
+        path: "/api/v1/status/tsdb",
+        rule: "telemetry:status_tsdb",
+        guard: Guard::Only,
+        scoping: Scoping::None,
+        methods: GET,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    },
+    DELETE_SERIES,
+    Api {
+        name: "admin_clean_tombstones",
+        path: "/api/v1/admin/tsdb/clean_tombstones",
+        rule: "telemetry:admin_clean_tombstones",
+        guard: Guard::Only,
+        scoping: Scoping::None,
+        methods: POST_PUT,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    },
+    Api {
+        name: "admin_snapshot",
+        path: "/api/v1/admin/tsdb/snapshot",
+        rule: "telemetry:admin_snapshot",
+        guard: Guard::Only,
+        scoping: Scoping::None,
+        methods: POST_PUT,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    },
+];
 
 /// Where a path (with any root prefix already removed) leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,8 +269,9 @@ pub enum Route {
     Api(Api, String),
     /// `/api/v1/label/<name>/values` with a `<name>` that is not a label
     /// name: answered 400 `bad_data` (after authentication, like any API
-    /// request), never sent anywhere. Carries the error message.
-    InvalidLabelName(String),
+    /// request, as the row says), never sent anywhere. Carries the error
+    /// message.
+    InvalidLabelName(Api, String),
 }
 
 /// Longest label name accepted, in bytes (Mimir's default
@@ -322,43 +322,7 @@ pub fn route(path: &str) -> Option<Route> {
     if path == "/metrics" {
         return Some(Route::Metrics);
     }
-    if path == "/federate" {
-        return Some(Route::Api(FEDERATE, path.to_owned()));
-    }
-    let rest = path.strip_prefix("/api/v1/")?;
-    let api = match rest {
-        "query" => QUERY,
-        "query_range" => QUERY_RANGE,
-        "query_exemplars" => QUERY_EXEMPLARS,
-        "series" => SERIES,
-        "labels" => LABELS,
-        "metadata" => METADATA,
-        "rules" => RULES,
-        "alerts" => ALERTS,
-        "targets" => TARGETS,
-        "targets/metadata" => TARGETS_METADATA,
-        "status/runtimeinfo" => RUNTIMEINFO,
-        "status/buildinfo" => BUILDINFO,
-        "status/flags" => FLAGS,
-        "status/config" => CONFIG,
-        "status/tsdb" => TSDB,
-        "admin/tsdb/delete_series" => DELETE_SERIES,
-        "admin/tsdb/clean_tombstones" => CLEAN_TOMBSTONES,
-        "admin/tsdb/snapshot" => SNAPSHOT,
-        other => {
-            let raw = other.strip_prefix("label/")?.strip_suffix("/values")?;
-            if raw.contains('/') {
-                // Not one segment: no such route (Prometheus answers 404 too).
-                return None;
-            }
-            return Some(match label_name(raw) {
-                // Built from known segments and the validated name only.
-                Ok(name) => Route::Api(LABEL_VALUES, format!("/api/v1/label/{name}/values")),
-                Err(why) => Route::InvalidLabelName(why),
-            });
-        }
-    };
-    Some(Route::Api(api, path.to_owned()))
+    ROUTES.iter().find_map(|api| api.resolve(path))
 }
 
 /// Removes the configured root (`/prometheus`) from a request path, so that
@@ -375,6 +339,23 @@ pub fn strip_root<'a>(path: &'a str, root: &str) -> &'a str {
 }
 
 impl Api {
+    /// This row's route for `path`, if the path is this row's.
+    fn resolve(&self, path: &str) -> Option<Route> {
+        let Some((prefix, suffix)) = self.path.split_once("{name}") else {
+            return (path == self.path).then(|| Route::Api(*self, path.to_owned()));
+        };
+        let raw = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
+        if raw.contains('/') {
+            // Not one segment: no such route (Prometheus answers 404 too).
+            return None;
+        }
+        Some(match label_name(raw) {
+            // Built from known segments and the validated name only.
+            Ok(name) => Route::Api(*self, format!("{prefix}{name}{suffix}")),
+            Err(why) => Route::InvalidLabelName(*self, why),
+        })
+    }
+
     /// Whether `method` is one this endpoint takes.
     pub fn allows(&self, method: &Method) -> bool {
         self.methods.contains(&method.as_str())
@@ -430,7 +411,7 @@ mod tests {
     fn label_route(path: &str) -> Result<String, String> {
         match route(path) {
             Some(Route::Api(a, p)) if a == LABEL_VALUES => Ok(p),
-            Some(Route::InvalidLabelName(why)) => Err(why),
+            Some(Route::InvalidLabelName(a, why)) if a == LABEL_VALUES => Err(why),
             other => panic!("{path}: {other:?}"),
         }
     }

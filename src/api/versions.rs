@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::server::State;
+use crate::state::State;
 
 /// Scheme, host and path prefix the caller used to reach us, so that the
 /// hrefs we hand out work from where the caller stands. Proxy headers

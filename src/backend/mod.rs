@@ -42,7 +42,7 @@ use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 
 use self::url::url_for;
-use crate::api::rewrite::Params;
+use crate::request::Params;
 pub use auth::{BackendAuth, Outgoing};
 use body::idle_limited;
 pub use client::{http_client, install_crypto};

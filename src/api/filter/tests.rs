@@ -35,7 +35,7 @@ fn gzip_bodies_are_decoded_and_bombs_refused() {
 
 /// Serves one HTTP answer with `body` (and optional headers) on a local
 /// port, and returns what `read_body` makes of it.
-async fn read_served(body: Vec<u8>, headers: &str, cap: usize) -> Result<Vec<u8>, HttpResponse> {
+async fn read_served(body: Vec<u8>, headers: &str, cap: usize) -> Result<Vec<u8>, Refusal> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -63,7 +63,8 @@ async fn read_served(body: Vec<u8>, headers: &str, cap: usize) -> Result<Vec<u8>
     out
 }
 
-async fn error_of(r: HttpResponse) -> (u16, Value) {
+async fn error_of(r: Refusal) -> (u16, Value) {
+    let r = r.render("");
     let status = r.status().as_u16();
     let body = actix_web::body::to_bytes(r.into_body()).await.unwrap();
     (status, serde_json::from_slice(&body).unwrap())

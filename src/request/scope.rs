@@ -1,5 +1,5 @@
 //! The tenancy stage applied to a request: `(parameters, scoping) →
-//! parameters`.
+//! parameters`, with a cache of recent rewrites.
 //!
 //! Parameters may sit in the URL, in a form-encoded body, or both;
 //! Prometheus reads both (body first). Every `query` / `match[]` found in
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use url::form_urlencoded;
 
-use super::routes::Scoping;
+use super::{Params, Scoping};
 use crate::tenancy::{self, Scoped, TenancyError};
 
 /// Scopes PromQL and selectors for one label name, remembering recent
@@ -19,6 +19,7 @@ use crate::tenancy::{self, Scoped, TenancyError};
 /// and a regex-heavy query costs ~0.5 ms to parse and rewrite. Results are
 /// keyed by kind, project *and* input, so one project's rewrite can never
 /// answer another's; only successes are kept, bounded by their size.
+#[derive(Clone)]
 pub struct Scoper {
     label: String,
     cache: moka::sync::Cache<String, (Arc<str>, usize)>,
@@ -105,15 +106,6 @@ impl Scoper {
     }
 }
 
-/// The parameters of one request, as they will be sent to the backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Params {
-    /// The raw query string (without `?`), possibly empty.
-    pub url: String,
-    /// A form-encoded body, when the request has one.
-    pub body: Option<String>,
-}
-
 /// Why a scoped request cannot be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum RewriteError {
@@ -167,7 +159,7 @@ pub fn scoped_input_bytes(params: &Params, scoping: Scoping) -> usize {
     let key = match scoping {
         Scoping::Query => "query",
         Scoping::Match | Scoping::MatchRequired => "match[]",
-        Scoping::FilterResponse | Scoping::None => return 0,
+        Scoping::FilterResponse(_) | Scoping::None => return 0,
     };
     [Some(params.url.as_str()), params.body.as_deref()]
         .into_iter()
@@ -176,27 +168,6 @@ pub fn scoped_input_bytes(params: &Params, scoping: Scoping) -> usize {
         .filter(|(k, _)| k == key)
         .map(|(_, v)| v.len())
         .sum()
-}
-
-/// The value of a parameter as Prometheus reads it: the form body first,
-/// then the URL (Go's `FormValue`).
-pub fn param(params: &Params, name: &str) -> Option<String> {
-    [params.body.as_deref(), Some(params.url.as_str())]
-        .into_iter()
-        .flatten()
-        .flat_map(|s| form_urlencoded::parse(s.as_bytes()))
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-/// Appends `name=value` to the URL's parameters.
-pub fn push_param(params: &mut Params, name: &str, value: &str) {
-    if !params.url.is_empty() {
-        params.url.push('&');
-    }
-    params
-        .url
-        .push_str(&encode(&[(name.to_owned(), value.to_owned())]));
 }
 
 /// Applies `scoping` for a caller restricted to `project`.
@@ -260,7 +231,7 @@ pub fn scope_params_counted(
             }
             Ok((Params { url, body }, n))
         }
-        Scoping::FilterResponse | Scoping::None => Ok((params.clone(), 0)),
+        Scoping::FilterResponse(_) | Scoping::None => Ok((params.clone(), 0)),
     }
 }
 

@@ -1,0 +1,392 @@
+//! One API request as a short pipeline: **admit** (authn, authz, the
+//! project's admission) → **prepare** (the request as the backend will see
+//! it, scoped for a scoped caller) → **forward** → **answer** (streamed, or
+//! filtered for a scoped caller). Each step takes the values it needs and
+//! returns a plain value or a [`Refusal`].
+
+use actix_web::http::Method;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use super::refusal::BackendKind;
+use super::routes::{Api, ParamsIn};
+use super::{authenticate, filter, set_mode, stream_held, Mode, Refusal, RequestFacts};
+use crate::auth::AuthError;
+use crate::authz::{self, Access};
+use crate::backend::{BackendRequest, FORWARDED_REQUEST_HEADERS};
+use crate::identity::Identity;
+use crate::limits::{Admission, LimitKey, Limits};
+use crate::metrics::RouteLabel;
+use crate::request::{self, Params, Scoper, Scoping};
+use crate::state::{Authn, State};
+
+/// Runs the pipeline for `api`; `backend_path` is the path to call on the
+/// backend, or why the request's path cannot be sent anywhere.
+pub(super) async fn api_request(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<State>,
+    api: Api,
+    backend_path: Result<String, String>,
+) -> HttpResponse {
+    req.extensions_mut().insert(RequestFacts {
+        api: api.name,
+        mode: Mode::Unauthenticated,
+    });
+    let answered = async {
+        let admitted = admit(&req, &state, &api, backend_path).await?;
+        let prepared = prepare(&req, payload, &state, &api, &admitted).await?;
+        if let (Some(project), Scoping::FilterResponse(f)) = (&prepared.project, api.scoping) {
+            if f.builds_own_answer() {
+                // metadata, targets/metadata: built from the project's targets.
+                return filter::scoped_metadata(f, &prepared.request.params, &state, project).await;
+            }
+        }
+        let resp = forward(&state, &api, prepared.request).await?;
+        answer(resp, &api, &state, prepared.project, admitted.admission).await
+    };
+    match answered.await {
+        Ok(r) => r,
+        Err(refusal) => refusal.respond(&state).await,
+    }
+}
+
+/// A caller let in: what it may do, whom it is counted against, and the
+/// admission held until its answer has been sent.
+struct Admitted {
+    access: Access,
+    /// `None` in signing-proxy mode: nobody to count against.
+    key: Option<LimitKey>,
+    admission: Option<Admission>,
+    /// The path to call on the backend.
+    path: String,
+}
+
+/// authn → authz → a path that stays below the backend's base → the
+/// project's admission.
+async fn admit(
+    req: &HttpRequest,
+    state: &State,
+    api: &Api,
+    backend_path: Result<String, String>,
+) -> Result<Admitted, Refusal> {
+    let (access, key) = if matches!(state.authn, Authn::Passthrough) {
+        // Signing-proxy mode: privileged without identity, forwarded as is.
+        set_mode(req, Mode::Passthrough);
+        (Access::Privileged, None)
+    } else {
+        let identity = authenticate(req, state).await.map_err(|e| match e {
+            AuthError::MissingToken | AuthError::InvalidToken => Refusal::Unauthenticated,
+            AuthError::Unavailable(why) => {
+                tracing::warn!("identity service unavailable: {why}");
+                Refusal::IdentityUnavailable
+            }
+        })?;
+        match authz::authorize(&state.enforcer, &identity, api.rule, api.guard) {
+            Ok(access) => {
+                set_mode(req, mode(&access));
+                let key = limit_key(&access, &identity);
+                (access, Some(key))
+            }
+            Err(denied) => {
+                set_mode(req, Mode::Denied);
+                tracing::info!(user = identity.user_id.as_deref().unwrap_or("-"),
+                    project = identity.project_id.as_deref().unwrap_or("-"),
+                    rule = %denied.rule, "policy denied the request");
+                return Err(Refusal::Forbidden(denied));
+            }
+        }
+    };
+    // A path that would not stay below the backend's base: refused as
+    // Prometheus refuses it, after authentication like any API request.
+    let path = backend_path.map_err(|why| {
+        tracing::info!("refused the request: {why}");
+        Refusal::BadData(why)
+    })?;
+    let admission = match &key {
+        Some(k) => Some(limited(k, state.limits.admit(k).await)?),
+        None => None,
+    };
+    Ok(Admitted {
+        access,
+        key,
+        admission,
+        path,
+    })
+}
+
+fn mode(access: &Access) -> Mode {
+    match access {
+        Access::Privileged => Mode::Privileged,
+        Access::Scoped { .. } => Mode::Scoped,
+    }
+}
+
+/// A limit's verdict for `key`, as a refusal.
+fn limited<T>(key: &LimitKey, r: Result<T, crate::limits::Refusal>) -> Result<T, Refusal> {
+    r.map_err(|refusal| Refusal::Limited {
+        key: key.clone(),
+        refusal,
+    })
+}
+
+/// Who a request is counted against: the project of the token, in the
+/// privileged or the scoped set of limits.
+fn limit_key(access: &Access, identity: &Identity) -> LimitKey {
+    match access {
+        Access::Scoped { project } => LimitKey {
+            privileged: false,
+            project: project.clone(),
+        },
+        Access::Privileged => LimitKey {
+            privileged: true,
+            project: identity
+                .project_id
+                .clone()
+                .unwrap_or_else(|| "-".to_owned()),
+        },
+    }
+}
+
+/// The request as the backend will see it.
+struct Prepared {
+    request: BackendRequest,
+    /// The project a scoped caller is confined to.
+    project: Option<String>,
+}
+
+/// Reads the body, builds the backend request, applies the time limits
+/// and, for a scoped caller, the tenancy stage.
+async fn prepare(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &State,
+    api: &Api,
+    admitted: &Admitted,
+) -> Result<Prepared, Refusal> {
+    let body = read_body(payload, state.max_body, state.client_body_timeout).await?;
+    let mut breq = backend_request(req, api, admitted.path.clone(), body)?;
+    if let Some(k) = &admitted.key {
+        let params = &breq.params;
+        let get = |name: &str| params.get(name);
+        let now = std::time::SystemTime::now();
+        if let Some((name, value)) = limited(k, state.limits.check_times(k, api.times, &get, now))?
+        {
+            breq.params.push(&name, &value);
+        }
+    }
+    let project = match (&admitted.access, &admitted.key) {
+        (Access::Privileged, _) | (_, None) => None,
+        (Access::Scoped { project }, Some(k)) => {
+            breq.params = scoped(
+                &state.limits,
+                k,
+                &state.scoper,
+                api.scoping,
+                &breq.params,
+                project,
+            )
+            .await?;
+            if matches!(api.scoping, Scoping::FilterResponse(_)) {
+                // The answer is filtered as JSON: ask for it uncompressed.
+                breq.headers.retain(|(k, _)| k != "accept-encoding");
+            }
+            breq.project = Some(project.clone());
+            Some(project.clone())
+        }
+    };
+    Ok(Prepared {
+        request: breq,
+        project,
+    })
+}
+
+/// The tenancy stage for a scoped caller, within the project's shape limits.
+async fn scoped(
+    limits: &Limits,
+    key: &LimitKey,
+    scoper: &Scoper,
+    scoping: Scoping,
+    params: &Params,
+    project: &str,
+) -> Result<Params, Refusal> {
+    let bytes = request::scoped_input_bytes(params, scoping);
+    limited(key, limits.check_query_bytes(key, bytes))?;
+    let (params, selectors) = scope(scoper, params, scoping, project).await.map_err(|e| {
+        tracing::info!("refused a scoped request: {e}");
+        Refusal::BadData(e.to_string())
+    })?;
+    limited(key, limits.check_selectors(key, selectors))?;
+    Ok(params)
+}
+
+/// The tenancy stage; long inputs are rewritten on the blocking pool (at
+/// most one per core at once) so that no async worker is held by them.
+async fn scope(
+    scoper: &Scoper,
+    params: &Params,
+    scoping: Scoping,
+    project: &str,
+) -> Result<(Params, usize), request::RewriteError> {
+    let len = params.url.len() + params.body.as_ref().map_or(0, String::len);
+    if len <= request::INLINE_REWRITE_BYTES {
+        return request::scope_params_counted(params, scoping, scoper, project);
+    }
+    let slot = scoper.blocking_slot().await;
+    let (scoper, params, project) = (scoper.clone(), params.clone(), project.to_owned());
+    let done = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        request::scope_params_counted(&params, scoping, &scoper, &project)
+    })
+    .await;
+    done.unwrap_or_else(|_| {
+        Err(request::RewriteError::Tenancy(
+            crate::tenancy::TenancyError::Parse("the rewrite of this query failed".to_owned()),
+        ))
+    })
+}
+
+/// Sends the request, timing the backend by route; a failure is counted
+/// by kind.
+async fn forward(
+    state: &State,
+    api: &Api,
+    request: BackendRequest,
+) -> Result<reqwest::Response, Refusal> {
+    let started = std::time::Instant::now();
+    let sent = state.backend.send(request).await;
+    state
+        .metrics
+        .backend_duration
+        .get_or_create(&RouteLabel {
+            route: api.name.to_owned(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    sent.map_err(|e| {
+        let kind = BackendKind::of(&e);
+        state
+            .metrics
+            .kind(&state.metrics.backend_errors, kind.label());
+        Refusal::Backend(e)
+    })
+}
+
+/// The backend's answer as the caller gets it: filtered for a scoped
+/// caller of a filtered endpoint, else streamed byte for byte (holding the
+/// admission until the last byte).
+async fn answer(
+    resp: reqwest::Response,
+    api: &Api,
+    state: &State,
+    project: Option<String>,
+    admission: Option<Admission>,
+) -> Result<HttpResponse, Refusal> {
+    match (project, api.scoping) {
+        (Some(project), Scoping::FilterResponse(f)) => {
+            filter::filtered(resp, f, state, &project).await
+        }
+        _ => Ok(stream_held(resp, admission)),
+    }
+}
+
+/// Reads the whole request body: at most `limit` bytes (else 413), within
+/// `timeout` (`[api] client_body_timeout`, else 408 and the connection is
+/// closed: a body that never finishes does not hold a worker's slot).
+async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, Refusal> {
+    let read = async {
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|e| Refusal::BadData(format!("cannot read request body: {e}")))?;
+            if buf.len() + chunk.len() > limit {
+                return Err(Refusal::TooLarge { limit });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(read) => read,
+        Err(_) => {
+            tracing::info!(
+                "request body not received within {timeout:?} ([api] client_body_timeout)"
+            );
+            Err(Refusal::BodyTimeout(timeout))
+        }
+    }
+}
+
+/// Builds the backend request from the caller's. Only form-encoded bodies
+/// are accepted: Prometheus also reads multipart bodies, which would carry
+/// parameters past the tenancy stage, so anything else with a body is refused.
+fn backend_request(
+    req: &HttpRequest,
+    api: &Api,
+    path: String,
+    body: Bytes,
+) -> Result<BackendRequest, Refusal> {
+    let mut headers: Vec<(String, String)> = FORWARDED_REQUEST_HEADERS
+        .iter()
+        .filter(|h| **h != "content-type")
+        .filter_map(|h| {
+            let v = req.headers().get(*h)?.to_str().ok()?;
+            Some(((*h).to_owned(), v.to_owned()))
+        })
+        .collect();
+    let is_form = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+        .unwrap_or(false);
+    let mut params = Params {
+        url: req.query_string().to_owned(),
+        body: None,
+    };
+    let sends_body = req.method() == Method::POST || req.method() == Method::PUT;
+    if !body.is_empty() {
+        if !sends_body {
+            return Err(Refusal::BadData(
+                "a request body is only accepted with POST".to_owned(),
+            ));
+        }
+        if !is_form {
+            return Err(Refusal::UnsupportedMedia);
+        }
+        if api.params == ParamsIn::Url && api.scoping != Scoping::None {
+            return Err(Refusal::BadData(
+                "this endpoint takes its parameters in the URL".to_owned(),
+            ));
+        }
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| Refusal::BadData("request body is not UTF-8".to_owned()))?;
+        params.body = Some(text.to_owned());
+    }
+    if params.body.is_some() {
+        headers.push((
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
+    }
+    Ok(BackendRequest {
+        // actix and reqwest use different `http` crate versions.
+        method: reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+            .unwrap_or(reqwest::Method::GET),
+        path,
+        params,
+        raw_body: Bytes::new(),
+        headers,
+        project: None,
+    })
+}
