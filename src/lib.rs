@@ -22,6 +22,6 @@ pub mod metrics;
 pub mod policy;
 pub mod server;
 pub mod telemetry;
-pub mod tenancy;
+pub use aetos_tenancy as tenancy;
 #[cfg(test)]
 mod test_support;
