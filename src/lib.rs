@@ -9,19 +9,22 @@
 //! ```
 #![forbid(unsafe_code)]
 
+// Public: only what the binary (app, config, policy), the tests (api::filter,
+// auth::memcache, policy, tenancy) and the benches (policy) use; everything
+// else is crate-private, so that the compiler reports dead code.
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod authz;
-pub mod backend;
+mod authz;
+mod backend;
 pub mod config;
-pub mod cors;
-pub mod identity;
-pub mod limits;
-pub mod metrics;
+mod cors;
+mod identity;
+mod limits;
+mod metrics;
 pub mod policy;
-pub mod server;
-pub mod telemetry;
+mod server;
+mod telemetry;
 pub use aetos_tenancy as tenancy;
 #[cfg(test)]
 mod test_support;
