@@ -17,13 +17,14 @@ test: lint unit functional
 # Formatting, clippy with warnings as errors, shellcheck of the scripts.
 lint:
     cargo fmt --all -- --check
-    cargo clippy --all-targets --features functional -- -D warnings
+    cargo clippy --workspace --all-targets --features functional -- -D warnings
     tools/shellcheck.sh
 
-# Unit, table, property tests and doc tests: no external process needed.
+# Unit, table, property tests and doc tests of every workspace crate (the
+# service and crates/*): no external process needed.
 unit:
     tools/deps.sh
-    cargo test --no-fail-fast
+    cargo test --workspace --no-fail-fast
 
 # Start (installing if needed) the local real-component stack.
 stack-up:
@@ -56,6 +57,6 @@ samples:
     cargo run --quiet --bin aetos-api -- genconfig > etc/aetos/aetos.conf.sample
     cargo run --quiet --bin aetos-api -- genpolicy > etc/aetos/policy.yaml.sample
 
-# Run the PromQL scoping fuzzer for SECONDS (needs a nightly toolchain and cargo-fuzz).
+# Run the PromQL scoping fuzzer for SECONDS over the seeds (needs a nightly toolchain and cargo-fuzz).
 fuzz SECONDS="60":
-    cd fuzz && cargo +nightly fuzz run scope -- -max_total_time={{SECONDS}}
+    cd fuzz && mkdir -p corpus/scope_query && cargo +nightly fuzz run scope_query corpus/scope_query seeds/scope_query -- -dict=promql.dict -max_len=512 -max_total_time={{SECONDS}}

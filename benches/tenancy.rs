@@ -17,7 +17,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aetos::tenancy::scope_query;
+use aetos_tenancy::scope_query;
 use criterion::Criterion;
 use serde_json::Value;
 

@@ -8,7 +8,7 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::HttpResponse;
 
 /// `[cors]` settings, as the configuration reads them.
-pub use crate::config::CorsSection as CorsOptions;
+pub(crate) use crate::config::CorsSection as CorsOptions;
 
 impl crate::config::CorsSection {
     /// The origin to echo back, if this request's `Origin` is allowed.
@@ -22,7 +22,7 @@ impl crate::config::CorsSection {
 
     /// Answers a preflight (`OPTIONS` with `Access-Control-Request-Method`)
     /// from an allowed origin; `None` for anything else.
-    pub fn preflight(&self, method: &str, headers: &HeaderMap) -> Option<HttpResponse> {
+    pub(crate) fn preflight(&self, method: &str, headers: &HeaderMap) -> Option<HttpResponse> {
         if method != "OPTIONS" {
             return None;
         }
@@ -67,7 +67,7 @@ impl crate::config::CorsSection {
     }
 
     /// Adds the CORS headers of an actual request's answer.
-    pub fn decorate(&self, request: &HeaderMap, response: &mut HeaderMap) {
+    pub(crate) fn decorate(&self, request: &HeaderMap, response: &mut HeaderMap) {
         let Some(origin) = self.allowed(request) else {
             return;
         };

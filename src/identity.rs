@@ -12,32 +12,32 @@ use serde_json::{json, Value};
 
 /// The validated caller of one request.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Identity {
-    pub user_id: Option<String>,
-    pub user_name: Option<String>,
-    pub user_domain_id: Option<String>,
-    pub project_id: Option<String>,
-    pub project_name: Option<String>,
-    pub project_domain_id: Option<String>,
+pub(crate) struct Identity {
+    pub(crate) user_id: Option<String>,
+    pub(crate) user_name: Option<String>,
+    pub(crate) user_domain_id: Option<String>,
+    pub(crate) project_id: Option<String>,
+    pub(crate) project_name: Option<String>,
+    pub(crate) project_domain_id: Option<String>,
     /// Set for domain-scoped tokens.
-    pub domain_id: Option<String>,
+    pub(crate) domain_id: Option<String>,
     /// Set for system-scoped tokens (`"all"`).
-    pub system_scope: Option<String>,
+    pub(crate) system_scope: Option<String>,
     /// Role names, lower-cased, already expanded through implied roles.
-    pub roles: Vec<String>,
-    pub is_admin_project: bool,
+    pub(crate) roles: Vec<String>,
+    pub(crate) is_admin_project: bool,
     /// When the token stops being valid; `None` in noauth mode.
-    pub expires_at: Option<SystemTime>,
+    pub(crate) expires_at: Option<SystemTime>,
     /// Roles of a valid `X-Service-Token`, if the client sent one.
-    pub service_roles: Vec<String>,
-    pub service_user_id: Option<String>,
-    pub service_project_id: Option<String>,
+    pub(crate) service_roles: Vec<String>,
+    pub(crate) service_user_id: Option<String>,
+    pub(crate) service_project_id: Option<String>,
 }
 
 /// A token body Keystone answered with that we cannot use.
 #[derive(Debug, thiserror::Error)]
 #[error("unusable token body from Keystone: {0}")]
-pub struct TokenBodyError(pub &'static str);
+pub(crate) struct TokenBodyError(pub &'static str);
 
 fn str_at(v: &Value, path: &[&str]) -> Option<String> {
     let mut cur = v;
@@ -49,7 +49,7 @@ fn str_at(v: &Value, path: &[&str]) -> Option<String> {
 
 impl Identity {
     /// Builds an identity from a Keystone v3 `{"token": {...}}` body.
-    pub fn from_token_body(body: &Value) -> Result<Identity, TokenBodyError> {
+    pub(crate) fn from_token_body(body: &Value) -> Result<Identity, TokenBodyError> {
         let token = body
             .get("token")
             .ok_or(TokenBodyError("no `token` object"))?;
@@ -98,14 +98,14 @@ impl Identity {
 
     /// Time left before the token expires (zero when already expired);
     /// `None` when the identity does not expire (noauth).
-    pub fn time_left(&self, now: SystemTime) -> Option<Duration> {
+    pub(crate) fn time_left(&self, now: SystemTime) -> Option<Duration> {
         self.expires_at
             .map(|e| e.duration_since(now).unwrap_or(Duration::ZERO))
     }
 
     /// The oslo.policy credentials dictionary (keys as oslo.context's
     /// `to_policy_values()`).
-    pub fn credentials(&self) -> Value {
+    pub(crate) fn credentials(&self) -> Value {
         json!({
             "user_id": self.user_id,
             "user_name": self.user_name,
@@ -125,7 +125,7 @@ impl Identity {
 
     /// This caller, with `service` (the identity of an `X-Service-Token`)
     /// as its service: only the `service_*` fields change.
-    pub fn with_service(&self, service: &Identity) -> Identity {
+    pub(crate) fn with_service(&self, service: &Identity) -> Identity {
         Identity {
             service_roles: service.roles.clone(),
             service_user_id: service.user_id.clone(),
@@ -135,7 +135,7 @@ impl Identity {
     }
 
     /// The target upstream Aetos passes to every check.
-    pub fn policy_target(&self) -> Value {
+    pub(crate) fn policy_target(&self) -> Value {
         json!({ "project_id": self.project_id })
     }
 }

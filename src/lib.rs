@@ -38,25 +38,28 @@
 //! The binary (`main.rs`) parses the command line and calls `app`.
 #![forbid(unsafe_code)]
 
+// Public: only what the binary (app, config, policy), the tests (api::filter,
+// auth::memcache, policy, tenancy) and the benches (policy) use; everything
+// else is crate-private, so that the compiler reports dead code.
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod authz;
-pub mod backend;
+mod authz;
+mod backend;
 pub mod config;
-pub mod cors;
-pub mod identity;
+mod cors;
+mod identity;
 #[cfg(test)]
 mod inprocess;
-pub mod limits;
-pub mod metrics;
+mod limits;
+mod metrics;
 #[cfg(test)]
 mod module_map;
 pub mod policy;
-pub mod request;
-pub mod server;
-pub mod state;
-pub mod telemetry;
-pub mod tenancy;
+mod request;
+mod server;
+mod state;
+mod telemetry;
+pub use aetos_tenancy as tenancy;
 #[cfg(test)]
 mod test_support;

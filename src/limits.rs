@@ -36,20 +36,20 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// The limits that apply to one caller. Zero (or `None`) means unlimited.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimitValues {
-    pub max_concurrent_requests: usize,
-    pub max_queued_requests: usize,
-    pub max_queue_time: Duration,
-    pub requests_per_second: f64,
-    pub request_burst: usize,
-    pub max_query_length: Option<Duration>,
-    pub max_query_lookback: Option<Duration>,
-    pub max_query_bytes: usize,
-    pub max_selectors: usize,
+    pub(crate) max_concurrent_requests: usize,
+    pub(crate) max_queued_requests: usize,
+    pub(crate) max_queue_time: Duration,
+    pub(crate) requests_per_second: f64,
+    pub(crate) request_burst: usize,
+    pub(crate) max_query_length: Option<Duration>,
+    pub(crate) max_query_lookback: Option<Duration>,
+    pub(crate) max_query_bytes: usize,
+    pub(crate) max_selectors: usize,
 }
 
 impl LimitValues {
     /// No limit at all (privileged callers by default).
-    pub fn unlimited() -> LimitValues {
+    pub(crate) fn unlimited() -> LimitValues {
         LimitValues {
             max_concurrent_requests: 0,
             max_queued_requests: 0,
@@ -76,22 +76,22 @@ impl LimitValues {
 /// One entry of the overrides file: only the limits it names change.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct LimitOverride {
-    pub max_concurrent_requests: Option<usize>,
-    pub max_queued_requests: Option<usize>,
+pub(crate) struct LimitOverride {
+    pub(crate) max_concurrent_requests: Option<usize>,
+    pub(crate) max_queued_requests: Option<usize>,
     /// Seconds or a duration (`10s`).
-    pub max_queue_time: Option<DurationText>,
-    pub requests_per_second: Option<f64>,
-    pub request_burst: Option<usize>,
-    pub max_query_length: Option<DurationText>,
-    pub max_query_lookback: Option<DurationText>,
-    pub max_query_bytes: Option<usize>,
-    pub max_selectors: Option<usize>,
+    pub(crate) max_queue_time: Option<DurationText>,
+    pub(crate) requests_per_second: Option<f64>,
+    pub(crate) request_burst: Option<usize>,
+    pub(crate) max_query_length: Option<DurationText>,
+    pub(crate) max_query_lookback: Option<DurationText>,
+    pub(crate) max_query_bytes: Option<usize>,
+    pub(crate) max_selectors: Option<usize>,
 }
 
 /// A duration as written in the file (`30d`, `12h`, `90`, `0`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct DurationText(pub Duration);
+pub(crate) struct DurationText(pub Duration);
 
 impl<'de> Deserialize<'de> for DurationText {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -115,7 +115,7 @@ fn seconds(n: f64) -> Result<Duration, String> {
 
 /// A limit duration: a number of seconds, or a Prometheus-style duration
 /// (`30d`, `1h30m`, `1w`, `1y`); `0` is "unlimited" where the limit allows.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if let Ok(n) = t.parse::<f64>() {
         return seconds(n);
@@ -164,20 +164,20 @@ impl LimitOverride {
 /// The overrides file.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     /// Limits of privileged callers (admin, service), counted per project
     /// of their token; unlimited unless set here.
     #[serde(default)]
-    pub privileged: Option<LimitOverride>,
+    pub(crate) privileged: Option<LimitOverride>,
     /// Per project id: overrides of `[limits]` for its scoped callers.
     #[serde(default)]
-    pub projects: HashMap<String, LimitOverride>,
+    pub(crate) projects: HashMap<String, LimitOverride>,
 }
 
 impl Overrides {
     /// Reads and checks an overrides file; errors name the file (and the
     /// line and column where the YAML parser says).
-    pub fn load(path: &Path) -> Result<Overrides, String> {
+    pub(crate) fn load(path: &Path) -> Result<Overrides, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("limits overrides file {}: {e}", path.display()))?;
         if text.trim().is_empty() {
@@ -209,9 +209,9 @@ impl Overrides {
 /// Who a request is counted against.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LimitKey {
-    pub privileged: bool,
+    pub(crate) privileged: bool,
     /// The project of the token (`-` for an unscoped token).
-    pub project: String,
+    pub(crate) project: String,
 }
 
 /// Why a request was refused by a limit.
@@ -239,7 +239,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The `reason` label of `aetos_limit_refusals_total`.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Refusal::Concurrency { .. } => "concurrency",
             Refusal::Rate { .. } => "rate",
@@ -253,7 +253,7 @@ impl Refusal {
 
     /// 429 for admission (with the seconds to wait), 422 for the shape of
     /// the request, 400 for a time that cannot be read.
-    pub fn status(&self) -> (u16, Option<u64>) {
+    pub(crate) fn status(&self) -> (u16, Option<u64>) {
         match self {
             Refusal::Concurrency { .. } => (429, Some(1)),
             Refusal::Rate { retry_after, .. } => {
@@ -267,7 +267,7 @@ impl Refusal {
 
 /// Held while a request is served; dropping it lets the next one in.
 #[derive(Debug)]
-pub struct Admission {
+pub(crate) struct Admission {
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -286,7 +286,7 @@ struct Bucket {
 }
 
 /// Most admission refusals held back at once (see [`Limits::hold`]).
-pub const MAX_HELD_REFUSALS: usize = 4096;
+pub(crate) const MAX_HELD_REFUSALS: usize = 4096;
 
 /// The limits of every caller, and their admission state.
 pub struct Limits {
@@ -303,7 +303,10 @@ pub struct Limits {
 impl Limits {
     /// `scoped`: the `[limits]` defaults; `overrides_file` is read now (an
     /// error here stops start-up).
-    pub fn new(scoped: LimitValues, overrides_file: Option<PathBuf>) -> Result<Limits, String> {
+    pub(crate) fn new(
+        scoped: LimitValues,
+        overrides_file: Option<PathBuf>,
+    ) -> Result<Limits, String> {
         let overrides = match &overrides_file {
             Some(p) => Overrides::load(p)?,
             None => Overrides::default(),
@@ -325,7 +328,7 @@ impl Limits {
 
     /// Hold each admission refusal (429) for up to `delay` before it is
     /// sent (`[limits] refusal_delay`).
-    pub fn with_refusal_delay(mut self, delay: Duration) -> Limits {
+    pub(crate) fn with_refusal_delay(mut self, delay: Duration) -> Limits {
         self.refusal_delay = delay;
         self
     }
@@ -337,7 +340,7 @@ impl Limits {
     /// projects need; held, each of its connections costs one refusal per
     /// delay. At most [`MAX_HELD_REFUSALS`] are held at once; past that a
     /// refusal is sent at once.
-    pub async fn hold(&self, r: &Refusal) {
+    pub(crate) async fn hold(&self, r: &Refusal) {
         if r.status().0 != 429 || self.refusal_delay.is_zero() {
             return;
         }
@@ -351,12 +354,12 @@ impl Limits {
     }
 
     /// The overrides file, if any (for the reload task).
-    pub fn overrides_file(&self) -> Option<&Path> {
+    pub(crate) fn overrides_file(&self) -> Option<&Path> {
         self.overrides_file.as_deref()
     }
 
     /// Re-reads the overrides file. On failure the last good overrides stay.
-    pub fn reload(&self) -> Result<(), String> {
+    pub(crate) fn reload(&self) -> Result<(), String> {
         let Some(path) = &self.overrides_file else {
             return Ok(());
         };
@@ -373,7 +376,7 @@ impl Limits {
     }
 
     /// The limits that apply to `key` now.
-    pub fn values(&self, key: &LimitKey) -> LimitValues {
+    pub(crate) fn values(&self, key: &LimitKey) -> LimitValues {
         let o = self
             .overrides
             .read()
@@ -417,7 +420,7 @@ impl Limits {
 
     /// Admission: the rate, then a concurrency slot (waiting in the
     /// project's bounded queue for at most `max_queue_time`).
-    pub async fn admit(&self, key: &LimitKey) -> Result<Admission, Refusal> {
+    pub(crate) async fn admit(&self, key: &LimitKey) -> Result<Admission, Refusal> {
         let v = self.values(key);
         if v.max_concurrent_requests == 0 && v.requests_per_second <= 0.0 {
             return Ok(Admission { _permit: None });
@@ -456,7 +459,7 @@ impl Limits {
     /// query's `time`, or the `start` of series/labels/label values).
     /// Returns a parameter to add when a lookback limit applies to a
     /// request without `start` (which Prometheus would read as "all data").
-    pub fn check_times(
+    pub(crate) fn check_times(
         &self,
         key: &LimitKey,
         kind: TimeKind,
@@ -523,7 +526,7 @@ impl Limits {
 
     /// The size limits of a scoped request: the query text before parsing
     /// (`bytes`), and the selectors it held after scoping.
-    pub fn check_query_bytes(&self, key: &LimitKey, bytes: usize) -> Result<(), Refusal> {
+    pub(crate) fn check_query_bytes(&self, key: &LimitKey, bytes: usize) -> Result<(), Refusal> {
         let max = self.values(key).max_query_bytes;
         if max > 0 && bytes > max {
             return Err(Refusal::QueryBytes { got: bytes, max });
@@ -532,7 +535,7 @@ impl Limits {
     }
 
     /// See [`Limits::check_query_bytes`].
-    pub fn check_selectors(&self, key: &LimitKey, selectors: usize) -> Result<(), Refusal> {
+    pub(crate) fn check_selectors(&self, key: &LimitKey, selectors: usize) -> Result<(), Refusal> {
         let max = self.values(key).max_selectors;
         if max > 0 && selectors > max {
             return Err(Refusal::Selectors {
@@ -578,7 +581,7 @@ pub enum TimeKind {
 
 /// A Prometheus API time: Unix seconds (with a fraction) or RFC 3339, with
 /// `Z` or a numeric offset (CloudKitty sends `…T13:20:05+00:00`).
-pub fn parse_time(t: &str) -> Option<f64> {
+pub(crate) fn parse_time(t: &str) -> Option<f64> {
     if let Ok(n) = t.parse::<f64>() {
         return n.is_finite().then_some(n);
     }

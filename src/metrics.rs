@@ -15,27 +15,27 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub route: String,
-    pub method: String,
-    pub status: u16,
+pub(crate) struct RequestLabels {
+    pub(crate) route: String,
+    pub(crate) method: String,
+    pub(crate) status: u16,
     /// privileged | scoped | denied | unauthenticated | none
-    pub access: String,
+    pub(crate) access: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabel {
-    pub route: String,
+pub(crate) struct RouteLabel {
+    pub(crate) route: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
-    pub kind: String,
+pub(crate) struct KindLabel {
+    pub(crate) kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
-    pub reason: String,
+pub(crate) struct ReasonLabel {
+    pub(crate) reason: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -47,20 +47,20 @@ fn latency_histogram() -> Histogram {
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
-    pub requests: Family<RequestLabels, Counter>,
-    pub request_duration: Family<RouteLabel, Histogram>,
-    pub backend_duration: Family<RouteLabel, Histogram>,
-    pub backend_errors: Family<KindLabel, Counter>,
-    pub in_flight: Gauge,
-    pub token_cache_hits: Counter,
-    pub token_cache_misses: Counter,
-    pub token_cache_evictions: Counter,
-    pub token_negative_hits: Counter,
-    pub token_shared_hits: Counter,
-    pub keystone_validation_duration: Histogram,
-    pub keystone_errors: Family<KindLabel, Counter>,
+    pub(crate) requests: Family<RequestLabels, Counter>,
+    pub(crate) request_duration: Family<RouteLabel, Histogram>,
+    pub(crate) backend_duration: Family<RouteLabel, Histogram>,
+    pub(crate) backend_errors: Family<KindLabel, Counter>,
+    pub(crate) in_flight: Gauge,
+    pub(crate) token_cache_hits: Counter,
+    pub(crate) token_cache_misses: Counter,
+    pub(crate) token_cache_evictions: Counter,
+    pub(crate) token_negative_hits: Counter,
+    pub(crate) token_shared_hits: Counter,
+    pub(crate) keystone_validation_duration: Histogram,
+    pub(crate) keystone_errors: Family<KindLabel, Counter>,
     /// Requests refused by `[limits]`, by reason (never by project).
-    pub limit_refusals: Family<ReasonLabel, Counter>,
+    pub(crate) limit_refusals: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -70,7 +70,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         let request_duration = Family::<RouteLabel, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
@@ -175,14 +175,14 @@ impl Metrics {
     }
 
     /// The exposition text (OpenMetrics text format, which Prometheus reads).
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 
-    pub fn kind(&self, family: &Family<KindLabel, Counter>, kind: &str) {
+    pub(crate) fn kind(&self, family: &Family<KindLabel, Counter>, kind: &str) {
         family
             .get_or_create(&KindLabel {
                 kind: kind.to_owned(),

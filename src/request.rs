@@ -11,8 +11,7 @@ mod scope;
 use url::form_urlencoded;
 
 pub use scope::{
-    scope_params, scope_params_counted, scoped_input_bytes, RewriteError, Scoper,
-    INLINE_REWRITE_BYTES,
+    scope_params_counted, scoped_input_bytes, RewriteError, Scoper, INLINE_REWRITE_BYTES,
 };
 
 /// The parameters of one request, as they will be sent to the backend.

@@ -13,20 +13,20 @@ use tracing_subscriber::{reload, EnvFilter, Registry};
 
 /// What oslo.log's options say about where and how to log.
 #[derive(Debug, Clone, Default)]
-pub struct LogOptions {
-    pub debug: bool,
-    pub use_json: bool,
+pub(crate) struct LogOptions {
+    pub(crate) debug: bool,
+    pub(crate) use_json: bool,
     /// Full path of the log file, if any.
-    pub log_file: Option<PathBuf>,
+    pub(crate) log_file: Option<PathBuf>,
     /// A `tracing` filter that overrides `debug` (e.g. from `--log-level`).
-    pub level: Option<String>,
+    pub(crate) level: Option<String>,
     /// Without a log file: standard error when set, else standard output
     /// (oslo.log's `use_stderr`).
-    pub use_stderr: bool,
+    pub(crate) use_stderr: bool,
 }
 
 /// Changes the log level of the running service (SIGHUP re-reads `debug`).
-pub struct LogHandle {
+pub(crate) struct LogHandle {
     handle: reload::Handle<EnvFilter, Registry>,
     level: Option<String>,
 }
@@ -34,7 +34,7 @@ pub struct LogHandle {
 impl LogHandle {
     /// Applies `[DEFAULT] debug` again (unless a fixed level or `AETOS_LOG`
     /// was given at start).
-    pub fn set_debug(&self, debug: bool) -> Result<(), String> {
+    pub(crate) fn set_debug(&self, debug: bool) -> Result<(), String> {
         if self.level.is_some() || std::env::var_os("AETOS_LOG").is_some() {
             return Ok(());
         }
@@ -53,7 +53,7 @@ fn filter_for(level: Option<&str>, debug: bool) -> EnvFilter {
 /// Installs the global subscriber. `AETOS_LOG` (a tracing filter) overrides
 /// the level chosen by the options. Returns an error message when the log
 /// file cannot be opened.
-pub fn init_logging(opts: &LogOptions) -> Result<LogHandle, String> {
+pub(crate) fn init_logging(opts: &LogOptions) -> Result<LogHandle, String> {
     let filter = EnvFilter::try_from_env("AETOS_LOG")
         .unwrap_or_else(|_| filter_for(opts.level.as_deref(), opts.debug));
     let (filter, handle) = reload::Layer::new(filter);

@@ -2,22 +2,15 @@
 //! from every construct the engine knows (nested aggregations with
 //! parameters, binary operators with every matching modifier, subqueries,
 //! `offset`/`@`, all quote styles, hostile label values and project ids) is
-//! scoped and then checked by the independent oracle (`fuzz/oracle.rs`):
-//! the output parses, every selector carries the matcher, it means exactly
-//! the input plus the matcher, and re-scoping it is a no-op. Random text and
+//! scoped and then checked by the independent oracle
+//! (`aetos_tenancy_oracle::oracle`, in `crates/aetos-tenancy-oracle/`): the
+//! output parses, every selector carries the matcher, it means exactly the
+//! input plus the matcher, and re-scoping it is a no-op. Random text and
 //! token soup must never panic, and whatever is accepted must hold the
 //! invariant. The fuzz harness is also replayed over its seed corpus here.
 
-#[path = "../fuzz/oracle.rs"]
-mod oracle;
-
-#[path = "../fuzz/harness.rs"]
-mod harness;
-
-/// The name under which the fuzz harness finds the tenancy engine.
-use aetos::tenancy as scoping;
-
 use aetos::tenancy::{scope_query, scope_selector, TenancyError};
+use aetos_tenancy_oracle::{harness, oracle};
 use proptest::prelude::*;
 
 const LABEL: &str = "project";

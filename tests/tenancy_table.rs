@@ -3,16 +3,15 @@
 //!
 //! Unless a row says otherwise the caller is scoped to project `p1` with the
 //! default label name `project`. Every accepted output is additionally
-//! checked by the independent oracle (`fuzz/oracle.rs`): it parses, every
-//! selector carries `project="p1"`, it means exactly the input plus that
-//! matcher, and scoping it again changes nothing.
-
-#[path = "../fuzz/oracle.rs"]
-mod oracle;
+//! checked by the independent oracle (`aetos_tenancy_oracle::oracle`, in
+//! `crates/aetos-tenancy-oracle/`): it parses, every selector carries
+//! `project="p1"`, it means exactly the input plus that matcher, and scoping
+//! it again changes nothing.
 
 use aetos::tenancy::{
     scope_match_params, scope_query, scope_selector, TenancyError, MAX_NESTING, MAX_QUERY_BYTES,
 };
+use aetos_tenancy_oracle::oracle;
 
 const L: &str = "project";
 const P: &str = "p1";

@@ -18,7 +18,7 @@ use crate::config::Secret;
 
 /// How the service user logs in (`[keystone_authtoken] auth_type`).
 #[derive(Clone, Debug)]
-pub enum Credentials {
+pub(crate) enum Credentials {
     /// `auth_type = password` / `v3password`.
     Password {
         user: NameOrId,
@@ -32,7 +32,7 @@ pub enum Credentials {
 
 /// Keystone lets most things be named either by name or by id.
 #[derive(Clone, Debug, PartialEq)]
-pub enum NameOrId {
+pub(crate) enum NameOrId {
     Name(String),
     Id(String),
 }
@@ -81,7 +81,7 @@ impl Credentials {
 
 /// What a failed Keystone call means for the caller.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
-pub enum KeystoneError {
+pub(crate) enum KeystoneError {
     /// The user token (or the login credentials) were refused.
     #[error("credentials refused by Keystone")]
     Refused,
@@ -93,14 +93,13 @@ pub enum KeystoneError {
 
 /// A token together with when it expires.
 #[derive(Clone)]
-pub struct IssuedToken {
-    pub token: String,
-    pub expires_at: SystemTime,
-    pub body: Value,
+pub(crate) struct IssuedToken {
+    pub(crate) token: String,
+    pub(crate) expires_at: SystemTime,
 }
 
 /// The service's connection to Keystone.
-pub struct KeystoneClient {
+pub(crate) struct KeystoneClient {
     http: reqwest::Client,
     v3: Url,
     credentials: Credentials,
@@ -114,7 +113,7 @@ const RENEW_BEFORE: Duration = Duration::from_secs(120);
 
 /// `auth_url` may name the unversioned root (devstack: `http://h/identity`)
 /// or the v3 endpoint; keystoneauth discovers v3 in both cases.
-pub fn v3_url(auth_url: &Url) -> Url {
+pub(crate) fn v3_url(auth_url: &Url) -> Url {
     let mut u = auth_url.clone();
     let path = u.path().trim_end_matches('/').to_owned();
     if path.ends_with("/v3") {
@@ -127,7 +126,7 @@ pub fn v3_url(auth_url: &Url) -> Url {
 
 impl KeystoneClient {
     /// `http` carries the TLS settings and timeouts of `[keystone_authtoken]`.
-    pub fn new(
+    pub(crate) fn new(
         http: reqwest::Client,
         auth_url: &Url,
         credentials: Credentials,
@@ -186,7 +185,10 @@ impl KeystoneClient {
     /// `POST /v3/auth/tokens` with the given credentials. Used for the
     /// service login and for exchanging a caller's application credential
     /// (HTTP Basic from Grafana) for a token.
-    pub async fn login(&self, credentials: &Credentials) -> Result<IssuedToken, KeystoneError> {
+    pub(crate) async fn login(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<IssuedToken, KeystoneError> {
         let req = self
             .http
             .post(self.endpoint("auth/tokens?nocatalog"))
@@ -220,11 +222,7 @@ impl KeystoneClient {
             .and_then(Value::as_str)
             .and_then(|s| humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok())
             .ok_or_else(|| KeystoneError::Unavailable("login answer without expires_at".into()))?;
-        Ok(IssuedToken {
-            token,
-            expires_at,
-            body,
-        })
+        Ok(IssuedToken { token, expires_at })
     }
 
     /// Our own token, logging in when there is none or it is about to expire.
@@ -269,7 +267,7 @@ impl KeystoneClient {
 
     /// Validates a user token: `Ok(body)` for a valid one,
     /// `Err(Refused)` for an invalid, expired or revoked one.
-    pub async fn validate(&self, user_token: &str) -> Result<Value, KeystoneError> {
+    pub(crate) async fn validate(&self, user_token: &str) -> Result<Value, KeystoneError> {
         let mut relogged = false;
         loop {
             let service = self.service_token(relogged).await?;
@@ -314,7 +312,7 @@ impl KeystoneClient {
 
     /// Logs in once if needed; used at start-up to report bad service
     /// credentials early (a failure there is logged, not fatal).
-    pub async fn warm_up(&self) -> Result<(), KeystoneError> {
+    pub(crate) async fn warm_up(&self) -> Result<(), KeystoneError> {
         self.service_token(false).await.map(|_| ())
     }
 }

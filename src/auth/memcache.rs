@@ -35,7 +35,7 @@ impl Protection {
     pub fn mac(secret: &str) -> Protection {
         Protection::Mac(derive(secret, b"aetos-memcache-mac"))
     }
-    pub fn encrypt(secret: &str) -> Protection {
+    pub(crate) fn encrypt(secret: &str) -> Protection {
         Protection::Encrypt {
             enc: derive(secret, b"aetos-memcache-enc"),
             mac: derive(secret, b"aetos-memcache-key"),
@@ -55,7 +55,7 @@ fn derive(secret: &str, purpose: &[u8]) -> [u8; 32] {
 }
 
 /// Seals a payload for storage.
-pub fn seal(p: &Protection, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn seal(p: &Protection, payload: &[u8]) -> Vec<u8> {
     match p {
         Protection::None => payload.to_vec(),
         Protection::Mac(key) => {
@@ -81,7 +81,7 @@ pub fn seal(p: &Protection, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Opens a stored entry; `None` when it was tampered with or is garbage.
-pub fn open(p: &Protection, stored: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn open(p: &Protection, stored: &[u8]) -> Option<Vec<u8>> {
     match p {
         Protection::None => Some(stored.to_vec()),
         Protection::Mac(key) => {
@@ -109,18 +109,18 @@ pub fn open(p: &Protection, stored: &[u8]) -> Option<Vec<u8>> {
 /// How connections to the servers are pooled, as keystonemiddleware's
 /// `memcache_pool_*` options describe.
 #[derive(Clone, Debug)]
-pub struct PoolOptions {
+pub(crate) struct PoolOptions {
     /// Bound on every network operation: connect, get, set
     /// (`memcache_pool_socket_timeout`).
-    pub socket_timeout: Duration,
+    pub(crate) socket_timeout: Duration,
     /// How long a server that timed out or refused is skipped
     /// (`memcache_pool_dead_retry`).
-    pub dead_retry: Duration,
+    pub(crate) dead_retry: Duration,
     /// Most connections open to one server (`memcache_pool_maxsize`).
-    pub maxsize: usize,
+    pub(crate) maxsize: usize,
     /// Longest wait for a free connection of the pool; past it the
     /// operation is a miss (`memcache_pool_conn_get_timeout`).
-    pub conn_get_timeout: Duration,
+    pub(crate) conn_get_timeout: Duration,
 }
 
 impl Default for PoolOptions {
@@ -327,7 +327,11 @@ impl SharedCache {
         SharedCache::with_pool(servers, protection, PoolOptions::default())
     }
 
-    pub fn with_pool(servers: &[String], protection: Protection, pool: PoolOptions) -> SharedCache {
+    pub(crate) fn with_pool(
+        servers: &[String],
+        protection: Protection,
+        pool: PoolOptions,
+    ) -> SharedCache {
         let pool = PoolOptions {
             maxsize: pool.maxsize.clamp(1, Semaphore::MAX_PERMITS),
             ..pool
@@ -383,7 +387,7 @@ impl SharedCache {
     /// Stores Keystone's validation body for `token` for `ttl`, in the
     /// background (the caller does not wait for memcached). Needs a Tokio
     /// runtime.
-    pub fn set(&self, token: &str, body: &serde_json::Value, ttl: Duration) {
+    pub(crate) fn set(&self, token: &str, body: &serde_json::Value, ttl: Duration) {
         let (key, primary) = self.inner.key(token);
         let sealed = seal(&self.inner.protection, body.to_string().as_bytes());
         if sealed.is_empty() {
@@ -401,8 +405,10 @@ impl SharedCache {
         });
     }
 
-    /// Whether `memcached_servers[index]` is currently skipped as dead.
-    pub fn is_dead(&self, index: usize) -> bool {
+    /// Whether `memcached_servers[index]` is currently skipped as dead (for
+    /// the tests below).
+    #[cfg(test)]
+    fn is_dead(&self, index: usize) -> bool {
         self.inner
             .servers
             .get(index)

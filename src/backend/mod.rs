@@ -45,7 +45,9 @@ use self::url::url_for;
 use crate::request::Params;
 pub use auth::{BackendAuth, Outgoing};
 use body::idle_limited;
-pub use client::{http_client, install_crypto};
+pub use client::http_client;
+#[cfg(test)]
+pub use client::install_crypto;
 use client::{http_client_with, root_cause};
 pub use error::BackendError;
 pub use pool::TargetReport;

@@ -199,7 +199,8 @@ impl<T: Clone> Refreshing<T> {
             .map(|(_, why)| why.clone())
     }
 
-    /// How many fetches were started (for tests and health reports).
+    /// How many fetches were started (for the tests).
+    #[cfg(test)]
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }

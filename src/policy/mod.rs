@@ -15,16 +15,16 @@
 //! - [`enforcer`]: the compiled rule set and its reloads.
 //! - [`sample`]: the generated sample file, effective policy and reference.
 
-pub mod defaults;
+mod defaults;
 mod enforcer;
 mod eval;
 mod file;
 mod parser;
-pub mod sample;
+mod sample;
 
 pub use defaults::{defaults, RuleDefault};
 pub use enforcer::Enforcer;
-pub use sample::{effective_policy, reference_rst, sample_policy};
+pub use sample::{effective_policy, sample_policy};
 
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;

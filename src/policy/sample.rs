@@ -16,9 +16,11 @@ use std::fmt::Write as _;
 const WRAP_WIDTH: usize = 70;
 
 /// Marker lines around the generated part of the policy reference.
-pub const REFERENCE_BEGIN: &str = ".. BEGIN GENERATED POLICY REFERENCE";
+#[cfg(test)]
+const REFERENCE_BEGIN: &str = ".. BEGIN GENERATED POLICY REFERENCE";
 /// See [`REFERENCE_BEGIN`].
-pub const REFERENCE_END: &str = ".. END GENERATED POLICY REFERENCE";
+#[cfg(test)]
+const REFERENCE_END: &str = ".. END GENERATED POLICY REFERENCE";
 
 /// The sample policy file, byte for byte what oslopolicy-sample-generator
 /// would print for these defaults: per rule the wrapped description, one
@@ -149,8 +151,11 @@ pub fn effective_policy(enforcer: &Enforcer) -> String {
 }
 
 /// The rule reference (reStructuredText) for the policy documentation,
-/// including the marker lines.
-pub fn reference_rst() -> String {
+/// including the marker lines. Only the golden test below uses it: it
+/// checks (or, with `AETOS_UPDATE_GOLDEN`, rewrites) the generated part of
+/// `doc/source/configuration/policy.rst`.
+#[cfg(test)]
+fn reference_rst() -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -171,6 +171,7 @@ pub fn scoped_input_bytes(params: &Params, scoping: Scoping) -> usize {
 }
 
 /// Applies `scoping` for a caller restricted to `project`.
+#[cfg(test)]
 pub fn scope_params(
     params: &Params,
     scoping: Scoping,

@@ -635,7 +635,7 @@ mod tests {
         for q in ["1x", "1x[5m]", "x[1x]", "x offset 0x", "9e"] {
             let _ = prescan(q);
         }
-        assert!(crate::tenancy::scope_query("1x", "project", "p").is_err());
+        assert!(crate::scope_query("1x", "project", "p").is_err());
     }
 
     #[test]

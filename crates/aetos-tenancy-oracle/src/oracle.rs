@@ -1,13 +1,11 @@
 //! Independent oracle for the tenancy invariant.
 //!
-//! Shared (through `#[path]`) by the spec table, the property tests and the
-//! fuzz target. It deliberately re-implements what it checks instead of
-//! calling `aetos::tenancy` internals: the walk is iterative with an explicit
-//! stack (not the library's recursion), and the expected tree is built from
-//! the *input* independently of the library's rewrite. If both agree, two
-//! separately written walkers agree.
-
-#![allow(dead_code)] // each includer uses a different subset
+//! Shared by the spec table, the property tests and the fuzz target. It
+//! deliberately re-implements what it checks instead of calling
+//! `aetos_tenancy` at all (this module uses only `promql-parser`): the walk
+//! is iterative with an explicit stack (not the library's recursion), and the
+//! expected tree is built from the *input* independently of the library's
+//! rewrite. If both agree, two separately written walkers agree.
 
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::{self, BinModifier, Expr, LabelModifier, VectorSelector};

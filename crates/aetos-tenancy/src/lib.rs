@@ -26,6 +26,13 @@
 //!   timestamps, `or` matcher groups, `info()`, extension nodes, functions or
 //!   operators this module does not know, `\x80`–`\xff` byte escapes, U+FFFD in
 //!   strings, over-long or over-deep input).
+//!
+//! It is a crate of its own (used by the service as `aetos::tenancy`, by the
+//! fuzz target in `fuzz/` and by the benches) so that fuzzing instruments
+//! only the engine and the engine cannot reach into the service. Its public
+//! surface is what the service needs: the `scope_*` functions,
+//! [`validate_label_name`], [`Scoped`], [`TenancyError`] and the two bounds.
+#![forbid(unsafe_code)]
 
 mod enforce;
 mod prescan;

@@ -11,11 +11,8 @@
 //! fixed point of scoping. The same holds for the `match[]` path. A refusal
 //! as `Unfaithful` is a failure too: it means one of the engine's proofs
 //! caught a printer corner that the walker does not refuse explicitly.
-//!
-//! Includers provide `scoping` (the tenancy module) and `oracle` at their
-//! crate root.
 
-use super::scoping::{scope_query, scope_selector, TenancyError};
+use aetos_tenancy::{scope_query, scope_selector, TenancyError};
 
 use crate::oracle;
 
