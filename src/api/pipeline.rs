@@ -385,7 +385,6 @@ fn backend_request(
             .unwrap_or(reqwest::Method::GET),
         path,
         params,
-        raw_body: Bytes::new(),
         headers,
         project: None,
     })

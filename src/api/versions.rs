@@ -163,7 +163,7 @@ pub async fn healthcheck(req: &HttpRequest, state: &State) -> HttpResponse {
             }})
         })
         .collect();
-    if reveal && !matches!(auth.method(), "none" | "basic") {
+    if reveal && auth.obtains_credentials() {
         let details = auth.status();
         let reason = details["last_error"]
             .as_str()

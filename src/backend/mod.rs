@@ -75,8 +75,6 @@ pub struct BackendRequest {
     /// Path below the backend's base URL, e.g. `/api/v1/query`.
     pub path: String,
     pub params: Params,
-    /// Raw body for non-form requests (forwarded as is, usually empty).
-    pub raw_body: Bytes,
     /// `(name, value)` of the forwarded request headers.
     pub headers: Vec<(String, String)>,
     /// The project a scoped caller is confined to (`None`: privileged), for
@@ -234,7 +232,7 @@ impl Backend {
         })?;
         let body = match &req.params.body {
             Some(b) => Bytes::from(b.clone().into_bytes()),
-            None => req.raw_body.clone(),
+            None => Bytes::new(),
         };
         let mut rb = inner.http.request(req.method.clone(), url.clone());
         for (k, v) in &req.headers {

@@ -126,7 +126,6 @@ fn request(method: Method, path: &str) -> BackendRequest {
             url: "query=up".into(),
             body: None,
         },
-        raw_body: Bytes::new(),
         headers: Vec::new(),
         project: None,
     }

@@ -307,7 +307,6 @@ fn get_request(path: &str, pairs: &[(&str, &str)], project: &str) -> BackendRequ
         method: Method::GET,
         path: path.into(),
         params: Params { url, body: None },
-        raw_body: Bytes::new(),
         headers: vec![("accept".into(), "application/json".into())],
         project: Some(project.to_owned()),
     }

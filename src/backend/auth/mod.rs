@@ -88,6 +88,12 @@ impl BackendAuth {
         }
     }
 
+    /// Whether credentials are obtained (and may fail) at run time: a
+    /// token file, a cloud identity; not for none or static basic.
+    pub fn obtains_credentials(&self) -> bool {
+        !matches!(self, BackendAuth::None | BackendAuth::Basic(_))
+    }
+
     /// Whether the query string must be sent in SigV4's canonical encoding.
     pub fn canonical_query(&self) -> bool {
         matches!(self, BackendAuth::SigV4(_))
