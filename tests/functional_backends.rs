@@ -75,6 +75,41 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
+/// An OpenShift-style backend below `/openshift-monitoring` that accepts
+/// only the bearer tokens in `valid` (the first token at first), and aetos
+/// reading that token from `token_file`.
+struct TokenBackend {
+    valid: Arc<Mutex<HashSet<String>>>,
+    prom: PrometheusStandin,
+    dir: common::tempdir::Dir,
+    token_file: String,
+    aetos: Aetos,
+}
+
+fn behind_token_checking_proxy(token: &str, tag: &str) -> TokenBackend {
+    let valid = Arc::new(Mutex::new(HashSet::from([token.to_owned()])));
+    let prom = PrometheusStandin::start(
+        Check::Tokens(valid.clone()),
+        "/openshift-monitoring",
+        &stack().prometheus_url(),
+        Arc::new(Registry::default()),
+    );
+    let dir = common::tempdir::Dir::new(tag);
+    let token_file = write(dir.path(), "token", &format!("{token}\n"));
+    let conf = format!(
+        "[prometheus]\nurl = {}\nbearer_token_file = {token_file}\n",
+        prom.url()
+    );
+    let aetos = spawn_aetos(Some(&conf), &[], &[]);
+    TokenBackend {
+        valid,
+        prom,
+        dir,
+        token_file,
+        aetos,
+    }
+}
+
 /// The same three requests through any mode: a reader's GET and a
 /// member's form POST see only project demo, the service user sees both.
 async fn tenancy_holds_end_to_end(a: &Aetos) {
@@ -796,21 +831,13 @@ async fn azure_managed_identity_from_a_configurable_imds_endpoint() {
 
 #[tokio::test]
 async fn openshift_service_account_token_file_is_read_again_after_rotation() {
-    let valid = Arc::new(Mutex::new(HashSet::from(["sa-token-one".to_owned()])));
-    let registry = Arc::new(Registry::default());
-    let prom = PrometheusStandin::start(
-        Check::Tokens(valid.clone()),
-        "/openshift-monitoring",
-        &stack().prometheus_url(),
-        registry,
-    );
-    let dir = common::tempdir::Dir::new("sa");
-    let token_file = write(dir.path(), "token", "sa-token-one\n");
-    let conf = format!(
-        "[prometheus]\nurl = {}\nbearer_token_file = {token_file}\n",
-        prom.url()
-    );
-    let a = spawn_aetos(Some(&conf), &[], &[]);
+    let TokenBackend {
+        valid,
+        prom,
+        dir,
+        token_file,
+        aetos: a,
+    } = behind_token_checking_proxy("sa-token-one", "sa");
     tenancy_holds_end_to_end(&a).await;
     // Kubernetes rotates the token: a new file swapped in, the old token revoked.
     *valid.lock().unwrap() = HashSet::from(["sa-token-two-rotated".to_owned()]);
@@ -1496,22 +1523,8 @@ async fn label_paths_stay_below_the_prefix_with_basic_auth() {
 
 #[tokio::test]
 async fn label_paths_stay_below_the_prefix_with_a_bearer_token_file() {
-    let valid = Arc::new(Mutex::new(HashSet::from(["sa-token-paths".to_owned()])));
-    let registry = Arc::new(Registry::default());
-    let backend = PrometheusStandin::start(
-        Check::Tokens(valid),
-        "/openshift-monitoring",
-        &stack().prometheus_url(),
-        registry,
-    );
-    let dir = common::tempdir::Dir::new("sa-paths");
-    let token_file = write(dir.path(), "token", "sa-token-paths\n");
-    let conf = format!(
-        "[prometheus]\nurl = {}\nbearer_token_file = {token_file}\n",
-        backend.url()
-    );
-    let a = spawn_aetos(Some(&conf), &[], &[]);
-    label_paths_stay_below(&a, &backend, "/openshift-monitoring").await;
+    let b = behind_token_checking_proxy("sa-token-paths", "sa-paths");
+    label_paths_stay_below(&b.aetos, &b.prom, "/openshift-monitoring").await;
 }
 
 #[tokio::test]
