@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Noisy-neighbour benchmark on the local stack: project B (demo) sends a
-# dashboard-style query on 2 paced connections (a request every 50 ms on
-# each, within its rate limit), first alone, then while project
+# dashboard-style query on 2 paced connections (a request every 100 ms on
+# each: within its rate limit), first alone, then while project
 # A (other) floods aetos on many connections with regex-heavy and
 # long-range queries. aetos runs with the limits doc/source/admin/limits.rst
 # recommends. Prints B's requests/s, p50 and p99 unloaded and loaded, the
@@ -9,18 +9,18 @@
 #
 #   tools/bench-neighbour.sh [DURATION_SECONDS] [A_CONNECTIONS]
 #
-# Bounded: each run lasts DURATION seconds (default 10) against 127.0.0.1.
+# Bounded: each run lasts DURATION seconds (default 20) against 127.0.0.1.
 set -euo pipefail
-duration=${1:-10}
+duration=${1:-20}
 flood_conns=${2:-64}
 # shellcheck source=tools/bench-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 start_aetos "[limits]
 max_concurrent_requests_per_project = 4
-max_queued_requests_per_project = 8
-max_queue_time = 2
-requests_per_second_per_project = 50
-request_burst_per_project = 100
+max_queued_requests_per_project = 16
+max_queue_time = 5
+requests_per_second_per_project = 20
+request_burst_per_project = 40
 max_query_length = 32d
 max_query_lookback = 90d"
 b_token=$(login demo-reader demo)
@@ -37,13 +37,13 @@ now=$(date +%s)
 a_range_url="$base/query_range?query=$(urlencode 'sum by (project) (rate(ceilometer_cpu[5m]))')&start=$((now - 30 * 86400))&end=$now&step=300"
 
 echo "B: $b_query on 2 paced connections; A floods on $flood_conns connections ($duration s per run)"
-unloaded=$(wrk_run b-unloaded "$b_url" "$b_token" 2 "$duration" "" 50)
+unloaded=$(wrk_run b-unloaded "$b_url" "$b_token" 2 "$duration" "" 100)
 wrk_run a-regex "$a_regex_url" "$a_token" $((flood_conns / 2)) $((duration + 2)) allow >"$work/a1" &
 f1=$!
 wrk_run a-range "$a_range_url" "$a_token" $((flood_conns / 2)) $((duration + 2)) allow >"$work/a2" &
 f2=$!
 sleep 1
-loaded=$(wrk_run b-loaded "$b_url" "$b_token" 2 "$duration" "" 50)
+loaded=$(wrk_run b-loaded "$b_url" "$b_token" 2 "$duration" "" 100)
 wait "$f1" "$f2"
 printf '%s\n%s\n' "$unloaded" "$loaded" | awk '
   NR==1 { r=$2; p50=$3; p99=$4 }
