@@ -102,9 +102,7 @@ pub(crate) fn prescan(text: &str) -> Result<Prescanned<'_>, TenancyError> {
         });
     }
     if text.contains(MARK) {
-        return Err(TenancyError::Unsupported(
-            "the noncharacter U+FDD0 is reserved".to_owned(),
-        ));
+        return Err(reserved_mark());
     }
     let mut literals = Vec::new();
     let depth = scan(text.as_bytes(), &mut literals)?;
@@ -456,16 +454,29 @@ fn check_escape(rest: &[u8]) -> Result<(), TenancyError> {
     let value = match rest.first() {
         Some(b'x') => digits_value(rest.get(1..3), 16),
         Some(b'0'..=b'7') => digits_value(rest.get(0..3), 8),
+        Some(b'u') => digits_value(rest.get(1..5), 16),
+        Some(b'U') => digits_value(rest.get(1..9), 16),
         _ => None,
     };
     match value {
-        Some(v) if v >= 0x80 => Err(TenancyError::Unsupported(
-            "byte escapes \\x80-\\xff (and octal \\200-\\377) mean raw bytes to Prometheus; \
+        // Written as an escape, the mark would reach the tree without ever
+        // standing in the text: refused like the character itself.
+        Some(v) if v == u32::from(MARK) && matches!(rest.first(), Some(b'u' | b'U')) => {
+            Err(reserved_mark())
+        }
+        Some(v) if v >= 0x80 && matches!(rest.first(), Some(b'x' | b'0'..=b'7')) => {
+            Err(TenancyError::Unsupported(
+                "byte escapes \\x80-\\xff (and octal \\200-\\377) mean raw bytes to Prometheus; \
              write the character itself or use \\u00XX"
-                .to_owned(),
-        )),
+                    .to_owned(),
+            ))
+        }
         _ => Ok(()),
     }
+}
+
+fn reserved_mark() -> TenancyError {
+    TenancyError::Unsupported("the noncharacter U+FDD0 is reserved".to_owned())
 }
 
 /// Value of `digits` in `radix`, if they all are digits of it.

@@ -115,6 +115,16 @@ fn regex_matchers_reach_the_parser_as_numbered_placeholders() {
     assert!(prescan("x{a=~\"\\q\"}").is_err());
     // The mark is reserved.
     assert!(prescan("x{a=\"\u{FDD0}0\"}").is_err());
+    // ... also when written as an escape, which only the parser decodes.
+    for q in [
+        r#"x{a="\uFDD00"}"#,
+        r#"x{a='\ufdd0!0'}"#,
+        r#"x{a=~"r", b="\U0000FDD00"}"#,
+        r#"label_replace(x, "d", "\uFdD00", "s", "")"#,
+    ] {
+        assert!(prescan(q).is_err(), "{q}");
+    }
+    assert!(prescan(r#"x{a="\uFDD1\u00e9"}"#).is_ok());
 }
 
 #[test]
