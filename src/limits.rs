@@ -269,6 +269,10 @@ impl Refusal {
 #[derive(Debug)]
 pub(crate) struct Admission {
     _permit: Option<OwnedSemaphorePermit>,
+    /// The limits in force when the request was admitted: the later checks
+    /// of the same request use these, so a reload never splits a request
+    /// between two sets of limits, and the overrides are read once.
+    pub(crate) values: LimitValues,
 }
 
 /// The per-key state of admission.
@@ -423,20 +427,29 @@ impl Limits {
     pub(crate) async fn admit(&self, key: &LimitKey) -> Result<Admission, Refusal> {
         let v = self.values(key);
         if v.max_concurrent_requests == 0 && v.requests_per_second <= 0.0 {
-            return Ok(Admission { _permit: None });
+            return Ok(Admission {
+                _permit: None,
+                values: v,
+            });
         }
         let gate = self.gate(key, &v);
         if v.requests_per_second > 0.0 {
             take_token(&gate, &v)?;
         }
         if v.max_concurrent_requests == 0 {
-            return Ok(Admission { _permit: None });
+            return Ok(Admission {
+                _permit: None,
+                values: v,
+            });
         }
         let refused = Refusal::Concurrency {
             limit: v.max_concurrent_requests,
         };
         if let Ok(p) = gate.slots.clone().try_acquire_owned() {
-            return Ok(Admission { _permit: Some(p) });
+            return Ok(Admission {
+                _permit: Some(p),
+                values: v,
+            });
         }
         if v.max_queued_requests == 0 || v.max_queue_time.is_zero() {
             return Err(refused);
@@ -449,11 +462,18 @@ impl Limits {
             tokio::time::timeout(v.max_queue_time, gate.slots.clone().acquire_owned()).await;
         gate.waiting.fetch_sub(1, Ordering::AcqRel);
         match waited {
-            Ok(Ok(p)) => Ok(Admission { _permit: Some(p) }),
+            Ok(Ok(p)) => Ok(Admission {
+                _permit: Some(p),
+                values: v,
+            }),
             _ => Err(refused),
         }
     }
+}
 
+/// The shape limits, checked against the values a request was admitted
+/// under (see [`Admission::values`]).
+impl LimitValues {
     /// The time limits of a request: `max_query_length` on the range of a
     /// `query_range`, `max_query_lookback` on its `start` (or an instant
     /// query's `time`, or the `start` of series/labels/label values).
@@ -461,12 +481,11 @@ impl Limits {
     /// request without `start` (which Prometheus would read as "all data").
     pub(crate) fn check_times(
         &self,
-        key: &LimitKey,
         kind: TimeKind,
         get: &dyn Fn(&str) -> Option<String>,
         now: SystemTime,
     ) -> Result<Option<(String, String)>, Refusal> {
-        let v = self.values(key);
+        let v = self;
         if v.max_query_length.is_none() && v.max_query_lookback.is_none() {
             return Ok(None);
         }
@@ -526,17 +545,17 @@ impl Limits {
 
     /// The size limits of a scoped request: the query text before parsing
     /// (`bytes`), and the selectors it held after scoping.
-    pub(crate) fn check_query_bytes(&self, key: &LimitKey, bytes: usize) -> Result<(), Refusal> {
-        let max = self.values(key).max_query_bytes;
+    pub(crate) fn check_query_bytes(&self, bytes: usize) -> Result<(), Refusal> {
+        let max = self.max_query_bytes;
         if max > 0 && bytes > max {
             return Err(Refusal::QueryBytes { got: bytes, max });
         }
         Ok(())
     }
 
-    /// See [`Limits::check_query_bytes`].
-    pub(crate) fn check_selectors(&self, key: &LimitKey, selectors: usize) -> Result<(), Refusal> {
-        let max = self.values(key).max_selectors;
+    /// See [`LimitValues::check_query_bytes`].
+    pub(crate) fn check_selectors(&self, selectors: usize) -> Result<(), Refusal> {
+        let max = self.max_selectors;
         if max > 0 && selectors > max {
             return Err(Refusal::Selectors {
                 got: selectors,

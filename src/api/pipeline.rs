@@ -16,7 +16,7 @@ use crate::auth::AuthError;
 use crate::authz::{self, Access};
 use crate::backend::{BackendRequest, FORWARDED_REQUEST_HEADERS};
 use crate::identity::Identity;
-use crate::limits::{Admission, LimitKey, Limits};
+use crate::limits::{Admission, LimitKey, LimitValues};
 use crate::metrics::RouteLabel;
 use crate::request::{self, Params, Scoper, Scoping};
 use crate::state::{Authn, State};
@@ -167,20 +167,20 @@ async fn prepare(
 ) -> Result<Prepared, Refusal> {
     let body = read_body(payload, state.max_body, state.client_body_timeout).await?;
     let mut breq = backend_request(req, api, admitted.path.clone(), body)?;
-    if let Some(k) = &admitted.key {
+    let limits = admitted.key.as_ref().zip(admitted.admission.as_ref());
+    if let Some((k, a)) = limits {
         let params = &breq.params;
         let get = |name: &str| params.get(name);
         let now = std::time::SystemTime::now();
-        if let Some((name, value)) = limited(k, state.limits.check_times(k, api.times, &get, now))?
-        {
+        if let Some((name, value)) = limited(k, a.values.check_times(api.times, &get, now))? {
             breq.params.push(&name, &value);
         }
     }
-    let project = match (&admitted.access, &admitted.key) {
+    let project = match (&admitted.access, limits) {
         (Access::Privileged, _) | (_, None) => None,
-        (Access::Scoped { project }, Some(k)) => {
+        (Access::Scoped { project }, Some((k, a))) => {
             breq.params = scoped(
-                &state.limits,
+                &a.values,
                 k,
                 &state.scoper,
                 api.scoping,
@@ -204,7 +204,7 @@ async fn prepare(
 
 /// The tenancy stage for a scoped caller, within the project's shape limits.
 async fn scoped(
-    limits: &Limits,
+    limits: &LimitValues,
     key: &LimitKey,
     scoper: &Scoper,
     scoping: Scoping,
@@ -212,12 +212,12 @@ async fn scoped(
     project: &str,
 ) -> Result<Params, Refusal> {
     let bytes = request::scoped_input_bytes(params, scoping);
-    limited(key, limits.check_query_bytes(key, bytes))?;
+    limited(key, limits.check_query_bytes(bytes))?;
     let (params, selectors) = scope(scoper, params, scoping, project).await.map_err(|e| {
         tracing::info!("refused a scoped request: {e}");
         Refusal::BadData(e.to_string())
     })?;
-    limited(key, limits.check_selectors(key, selectors))?;
+    limited(key, limits.check_selectors(selectors))?;
     Ok(params)
 }
 

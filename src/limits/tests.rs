@@ -111,31 +111,38 @@ fn time_limits() {
         }
     };
     let ok = params(&[("start", "999000"), ("end", "1000000")]);
-    assert_eq!(l.check_times(&k, TimeKind::Range, &ok, now), Ok(None));
+    assert_eq!(
+        l.values(&k).check_times(TimeKind::Range, &ok, now),
+        Ok(None)
+    );
     let long = params(&[("start", "990000"), ("end", "1000000")]);
     assert_eq!(
-        l.check_times(&k, TimeKind::Range, &long, now)
+        l.values(&k)
+            .check_times(TimeKind::Range, &long, now)
             .unwrap_err()
             .reason(),
         "query_length"
     );
     let old = params(&[("start", "900000"), ("end", "900100")]);
     assert_eq!(
-        l.check_times(&k, TimeKind::Range, &old, now)
+        l.values(&k)
+            .check_times(TimeKind::Range, &old, now)
             .unwrap_err()
             .reason(),
         "lookback"
     );
     let old_instant = params(&[("time", "1970-01-02T00:00:00Z")]);
     assert_eq!(
-        l.check_times(&k, TimeKind::Instant, &old_instant, now)
+        l.values(&k)
+            .check_times(TimeKind::Instant, &old_instant, now)
             .unwrap_err()
             .reason(),
         "lookback"
     );
     let garbage = params(&[("time", "yesterday")]);
     assert_eq!(
-        l.check_times(&k, TimeKind::Instant, &garbage, now)
+        l.values(&k)
+            .check_times(TimeKind::Instant, &garbage, now)
             .unwrap_err()
             .status(),
         (400, None)
@@ -143,7 +150,7 @@ fn time_limits() {
     // Series without start: bounded to the lookback instead of "all".
     let none = params(&[]);
     assert_eq!(
-        l.check_times(&k, TimeKind::Series, &none, now),
+        l.values(&k).check_times(TimeKind::Series, &none, now),
         Ok(Some(("start".to_owned(), "913600.000".to_owned())))
     );
     // Privileged callers: unlimited by default.
@@ -151,7 +158,10 @@ fn time_limits() {
         privileged: true,
         project: "a".into(),
     };
-    assert_eq!(l.check_times(&admin, TimeKind::Range, &old, now), Ok(None));
+    assert_eq!(
+        l.values(&admin).check_times(TimeKind::Range, &old, now),
+        Ok(None)
+    );
 }
 
 #[test]
