@@ -51,8 +51,10 @@ pub fn authorize(
 ) -> Result<Access, Denied> {
     let creds = identity.credentials();
     let target = identity.policy_target();
-    let check = |rule: &str| enforcer.enforce(rule, &target, &creds);
-    let all = format!("{rule}:all_projects");
+    let check = |rule: &str| enforcer.enforce(rule, target, creds);
+    let mut buf = [0u8; 128];
+    let all = all_projects(rule, &mut buf);
+    let all: &str = &all;
     let denied = |rule: &str| Denied {
         rule: rule.to_owned(),
     };
@@ -65,7 +67,7 @@ pub fn authorize(
             }
         }
         Guard::ScopedOrAll => {
-            if check(&all) {
+            if check(all) {
                 Ok(Access::Privileged)
             } else if check(rule) {
                 scoped(identity, rule)
@@ -76,13 +78,27 @@ pub fn authorize(
         Guard::RequiredThenScope => {
             if !check(rule) {
                 Err(denied(rule))
-            } else if check(&all) {
+            } else if check(all) {
                 Ok(Access::Privileged)
             } else {
                 scoped(identity, rule)
             }
         }
     }
+}
+
+/// `<rule>:all_projects`, written into `buf` (every rule of the route table
+/// fits), else allocated.
+fn all_projects<'a>(rule: &str, buf: &'a mut [u8; 128]) -> std::borrow::Cow<'a, str> {
+    const SUFFIX: &str = ":all_projects";
+    let n = rule.len() + SUFFIX.len();
+    if n > buf.len() {
+        return format!("{rule}{SUFFIX}").into();
+    }
+    buf[..rule.len()].copy_from_slice(rule.as_bytes());
+    buf[rule.len()..n].copy_from_slice(SUFFIX.as_bytes());
+    // Two UTF-8 strings joined: UTF-8.
+    std::str::from_utf8(&buf[..n]).map_or_else(|_| format!("{rule}{SUFFIX}").into(), Into::into)
 }
 
 /// A scoped caller needs a project; a domain- or system-scoped token that a
@@ -101,6 +117,25 @@ fn scoped(identity: &Identity, rule: &str) -> Result<Access, Denied> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_projects_rule_names_short_and_long() {
+        let mut buf = [0u8; 128];
+        assert_eq!(
+            all_projects("telemetry:query", &mut buf),
+            "telemetry:query:all_projects"
+        );
+        let long = "r".repeat(200);
+        assert_eq!(
+            all_projects(&long, &mut buf),
+            format!("{long}:all_projects")
+        );
+        let edge = "x".repeat(128 - ":all_projects".len());
+        assert_eq!(
+            all_projects(&edge, &mut buf),
+            format!("{edge}:all_projects")
+        );
+    }
     use crate::policy::PolicyOptions;
     use crate::test_support::TempDir;
 

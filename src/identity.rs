@@ -6,6 +6,7 @@
 //! oslo.policy credentials dictionary upstream Aetos builds through
 //! oslo.context.
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
@@ -32,6 +33,35 @@ pub(crate) struct Identity {
     pub(crate) service_roles: Vec<String>,
     pub(crate) service_user_id: Option<String>,
     pub(crate) service_project_id: Option<String>,
+    /// The policy dictionaries, built once per identity (a cached token's
+    /// identity serves every request made with it).
+    pub(crate) policy: PolicyDicts,
+}
+
+/// The credentials and target dictionaries of an [`Identity`], built on
+/// first use. A clone starts empty, so that a changed copy
+/// (`Identity { service_roles, ..id.clone() }`) never carries the
+/// dictionaries of the identity it was copied from.
+#[derive(Default)]
+pub(crate) struct PolicyDicts(OnceLock<(Value, Value)>);
+
+impl Clone for PolicyDicts {
+    fn clone(&self) -> Self {
+        PolicyDicts::default()
+    }
+}
+
+impl PartialEq for PolicyDicts {
+    /// Derived data: identities are equal by their fields alone.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for PolicyDicts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolicyDicts")
+    }
 }
 
 /// A token body Keystone answered with that we cannot use.
@@ -105,7 +135,20 @@ impl Identity {
 
     /// The oslo.policy credentials dictionary (keys as oslo.context's
     /// `to_policy_values()`).
-    pub(crate) fn credentials(&self) -> Value {
+    pub(crate) fn credentials(&self) -> &Value {
+        &self.dicts().0
+    }
+
+    fn dicts(&self) -> &(Value, Value) {
+        self.policy.0.get_or_init(|| {
+            (
+                self.build_credentials(),
+                json!({ "project_id": self.project_id }),
+            )
+        })
+    }
+
+    fn build_credentials(&self) -> Value {
         json!({
             "user_id": self.user_id,
             "user_name": self.user_name,
@@ -135,8 +178,8 @@ impl Identity {
     }
 
     /// The target upstream Aetos passes to every check.
-    pub(crate) fn policy_target(&self) -> Value {
-        json!({ "project_id": self.project_id })
+    pub(crate) fn policy_target(&self) -> &Value {
+        &self.dicts().1
     }
 }
 
@@ -167,7 +210,7 @@ mod tests {
         let creds = id.credentials();
         assert_eq!(creds["user_id"], "u1");
         assert_eq!(creds["roles"][1], "member");
-        assert_eq!(id.policy_target(), json!({"project_id": "p1"}));
+        assert_eq!(id.policy_target(), &json!({"project_id": "p1"}));
     }
 
     #[test]
@@ -184,6 +227,9 @@ mod tests {
             roles: vec!["service".into(), "admin".into()],
             ..Identity::default()
         };
+        // The caller's dictionaries were built before the copy was made:
+        // the copy must build its own, with the service in them.
+        assert_eq!(caller.credentials()["service_roles"], json!([]));
         let both = caller.with_service(&service);
         assert_eq!(both.roles, vec!["reader"]);
         assert_eq!(both.project_id.as_deref(), Some("p"));

@@ -36,10 +36,11 @@ where
     S::Future: 'static,
     B: MessageBody,
 {
-    let id = format!("req-{}", uuid::Uuid::new_v4());
+    let id = new_request_id();
     let span = tracing::info_span!("request", request_id = %id);
     let method = req.method().clone();
-    let path = req.path().to_owned();
+    // Shares the request's URI bytes: nothing copied unless a line is logged.
+    let uri = req.uri().clone();
     let started = Instant::now();
     let state = req.app_data::<web::Data<State>>().cloned();
     let metrics = state.as_ref().map(|s| s.metrics.clone());
@@ -71,19 +72,14 @@ where
                 let facts = res.request().extensions().get::<RequestFacts>().copied();
                 let status = res.status().as_u16();
                 if let Some(m) = &metrics {
-                    let route = facts.map_or("other", |f| f.api).to_owned();
+                    let route = facts.map_or("other", |f| f.api);
                     m.requests
                         .get_or_create(&RequestLabels {
-                            route: route.clone(),
+                            route,
                             // Only standard methods: arbitrary ones would grow the label set.
-                            method: match method.as_str() {
-                                m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "PATCH"
-                                | "OPTIONS") => m,
-                                _ => "OTHER",
-                            }
-                            .to_owned(),
+                            method: method_label(&method),
                             status,
-                            access: facts.map_or("none", |f| f.mode.label()).to_owned(),
+                            access: facts.map_or("none", |f| f.mode.label()),
                         })
                         .inc();
                     m.request_duration
@@ -92,7 +88,7 @@ where
                 }
                 tracing::info!(
                     method = %method,
-                    path = %path,
+                    path = uri.path(),
                     status,
                     api = facts.map_or("-", |f| f.api),
                     access = facts.map_or("-", |f| f.mode.label()),
@@ -102,12 +98,45 @@ where
                 Ok(res)
             }
             Err(e) => {
-                tracing::error!(method = %method, path = %path, "request failed: {e}");
+                tracing::error!(method = %method, path = uri.path(), "request failed: {e}");
                 Err(e)
             }
         }
     }
     .instrument(span)
+}
+
+/// A fresh `req-<uuid4>`. Request ids must be unique, not secret: the
+/// random bits come from SipHash, keyed per thread from the OS, of a
+/// per-thread counter — no system call per request (`Uuid::new_v4` makes one).
+fn new_request_id() -> String {
+    use std::hash::BuildHasher;
+    thread_local! {
+        static IDS: (std::collections::hash_map::RandomState, std::cell::Cell<u64>) =
+            Default::default();
+    }
+    let bytes = IDS.with(|(keys, n)| {
+        let c = n.get();
+        n.set(c.wrapping_add(1));
+        let hi = keys.hash_one((c, 0u8));
+        let lo = keys.hash_one((c, 1u8));
+        (u128::from(hi) << 64 | u128::from(lo)).to_be_bytes()
+    });
+    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    let mut buf = [0u8; 40];
+    buf[..4].copy_from_slice(b"req-");
+    id.hyphenated().encode_lower(&mut buf[4..]);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The `method` label: only standard methods, as the route table's own
+/// strings (arbitrary ones would grow the label set).
+fn method_label(m: &actix_web::http::Method) -> &'static str {
+    const STANDARD: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"];
+    STANDARD
+        .into_iter()
+        .find(|s| *s == m.as_str())
+        .unwrap_or("OTHER")
 }
 
 /// Listening settings.
@@ -146,4 +175,28 @@ pub async fn run(state: State, listen: ListenOptions) -> std::io::Result<()> {
     .bind(listen.addr)?;
     tracing::info!(addr = %listen.addr, "aetos-api listening");
     server.run().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_fresh_version_4_uuids() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let id = new_request_id();
+            let uuid = uuid::Uuid::parse_str(id.strip_prefix("req-").unwrap()).unwrap();
+            assert_eq!(uuid.get_version_num(), 4, "{id}");
+            assert_eq!(id, format!("req-{}", uuid.hyphenated()));
+            assert!(seen.insert(id));
+        }
+        // Other threads draw from keys of their own.
+        let others: Vec<String> = (0..4)
+            .map(|_| std::thread::spawn(new_request_id).join().unwrap())
+            .collect();
+        for id in others {
+            assert!(seen.insert(id));
+        }
+    }
 }

@@ -26,12 +26,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_aetos EXTRA_CONF -> sets $port, the listening port of a new aetos-api.
+# cpu_ticks PID... -> user+system clock ticks used so far by the processes
+# and their children (all threads: /proc/PID/stat counts the thread group).
+cpu_ticks() {
+  local p all=() total=0 t
+  for p in "$@"; do all+=("$p"); while read -r t; do all+=("$t"); done < <(pgrep -P "$p" || true); done
+  for p in "${all[@]}"; do
+    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo "$total"
+}
+
+# start_aetos EXTRA_CONF -> sets $port and $aetos_pid of a new aetos-api
+# ($AETOS_PIN, when set, pins it to those CPUs).
 start_aetos() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   { "$root/tools/aetos-conf.sh" "$port"; printf '%s\n' "${1:-}"; } >"$work/aetos-$port.conf"
-  AETOS_LOG=warn "$root/target/release/aetos-api" --config-file "$work/aetos-$port.conf" >"$work/log-$port" 2>&1 &
+  AETOS_LOG=warn ${AETOS_PIN:+taskset -c "$AETOS_PIN"} "$root/target/release/aetos-api" --config-file "$work/aetos-$port.conf" >"$work/log-$port" 2>&1 &
   pids+=($!)
+  aetos_pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthcheck" >/dev/null && return; sleep 0.1; done
   echo "bench: aetos-api did not start:" >&2; cat "$work/log-$port" >&2; exit 1
 }
@@ -45,18 +59,20 @@ login() {
 urlencode() { python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 
 # wrk_run NAME URL TOKEN CONNS DURATION [allow-non-2xx] [PAUSE_MS]
-#   -> "NAME rps p50_ms p99_ms"; PAUSE_MS: each connection waits that long
-#   between its requests (a paced client rather than a flood).
+#   -> "NAME rps p50_ms p99_ms requests"; PAUSE_MS: each connection waits
+#   that long between its requests (a paced client rather than a flood).
+#   $WRK_CPUS, when set, pins wrk to those CPUs (taskset -c).
 wrk_run() {
   local name=$1 url=$2 token=$3 c=$4 d=$5 allow=${6:-} pause=${7:-} out threads=2
   ((c < 2)) && threads=1
-  local args=(-t"$threads" -c"$c" -d"${d}s" --latency)
+  local args=(-t"$threads" -c"$c" -d"${d}s" --latency) pin=()
+  [[ -n ${WRK_CPUS:-} ]] && pin=(taskset -c "$WRK_CPUS")
   [[ -n $token ]] && args+=(-H "X-Auth-Token: $token")
   if [[ -n $pause ]]; then
     printf 'function delay() return %d end\n' "$pause" >"$work/pace-$pause.lua"
     args+=(-s "$work/pace-$pause.lua")
   fi
-  out=$(wrk "${args[@]}" "$url")
+  out=$("${pin[@]}" wrk "${args[@]}" "$url")
   local non2xx
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   if [[ -n $non2xx && -z $allow ]]; then
@@ -65,5 +81,6 @@ wrk_run() {
   awk -v name="$name" '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
-    END { printf "%s %.1f %.3f %.3f\n", name, rps, p50, p99 }' <<<"$out"
+    / requests in / { n = $1 }
+    END { printf "%s %.1f %.3f %.3f %d\n", name, rps, p50, p99, n }' <<<"$out"
 }

@@ -20,7 +20,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use crate::auth::{self, AuthError};
-use crate::backend::FORWARDED_RESPONSE_HEADERS;
+use crate::backend::{self, FORWARDED_RESPONSE_HEADERS};
 use crate::identity::Identity;
 use crate::limits::Admission;
 use crate::state::{Authn, State};
@@ -74,7 +74,7 @@ async fn own_metrics(req: &HttpRequest, state: &State) -> Result<HttpResponse, R
         let rule = "telemetry:metrics";
         if !state
             .enforcer
-            .enforce(rule, &identity.policy_target(), &identity.credentials())
+            .enforce(rule, identity.policy_target(), identity.credentials())
         {
             return Err(Refusal::Forbidden(crate::authz::Denied {
                 rule: rule.to_owned(),
@@ -99,7 +99,7 @@ async fn authenticate(req: &HttpRequest, state: &State) -> Result<Arc<Identity>,
         Authn::Noauth => Ok(Arc::new(auth::noauth_identity(req.headers()))),
         Authn::Keystone(a) => {
             let caller = if let Some(token) = auth::token_from_headers(req.headers()) {
-                a.authenticate(&token).await?
+                a.authenticate(token).await?
             } else {
                 match auth::basic_from_headers(req.headers()) {
                     Some((id, secret)) => a.authenticate_basic(&id, &secret).await?,
@@ -107,7 +107,7 @@ async fn authenticate(req: &HttpRequest, state: &State) -> Result<Arc<Identity>,
                 }
             };
             match auth::service_token_from_headers(req.headers()) {
-                Some(service_token) => a.with_service_token(caller, &service_token).await,
+                Some(service_token) => a.with_service_token(caller, service_token).await,
                 None => Ok(caller),
             }
         }
@@ -159,22 +159,22 @@ fn set_mode(req: &HttpRequest, mode: Mode) {
 
 /// [`stream_unfiltered`], holding the request's admission until the last
 /// byte has been sent (or the caller went away).
-fn stream_held(resp: reqwest::Response, held: Option<Admission>) -> HttpResponse {
+fn stream_held(resp: backend::Response, held: Option<Admission>) -> HttpResponse {
     let mut out = response_head(&resp);
-    out.streaming(resp.bytes_stream().map(move |chunk| {
+    out.streaming(resp.into_body().into_stream().map(move |chunk| {
         let _held = &held;
         chunk
     }))
 }
 
 /// Status, the headers that matter and the body, byte for byte, streamed.
-pub(crate) fn stream_unfiltered(resp: reqwest::Response) -> HttpResponse {
+pub(crate) fn stream_unfiltered(resp: backend::Response) -> HttpResponse {
     let mut out = response_head(&resp);
-    out.streaming(resp.bytes_stream())
+    out.streaming(resp.into_body().into_stream())
 }
 
 /// The caller-facing status and headers of a backend answer.
-pub(crate) fn response_head(resp: &reqwest::Response) -> actix_web::HttpResponseBuilder {
+pub(crate) fn response_head(resp: &backend::Response) -> actix_web::HttpResponseBuilder {
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut out = HttpResponse::build(status);
     for h in FORWARDED_RESPONSE_HEADERS {

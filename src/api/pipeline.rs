@@ -190,7 +190,8 @@ async fn prepare(
             .await?;
             if matches!(api.scoping, Scoping::FilterResponse(_)) {
                 // The answer is filtered as JSON: ask for it uncompressed.
-                breq.headers.retain(|(k, _)| k != "accept-encoding");
+                breq.headers
+                    .retain(|(k, _)| k != http::header::ACCEPT_ENCODING);
             }
             breq.project = Some(project.clone());
             Some(project.clone())
@@ -253,15 +254,13 @@ async fn forward(
     state: &State,
     api: &Api,
     request: BackendRequest,
-) -> Result<reqwest::Response, Refusal> {
+) -> Result<crate::backend::Response, Refusal> {
     let started = std::time::Instant::now();
     let sent = state.backend.send(request).await;
     state
         .metrics
         .backend_duration
-        .get_or_create(&RouteLabel {
-            route: api.name.to_owned(),
-        })
+        .get_or_create(&RouteLabel { route: api.name })
         .observe(started.elapsed().as_secs_f64());
     sent.map_err(|e| {
         let kind = BackendKind::of(&e);
@@ -276,7 +275,7 @@ async fn forward(
 /// caller of a filtered endpoint, else streamed byte for byte (holding the
 /// admission until the last byte).
 async fn answer(
-    resp: reqwest::Response,
+    resp: crate::backend::Response,
     api: &Api,
     state: &State,
     project: Option<String>,
@@ -330,12 +329,12 @@ fn backend_request(
     path: String,
     body: Bytes,
 ) -> Result<BackendRequest, Refusal> {
-    let mut headers: Vec<(String, String)> = FORWARDED_REQUEST_HEADERS
+    let mut headers: Vec<(http::HeaderName, http::HeaderValue)> = FORWARDED_REQUEST_HEADERS
         .iter()
-        .filter(|h| **h != "content-type")
+        .filter(|h| h.as_str() != "content-type")
         .filter_map(|h| {
-            let v = req.headers().get(*h)?.to_str().ok()?;
-            Some(((*h).to_owned(), v.to_owned()))
+            let v = req.headers().get(h.as_str())?;
+            Some((h.clone(), http::HeaderValue::from_bytes(v.as_bytes()).ok()?))
         })
         .collect();
     let is_form = req
@@ -375,14 +374,14 @@ fn backend_request(
     }
     if params.body.is_some() {
         headers.push((
-            "content-type".into(),
-            "application/x-www-form-urlencoded".into(),
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-www-form-urlencoded"),
         ));
     }
     Ok(BackendRequest {
-        // actix and reqwest use different `http` crate versions.
-        method: reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-            .unwrap_or(reqwest::Method::GET),
+        // actix and the backend client use different `http` crate versions.
+        method: http::Method::from_bytes(req.method().as_str().as_bytes())
+            .unwrap_or(http::Method::GET),
         path,
         params,
         headers,

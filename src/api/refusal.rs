@@ -55,7 +55,7 @@ pub enum Refusal {
     Unfilterable(String),
     /// The backend's own error answer to a request aetos made for a scoped
     /// caller's answer: passed on as it is.
-    Upstream(Box<reqwest::Response>),
+    Upstream(Box<crate::backend::Response>),
 }
 
 /// What went wrong with the backend, decided once from a [`BackendError`]:

@@ -342,19 +342,18 @@ impl Authenticator {
 }
 
 /// The `X-Service-Token` of a request, whitespace stripped.
-pub(crate) fn service_token_from_headers(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn service_token_from_headers(headers: &HeaderMap) -> Option<&str> {
     headers
         .get("x-service-token")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(str::to_owned)
 }
 
 /// The caller's token, whitespace stripped; `None` when absent or empty.
-pub(crate) fn token_from_headers(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn token_from_headers(headers: &HeaderMap) -> Option<&str> {
     let t = headers.get("x-auth-token")?.to_str().ok()?.trim();
-    (!t.is_empty()).then(|| t.to_owned())
+    (!t.is_empty()).then_some(t)
 }
 
 /// `Authorization: Basic base64(id:secret)`, decoded; `None` when absent
@@ -416,7 +415,7 @@ mod tests {
     #[test]
     fn token_is_trimmed_and_empty_means_none() {
         assert_eq!(
-            token_from_headers(&headers(&[("X-Auth-Token", "  tok ")])).as_deref(),
+            token_from_headers(&headers(&[("X-Auth-Token", "  tok ")])),
             Some("tok")
         );
         assert_eq!(

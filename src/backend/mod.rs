@@ -1,7 +1,8 @@
 //! Backend stage: `BackendRequest → streamed response`.
 //!
 //! One HTTP client for the Prometheus-compatible backends, built once from
-//! `[prometheus]` (TLS, client certificate, timeouts: [`client`]); one
+//! `[prometheus]` (hyper's, TLS, client certificate, timeouts:
+//! [`transport`]); one
 //! place — [`auth::BackendAuth`] — that decides how an outgoing request is
 //! authenticated (one file per method under [`auth`]); an optional tenant
 //! header ([`tenant`]); and one or more equivalent backends ([`pool`]) with
@@ -11,52 +12,62 @@
 //! [`FORWARDED_REQUEST_HEADERS`] go out.
 //!
 //! Requests, and with them aetos' own backend credentials, only go to the
-//! configured base URL and below it: the URL is built from the parsed base
-//! plus known path segments ([`url::url_for`]) and checked again before
-//! sending, and redirects are never followed (a 3xx answer becomes a 502).
+//! configured base URL and below it: the URL is the base, prepared once,
+//! plus known path segments ([`url::Endpoint::url_for`]), checked again
+//! before sending, and redirects are never followed (a 3xx answer becomes
+//! a 502).
 //!
 //! `[prometheus] timeout` bounds the wait for the answer's head;
-//! `read_timeout` bounds each gap in its body ([`body::idle_limited`]).
+//! `read_timeout` bounds each gap in its body ([`transport::Body`]).
 //!
 //! This file is the forwarding itself; the modules below it point one way:
 //! `auth` uses `env`, `refresh`, `client` and `error`, never this file.
 
 pub mod auth;
-mod body;
 pub mod client;
 pub mod env;
 mod error;
 pub mod pool;
 pub mod refresh;
 pub mod tenant;
+pub mod transport;
 mod url;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ::url::Url;
 use bytes::Bytes;
-use reqwest::{Method, StatusCode};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::{Method, StatusCode};
+use http_body_util::Full;
 
-use self::url::url_for;
+use self::url::Endpoint;
 use crate::request::Params;
 pub use auth::{BackendAuth, Outgoing};
-use body::idle_limited;
 pub use client::http_client;
 #[cfg(test)]
 pub use client::install_crypto;
-use client::{http_client_with, root_cause};
+use client::root_cause;
 pub use error::BackendError;
 pub use pool::TargetReport;
 pub use tenant::TenantHeader;
+pub use transport::{Body, Response};
 
 /// Request headers copied from the caller to the backend. Everything else
 /// (tokens, `Authorization`, cookies, identity headers) stays behind.
-pub const FORWARDED_REQUEST_HEADERS: &[&str] =
-    &["accept", "accept-encoding", "content-type", "user-agent"];
+pub const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[
+    http::header::ACCEPT,
+    http::header::ACCEPT_ENCODING,
+    CONTENT_TYPE,
+    USER_AGENT,
+];
+
+/// `User-Agent` of aetos' own requests when the caller sent none.
+const OWN_USER_AGENT: &str = concat!("aetos/", env!("CARGO_PKG_VERSION"));
 
 /// Response headers copied from the backend to the caller.
 pub const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
@@ -76,7 +87,7 @@ pub struct BackendRequest {
     pub path: String,
     pub params: Params,
     /// `(name, value)` of the forwarded request headers.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The project a scoped caller is confined to (`None`: privileged), for
     /// a per-project tenant header.
     pub project: Option<String>,
@@ -134,8 +145,10 @@ pub struct Backend {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    http: transport::Client,
     pool: pool::Pool,
+    /// Each pool target's base, prepared once (same order as the pool).
+    endpoints: Vec<Endpoint>,
     timeout: Duration,
     read_timeout: Duration,
     auth: BackendAuth,
@@ -150,17 +163,15 @@ impl Backend {
             return Err("no backend URL".to_owned());
         }
         // No overall timeout: `timeout` bounds the head (in `send_to`),
-        // `read_timeout` each gap of the body. No redirects: credentials
-        // only go to the configured base URL.
-        let http = http_client_with(
+        // `read_timeout` each gap of the body. hyper follows no redirects:
+        // credentials only go to the configured base URL.
+        let http = transport::backend_client(
             opts.connect_timeout,
-            None,
             opts.ca_file.as_deref(),
             opts.client_cert
                 .as_ref()
                 .map(|(c, k)| (c.as_str(), k.as_str())),
             opts.insecure,
-            reqwest::redirect::Policy::none(),
         )?;
         let bases = opts
             .base_urls
@@ -172,13 +183,18 @@ impl Backend {
                 base
             })
             .collect::<Vec<Url>>();
-        for base in &bases {
-            url_for(base, &opts.health_check_path, "")
+        let endpoints = bases
+            .iter()
+            .map(Endpoint::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        for e in &endpoints {
+            e.url_for(&opts.health_check_path, "")
                 .map_err(|e| format!("[prometheus] health_check_path: {e}"))?;
         }
         Ok(Backend {
             inner: Arc::new(Inner {
                 http,
+                endpoints,
                 pool: pool::Pool::new(bases),
                 timeout: opts.timeout,
                 read_timeout: opts.read_timeout,
@@ -218,64 +234,68 @@ impl Backend {
         &self,
         i: usize,
         req: &BackendRequest,
-    ) -> Result<reqwest::Response, (BackendError, Transport)> {
+    ) -> Result<Response, (BackendError, Transport)> {
         let not_sent = |e: BackendError| (e, Transport::NotTried);
         let inner = &self.inner;
+        let canonical;
         let query = if inner.auth.canonical_query() {
-            auth::aws::sign::canonical_query_for_sending(&req.params.url)
+            canonical = auth::aws::sign::canonical_query_for_sending(&req.params.url);
+            &canonical
         } else {
-            req.params.url.clone()
+            &req.params.url
         };
-        let url = url_for(&inner.pool.target(i).base, &req.path, &query).map_err(|why| {
+        let endpoint = &inner.endpoints[i];
+        let (url, uri) = endpoint.url_for(&req.path, query).map_err(|why| {
             tracing::error!("{why}");
             not_sent(BackendError::Other(why))
         })?;
         let body = match &req.params.body {
-            Some(b) => Bytes::from(b.clone().into_bytes()),
+            Some(b) => Bytes::copy_from_slice(b.as_bytes()),
             None => Bytes::new(),
         };
-        let mut rb = inner.http.request(req.method.clone(), url.clone());
+        let mut headers = http::HeaderMap::with_capacity(req.headers.len() + 3);
         for (k, v) in &req.headers {
-            rb = rb.header(k, v);
+            headers.append(k.clone(), v.clone());
+        }
+        if !headers.contains_key(USER_AGENT) {
+            headers.insert(USER_AGENT, HeaderValue::from_static(OWN_USER_AGENT));
+        }
+        if let Some(basic) = &endpoint.userinfo {
+            headers.insert(AUTHORIZATION, basic.clone());
         }
         if let Some(t) = &inner.tenant {
             let v = t
                 .value_for(req.project.as_deref())
                 .map_err(|e| not_sent(BackendError::Other(e)))?;
-            rb = rb.header(t.name(), v);
+            headers.insert(t.name().clone(), v);
         }
-        if !body.is_empty() || req.method == Method::POST || req.method == Method::PUT {
-            rb = rb.body(body.clone());
-        }
-        let content_type = req
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-            .map(|(_, v)| v.as_str());
-        let rb = inner
+        let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let added = inner
             .auth
-            .apply(
-                rb,
-                Outgoing {
-                    method: &req.method,
-                    url: url.as_str(),
-                    content_type,
-                    body: &body,
-                },
-            )
+            .headers(Outgoing {
+                method: &req.method,
+                url: &url,
+                content_type,
+                body: &body,
+            })
             .await
             .map_err(not_sent)?;
-        let resp = match tokio::time::timeout(inner.timeout, rb.send()).await {
+        for (k, v) in added {
+            headers.insert(k, v);
+        }
+        let mut request = http::Request::new(Full::new(body));
+        *request.method_mut() = req.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        let resp = match tokio::time::timeout(inner.timeout, inner.http.request(request)).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => {
                 let transport = if e.is_connect() {
                     Transport::NotConnected
-                } else if e.is_timeout() || e.is_builder() {
-                    Transport::NotTried
                 } else {
                     Transport::Broken
                 };
-                return Err((self.classify(e), transport));
+                return Err((self.classify(&e), transport));
             }
             Err(_) => return Err((BackendError::Timeout(inner.timeout), Transport::NotTried)),
         };
@@ -285,7 +305,7 @@ impl Backend {
                 .headers()
                 .get("location")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|l| url.join(l).ok());
+                .and_then(|l| Url::parse(&url).ok()?.join(l).ok());
             // Where it pointed, without its query (which may carry anything).
             let to = to.map_or_else(
                 || "-".to_owned(),
@@ -298,7 +318,8 @@ impl Backend {
             );
             return Err((BackendError::Redirect(status.as_u16()), Transport::NotTried));
         }
-        Ok(idle_limited(resp, inner.read_timeout))
+        let idle = inner.read_timeout;
+        Ok(resp.map(|b| Body::new(b, idle)))
     }
 
     /// Sends one request. With several backends: to the next healthy one in
@@ -307,8 +328,11 @@ impl Backend {
     /// request, when the exchange broke or the backend answered 503 (not
     /// ready); the failed backend is taken out of rotation until its health
     /// check passes again.
-    pub async fn send(&self, req: BackendRequest) -> Result<reqwest::Response, BackendError> {
+    pub async fn send(&self, req: BackendRequest) -> Result<Response, BackendError> {
         let pool = &self.inner.pool;
+        if pool.len() == 1 {
+            return self.send_to(0, &req).await.map_err(|(e, _)| e);
+        }
         let order = pool.order();
         let first = order.first().copied().unwrap_or(0);
         let result = self.send_to(first, &req).await;
@@ -336,33 +360,42 @@ impl Backend {
     /// `GET <base><health_check_path>` on backend `i`: `Ok` when it answers 2xx.
     async fn check(&self, i: usize) -> Result<(), String> {
         let inner = &self.inner;
-        let url = url_for(&inner.pool.target(i).base, &inner.health_path, "")?;
+        let endpoint = &inner.endpoints[i];
+        let (url, uri) = endpoint.url_for(&inner.health_path, "")?;
         let timeout = inner
             .health_interval
             .clamp(Duration::from_secs(1), Duration::from_secs(5));
-        let mut rb = inner.http.get(url.clone()).timeout(timeout);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(USER_AGENT, HeaderValue::from_static(OWN_USER_AGENT));
+        if let Some(basic) = &endpoint.userinfo {
+            headers.insert(AUTHORIZATION, basic.clone());
+        }
         if let Some(t) = &inner.tenant {
             if let Ok(v) = t.value_for(None) {
-                rb = rb.header(t.name(), v);
+                headers.insert(t.name().clone(), v);
             }
         }
-        let rb = inner
+        let added = inner
             .auth
-            .apply(
-                rb,
-                Outgoing {
-                    method: &Method::GET,
-                    url: url.as_str(),
-                    content_type: None,
-                    body: &[],
-                },
-            )
+            .headers(Outgoing {
+                method: &Method::GET,
+                url: &url,
+                content_type: None,
+                body: &[],
+            })
             .await
             .map_err(|e| e.to_string())?;
-        match rb.send().await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("{} answered {}", inner.health_path, r.status())),
-            Err(e) => Err(self.classify(e).to_string()),
+        for (k, v) in added {
+            headers.insert(k, v);
+        }
+        let mut request = http::Request::new(Full::new(Bytes::new()));
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        match tokio::time::timeout(timeout, inner.http.request(request)).await {
+            Ok(Ok(r)) if r.status().is_success() => Ok(()),
+            Ok(Ok(r)) => Err(format!("{} answered {}", inner.health_path, r.status())),
+            Ok(Err(e)) => Err(self.classify(&e).to_string()),
+            Err(_) => Err(BackendError::Timeout(timeout).to_string()),
         }
     }
 
@@ -400,13 +433,11 @@ impl Backend {
         });
     }
 
-    fn classify(&self, e: reqwest::Error) -> BackendError {
-        if e.is_timeout() {
-            BackendError::Timeout(self.inner.timeout)
-        } else if e.is_connect() {
-            BackendError::Unreachable(root_cause(&e))
+    fn classify(&self, e: &hyper_util::client::legacy::Error) -> BackendError {
+        if e.is_connect() {
+            BackendError::Unreachable(root_cause(e))
         } else {
-            BackendError::Other(root_cause(&e))
+            BackendError::Other(root_cause(e))
         }
     }
 }

@@ -2,80 +2,208 @@
 //! aetos' own route paths, built segment by segment and checked again, so
 //! that aetos' backend credentials never leave the base URL.
 
+use http::HeaderValue;
+use percent_encoding::{AsciiSet, CONTROLS};
 use url::Url;
 
-/// `base` + `path` + `?query`, keeping the base's path prefix, or why not.
-///
-/// `path` is one of aetos' own routes (`/api/v1/query`,
-/// `/api/v1/label/<validated name>/values`, the health-check path): every
-/// segment must be plain (RFC 3986 unreserved characters, not `.` or `..`)
-/// and is appended to the parsed base as a segment, never re-parsed as URL
-/// text. The result is checked once more: its path must be exactly the
-/// base's path followed by `path`, or nothing is sent.
-pub(super) fn url_for(base: &Url, path: &str, query: &str) -> Result<Url, String> {
-    let refuse = |why: &str| Err(format!("refusing to send to backend path {path:?}: {why}"));
-    let Some(rest) = path.strip_prefix('/') else {
-        return refuse("not absolute");
-    };
-    let segments: Vec<&str> = rest.split('/').collect();
-    for s in &segments {
-        let plain = s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
-        if s.is_empty() || *s == "." || *s == ".." || !plain {
-            return refuse("not a plain path");
+/// Bytes of a query written percent-encoded (the URL standard's special
+/// query set); everything else is sent as the caller wrote it.
+const QUERY_ESCAPED: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\'');
+
+/// One backend base URL, prepared once: the text every request URL starts
+/// with, and the Basic credentials its user info carries, if any.
+#[derive(Debug, Clone)]
+pub(super) struct Endpoint {
+    /// `scheme://host[:port]/prefix`, without user info, query or a
+    /// trailing slash.
+    prefix: String,
+    /// Where the authority (`host[:port]`) starts in `prefix`.
+    authority_at: usize,
+    /// Where the path prefix starts in `prefix`.
+    path_at: usize,
+    /// `Authorization: Basic …` from `https://user:password@host/…`.
+    pub(super) userinfo: Option<HeaderValue>,
+}
+
+impl Endpoint {
+    pub(super) fn new(base: &Url) -> Result<Endpoint, String> {
+        let host = base
+            .host_str()
+            .ok_or_else(|| format!("backend URL {base} has no host"))?;
+        if base.cannot_be_a_base() {
+            return Err(format!("backend URL {base} cannot have a path"));
         }
+        let mut prefix = format!("{}://", base.scheme());
+        let authority_at = prefix.len();
+        // Already ASCII (IDNA was applied when the URL was parsed), IPv6 in brackets.
+        prefix.push_str(host);
+        if let Some(port) = base.port() {
+            prefix.push_str(&format!(":{port}"));
+        }
+        let path_at = prefix.len();
+        prefix.push_str(base.path().trim_end_matches('/'));
+        let userinfo = (!base.username().is_empty() || base.password().is_some()).then(|| {
+            use base64::Engine;
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            let pair = format!(
+                "{}:{}",
+                decode(base.username()),
+                decode(base.password().unwrap_or(""))
+            );
+            let v = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            );
+            let mut v = HeaderValue::try_from(v).unwrap_or_else(|_| HeaderValue::from_static(""));
+            v.set_sensitive(true);
+            v
+        });
+        Ok(Endpoint {
+            prefix,
+            authority_at,
+            path_at,
+            userinfo,
+        })
     }
-    let mut url = base.clone();
-    url.path_segments_mut()
-        .map_err(|()| format!("backend URL {base} cannot have a path"))?
-        .pop_if_empty()
-        .extend(&segments);
-    url.set_query((!query.is_empty()).then_some(query));
-    url.set_fragment(None);
-    let expected = format!("{}{path}", base.path().trim_end_matches('/'));
-    if url.path() != expected || url.host() != base.host() || url.port() != base.port() {
-        return refuse("it would leave the backend's base URL");
+
+    /// The base's path prefix (`/workspaces/ws-1`, or empty).
+    pub(super) fn path_prefix(&self) -> &str {
+        &self.prefix[self.path_at..]
     }
-    Ok(url)
+
+    /// `base` + `path` + `?query`, keeping the base's path prefix, or why not.
+    ///
+    /// `path` is one of aetos' own routes (`/api/v1/query`,
+    /// `/api/v1/label/<validated name>/values`, the health-check path): every
+    /// segment must be plain (RFC 3986 unreserved characters, not `.` or
+    /// `..`), so that appending it to the prepared prefix can only name a
+    /// path below the base. The result is checked once more as a URI: its
+    /// path must be exactly the base's path followed by `path`, and its
+    /// authority the base's, or nothing is sent.
+    pub(super) fn url_for(&self, path: &str, query: &str) -> Result<(String, http::Uri), String> {
+        let refuse = |why: &str| Err(format!("refusing to send to backend path {path:?}: {why}"));
+        let Some(rest) = path.strip_prefix('/') else {
+            return refuse("not absolute");
+        };
+        for s in rest.split('/') {
+            let plain = s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+            if s.is_empty() || s == "." || s == ".." || !plain {
+                return refuse("not a plain path");
+            }
+        }
+        // As the URL standard writes a query (what the url crate did here
+        // before): controls, space, quotes, `#`, `<`, `>` and non-ASCII
+        // percent-encoded; borrowed as it is when nothing needs it.
+        let query: std::borrow::Cow<'_, str> =
+            percent_encoding::utf8_percent_encode(query, QUERY_ESCAPED).into();
+        let mut text = String::with_capacity(self.prefix.len() + path.len() + 1 + query.len());
+        text.push_str(&self.prefix);
+        text.push_str(path);
+        if !query.is_empty() {
+            text.push('?');
+            text.push_str(&query);
+        }
+        let uri = match http::Uri::try_from(text.as_str()) {
+            Ok(u) => u,
+            Err(_) => return refuse("not a valid URI with this query"),
+        };
+        let same_path = uri
+            .path()
+            .strip_prefix(self.path_prefix())
+            .is_some_and(|p| p == path);
+        let same_authority = uri.authority().map(|a| a.as_str())
+            == Some(&self.prefix[self.authority_at..self.path_at]);
+        if !same_path || !same_authority {
+            return refuse("it would leave the backend's base URL");
+        }
+        Ok((text, uri))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn base(url: &str) -> Url {
-        // As Backend::new keeps it: the prefix without its trailing slash.
-        let mut u = Url::parse(url).unwrap();
-        let trimmed = u.path().trim_end_matches('/').to_owned();
-        u.set_path(&trimmed);
-        u
+    fn url_for(base: &str, path: &str, query: &str) -> Result<String, String> {
+        let e = Endpoint::new(&Url::parse(base).unwrap())?;
+        let (text, uri) = e.url_for(path, query)?;
+        assert_eq!(uri.to_string(), text);
+        Ok(text)
     }
 
     #[test]
     fn urls_are_the_base_prefix_plus_plain_route_segments() {
-        let b = base("https://h:8443/workspaces/ws-1/");
-        let u = url_for(&b, "/api/v1/label/job/values", "match%5B%5D=up&x=%2e%2e").unwrap();
+        let b = "https://h:8443/workspaces/ws-1/";
         assert_eq!(
-            u.as_str(),
+            url_for(b, "/api/v1/label/job/values", "match%5B%5D=up&x=%2e%2e").unwrap(),
             "https://h:8443/workspaces/ws-1/api/v1/label/job/values?match%5B%5D=up&x=%2e%2e"
         );
-        let root = base("http://127.0.0.1:9090/");
+        let root = "http://127.0.0.1:9090/";
         assert_eq!(
-            url_for(&root, "/-/ready", "").unwrap().as_str(),
+            url_for(root, "/-/ready", "").unwrap(),
             "http://127.0.0.1:9090/-/ready"
         );
         assert_eq!(
-            url_for(&root, "/api/v1/query", "query=up")
-                .unwrap()
-                .as_str(),
+            url_for(root, "/api/v1/query", "query=up").unwrap(),
             "http://127.0.0.1:9090/api/v1/query?query=up"
         );
+        // A base's own query and fragment are not kept; IDNA hosts are ASCII.
+        assert_eq!(
+            url_for("http://[::1]:9090/p/?x=1#f", "/api/v1/query", "").unwrap(),
+            "http://[::1]:9090/p/api/v1/query"
+        );
+        let idna = Url::parse("https://\u{e9}t\u{e9}.example/").unwrap();
+        assert_eq!(
+            url_for(idna.as_str(), "/api/v1/query", "").unwrap(),
+            format!("https://{}/api/v1/query", idna.host_str().unwrap())
+        );
+        assert!(idna.host_str().unwrap().starts_with("xn--"));
+    }
+
+    #[test]
+    fn user_info_becomes_basic_credentials_and_leaves_the_url() {
+        let e = Endpoint::new(&Url::parse("http://us%20er:p%40ss@h:9090/x").unwrap()).unwrap();
+        let (text, _) = e.url_for("/api/v1/query", "").unwrap();
+        assert_eq!(text, "http://h:9090/x/api/v1/query");
+        let v = e.userinfo.unwrap();
+        assert!(v.is_sensitive());
+        // base64("us er:p@ss")
+        assert_eq!(v.to_str().unwrap(), "Basic dXMgZXI6cEBzcw==");
+        assert!(Endpoint::new(&Url::parse("http://h/").unwrap())
+            .unwrap()
+            .userinfo
+            .is_none());
+    }
+
+    #[test]
+    fn a_query_cannot_change_where_the_request_goes() {
+        for (q, sent) in [
+            ("a=1#/../../admin", "a=1%23/../../admin"),
+            ("a=%2F..%2F..", "a=%2F..%2F.."),
+            ("x=@evil.example/", "x=@evil.example/"),
+            ("a b\n\u{e9}", "a%20b%0A%C3%A9"),
+            ("q=up{a=\"<'>\"}", "q=up{a=%22%3C%27%3E%22}"),
+        ] {
+            let text = url_for("http://h:9090/p", "/api/v1/query", q).unwrap();
+            assert_eq!(text, format!("http://h:9090/p/api/v1/query?{sent}"), "{q}");
+        }
     }
 
     #[test]
     fn a_path_that_could_leave_the_prefix_is_never_built() {
-        let b = base("https://h/workspaces/ws-1");
+        let b = "https://h/workspaces/ws-1";
         for path in [
             "/api/v1/label/../values",
             "/api/v1/label/../../../admin/values",
@@ -96,7 +224,7 @@ mod tests {
             "/",
             "",
         ] {
-            let e = url_for(&b, path, "").unwrap_err();
+            let e = url_for(b, path, "").unwrap_err();
             assert!(
                 e.starts_with("refusing to send to backend path"),
                 "{path}: {e}"

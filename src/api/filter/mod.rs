@@ -73,7 +73,7 @@ fn too_large(cap: usize) -> Refusal {
 
 /// Reads a backend body of at most `cap` bytes (after decoding) into one
 /// exactly-sized buffer.
-async fn read_body(resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, Refusal> {
+async fn read_body(resp: crate::backend::Response, cap: usize) -> Result<Vec<u8>, Refusal> {
     let encoding = match resp.headers().get("content-encoding").map(|v| v.as_bytes()) {
         None | Some(b"identity") => Encoding::Identity,
         Some(b"gzip") | Some(b"x-gzip") => Encoding::Gzip,
@@ -87,7 +87,7 @@ async fn read_body(resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, Refus
     // body is never held in a buffer that grew by doubling.
     let mut chunks = Vec::new();
     let mut len = 0usize;
-    let mut s = resp.bytes_stream();
+    let mut s = resp.into_body().into_stream();
     while let Some(chunk) = s.next().await {
         let chunk = chunk.map_err(|e| unavailable(&format!("backend body: {e}")))?;
         len += chunk.len();
@@ -170,7 +170,7 @@ fn shrunk(mut out: Vec<u8>) -> Vec<u8> {
 /// Filters a successful `rules` or `alerts` answer for `project`; errors
 /// pass through unchanged.
 pub async fn filtered(
-    resp: reqwest::Response,
+    resp: crate::backend::Response,
     filter: Filter,
     state: &State,
     project: &str,
@@ -307,7 +307,10 @@ fn get_request(path: &str, pairs: &[(&str, &str)], project: &str) -> BackendRequ
         method: Method::GET,
         path: path.into(),
         params: Params { url, body: None },
-        headers: vec![("accept".into(), "application/json".into())],
+        headers: vec![(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/json"),
+        )],
         project: Some(project.to_owned()),
     }
 }

@@ -52,10 +52,11 @@ async fn read_served(body: Vec<u8>, headers: &str, cap: usize) -> Result<Vec<u8>
         let _ = s.write_all(&body).await;
         let _ = s.shutdown().await;
     });
-    crate::backend::install_crypto();
-    let resp = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/"))
-        .send()
+    let resp = crate::backend::tests::backend(&[port])
+        .send(crate::backend::tests::request(
+            http::Method::GET,
+            "/api/v1/query",
+        ))
         .await
         .unwrap();
     let out = read_body(resp, cap).await;

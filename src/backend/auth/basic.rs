@@ -1,8 +1,6 @@
 //! HTTP basic authentication: `[prometheus] username` / `password`, as
 //! upstream Aetos sends them to a Prometheus behind a reverse proxy.
 
-use reqwest::RequestBuilder;
-
 use crate::config::Secret;
 
 /// A user name and its password, sent with every request.
@@ -13,8 +11,13 @@ pub struct Basic {
 }
 
 impl Basic {
-    /// Adds `Authorization: Basic …` to one request.
-    pub fn apply(&self, rb: RequestBuilder) -> RequestBuilder {
-        rb.basic_auth(&self.username, Some(self.password.expose()))
+    /// The `Authorization: Basic …` value of every request.
+    pub fn authorization(&self) -> String {
+        use base64::Engine;
+        let pair = format!("{}:{}", self.username, self.password.expose());
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
     }
 }

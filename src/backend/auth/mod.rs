@@ -1,6 +1,6 @@
 //! The one place that decides how an outgoing backend request is
 //! authenticated. Each method lives in its own file; adding one is adding
-//! a file, a variant here and its arm in [`BackendAuth::apply`].
+//! a file, a variant here and its arm in [`BackendAuth::headers`].
 //!
 //! Whatever goes wrong while obtaining credentials becomes
 //! [`BackendError::Credentials`] naming the method (503 to the caller);
@@ -10,7 +10,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use reqwest::{Method, RequestBuilder};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use http::Method;
 use serde_json::{json, Value};
 
 pub mod aws;
@@ -150,18 +151,24 @@ impl BackendAuth {
         }
     }
 
-    /// Adds credentials to one request.
-    pub async fn apply(
+    /// The credential headers of one request (none for [`BackendAuth::None`]),
+    /// marked sensitive so that no debug output shows them.
+    pub async fn headers(
         &self,
-        rb: RequestBuilder,
         out: Outgoing<'_>,
-    ) -> Result<RequestBuilder, BackendError> {
-        Ok(match self {
-            BackendAuth::None => rb,
-            BackendAuth::Basic(b) => b.apply(rb),
-            BackendAuth::BearerFile(b) => rb.bearer_auth(b.token().map_err(|e| self.fail(e))?),
-            BackendAuth::Azure(a) => rb.bearer_auth(a.token().await.map_err(|e| self.fail(e))?),
-            BackendAuth::Google(g) => rb.bearer_auth(g.token().await.map_err(|e| self.fail(e))?),
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, BackendError> {
+        let bearer = |token: String| -> Result<Vec<(HeaderName, HeaderValue)>, BackendError> {
+            Ok(vec![(
+                AUTHORIZATION,
+                self.sensitive(format!("Bearer {token}"))?,
+            )])
+        };
+        match self {
+            BackendAuth::None => Ok(Vec::new()),
+            BackendAuth::Basic(b) => Ok(vec![(AUTHORIZATION, self.sensitive(b.authorization())?)]),
+            BackendAuth::BearerFile(b) => bearer(b.token().map_err(|e| self.fail(e))?),
+            BackendAuth::Azure(a) => bearer(a.token().await.map_err(|e| self.fail(e))?),
+            BackendAuth::Google(g) => bearer(g.token().await.map_err(|e| self.fail(e))?),
             BackendAuth::SigV4(s) => {
                 let signed_headers: Vec<(&str, &str)> = out
                     .content_type
@@ -176,12 +183,24 @@ impl BackendAuth {
                     })
                     .await
                     .map_err(|e| self.fail(e))?;
-                let mut rb = rb;
-                for (k, v) in headers {
-                    rb = rb.header(k, v);
-                }
-                rb
+                headers
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                            self.fail(format!("the signer named a bad header {k:?}"))
+                        })?;
+                        Ok((name, self.sensitive(v)?))
+                    })
+                    .collect()
             }
-        })
+        }
+    }
+
+    /// A credential as a header value, never shown by `Debug`.
+    fn sensitive(&self, v: String) -> Result<HeaderValue, BackendError> {
+        let mut v = HeaderValue::try_from(v)
+            .map_err(|_| self.fail("the credential is not a valid header value".to_owned()))?;
+        v.set_sensitive(true);
+        Ok(v)
     }
 }
