@@ -54,18 +54,18 @@ pub(super) async fn api_request(
 
 /// A caller let in: what it may do, whom it is counted against, and the
 /// admission held until its answer has been sent.
-struct Admitted {
-    access: Access,
+pub(super) struct Admitted {
+    pub(super) access: Access,
     /// `None` in signing-proxy mode: nobody to count against.
-    key: Option<LimitKey>,
-    admission: Option<Admission>,
+    pub(super) key: Option<LimitKey>,
+    pub(super) admission: Option<Admission>,
     /// The path to call on the backend.
-    path: String,
+    pub(super) path: String,
 }
 
 /// authn → authz → a path that stays below the backend's base → the
 /// project's admission.
-async fn admit(
+pub(super) async fn admit(
     req: &HttpRequest,
     state: &State,
     api: &Api,
@@ -293,7 +293,7 @@ async fn answer(
 /// Reads the whole request body: at most `limit` bytes (else 413), within
 /// `timeout` (`[api] client_body_timeout`, else 408 and the connection is
 /// closed: a body that never finishes does not hold a worker's slot).
-async fn read_body(
+pub(super) async fn read_body(
     mut payload: web::Payload,
     limit: usize,
     timeout: std::time::Duration,
