@@ -130,6 +130,10 @@ function configure_aetos {
     iniset "$AETOS_CONF" prometheus host "$AETOS_PROMETHEUS_HOST"
     iniset "$AETOS_CONF" prometheus port "$AETOS_PROMETHEUS_PORT"
 
+    if [[ -n "$AETOS_ALERTMANAGER_URL" ]]; then
+        iniset "$AETOS_CONF" alertmanager url "$AETOS_ALERTMANAGER_URL"
+    fi
+
     # The service user (created in the extra phase) that validates tokens.
     configure_keystone_authtoken_middleware "$AETOS_CONF" aetos
     # devstack names its CA bundle whether or not TLS is enabled, but the
@@ -162,6 +166,13 @@ function _aetos_create_accounts {
     create_service_user "aetos" "admin"
     get_or_create_service "aetos" "metric-storage" "OpenStack Aetos"
     get_or_create_endpoint "metric-storage" "$REGION_NAME" "$url" "$url" "$url"
+    # Alertmanager's API v2 below the same URL (AETOS_ALERTMANAGER_URL set).
+    if [[ -n "$AETOS_ALERTMANAGER_URL" ]]; then
+        get_or_create_service "aetos-alertmanager" "$AETOS_ALERTMANAGER_SERVICE_TYPE" \
+            "Alertmanager through OpenStack Aetos"
+        get_or_create_endpoint "$AETOS_ALERTMANAGER_SERVICE_TYPE" "$REGION_NAME" \
+            "$url/alertmanager" "$url/alertmanager" "$url/alertmanager"
+    fi
 }
 
 # start_aetos() - run aetos-api under devstack's process manager and wait

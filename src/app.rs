@@ -71,7 +71,8 @@ pub fn load_with_overrides(
 /// region, tenant header), without contacting anything: `check-config`
 /// fails the way start-up would.
 pub fn check_backend(loaded: &Loaded) -> Result<(), String> {
-    backend_options(&loaded.config, &env::process_env()).map(|_| ())
+    backend_options(&loaded.config, &env::process_env())?;
+    alertmanager_backend(&loaded.config).map(|_| ())
 }
 
 /// `[limits]`, its overrides file found like the policy file.
@@ -302,10 +303,16 @@ pub(crate) fn build_state(loaded: &Loaded) -> Result<State, String> {
             )))
         }
     };
+    let alertmanager = alertmanager_backend(c)?;
+    if let Some(am) = &alertmanager {
+        tracing::info!(alertmanager = %am.base_url(), auth = %am.auth().describe(),
+            "Alertmanager configured: serving /alertmanager/api/v2");
+    }
     Ok(State {
         authn,
         enforcer: loaded.enforcer.clone(),
         backend,
+        alertmanager,
         scoper: crate::request::Scoper::new(c.prometheus.project_label_name.clone()),
         root_path: c.api.root_path.clone(),
         www_authenticate_uri: c
@@ -323,6 +330,43 @@ pub(crate) fn build_state(loaded: &Loaded) -> Result<State, String> {
         metrics,
         limits: loaded.limits.clone(),
     })
+}
+
+/// The Alertmanager of `[alertmanager]`, when its url is set: one backend
+/// of the same forwarding layer as Prometheus (one URL, so never a retry:
+/// a silence is never created twice).
+fn alertmanager_backend(c: &Config) -> Result<Option<Backend>, String> {
+    let a = &c.alertmanager;
+    let Some(base) = a.base_url() else {
+        return Ok(None);
+    };
+    let auth = match &c.alertmanager_auth {
+        BackendAuthConfig::Basic { username, password } => BackendAuth::Basic(Basic {
+            username: username.clone(),
+            password: password.clone(),
+        }),
+        BackendAuthConfig::BearerFile { path } => {
+            BackendAuth::BearerFile(Arc::new(BearerFile::new(path)))
+        }
+        // Only the shapes above are configurable for Alertmanager.
+        _ => BackendAuth::None,
+    };
+    let timeout = Duration::from_secs_f64(a.timeout);
+    Backend::new(BackendOptions {
+        base_urls: vec![base],
+        timeout,
+        read_timeout: timeout,
+        connect_timeout: Duration::from_secs_f64(a.connect_timeout),
+        ca_file: a.ca_file.clone(),
+        client_cert: None,
+        insecure: false,
+        auth,
+        tenant: None,
+        health_check_path: "/-/ready".to_owned(),
+        health_check_interval: Duration::from_secs(5),
+    })
+    .map(Some)
+    .map_err(|e| format!("[alertmanager] url/ca_file: {e}"))
 }
 
 /// oslo.middleware's healthcheck backends: each file check counts only when

@@ -56,6 +56,10 @@ const RULES: &str = r#"{"status":"success","data":{"groups":[{"name":"g","file":
 const ALERTS: &str = r#"{"status":"success","data":{"alerts":[{"labels":{"alertname":"alert_of_a","project":"A"}},{"labels":{"alertname":"alert_of_b","project":"B"}}]}}"#;
 const VECTOR: &str = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
 const EMPTY: &str = r#"{"status":"success","data":[]}"#;
+/// Alertmanager's answers (its base URL has the path prefix `/am`).
+const AM_ALERTS: &str = r#"[{"labels":{"alertname":"am_alert_of_a","project":"A"}},{"labels":{"alertname":"am_alert_of_b","project":"B"}},{"labels":{"alertname":"am_alert_of_none"}}]"#;
+const AM_SILENCE_OF_B: &str = r#"{"id":"bbbbbbbb-0000-4000-8000-000000000000","matchers":[{"name":"project","value":"B","isRegex":false,"isEqual":true}],"status":{"state":"active"}}"#;
+const AM_SILENCE_OF_A: &str = r#"{"id":"aaaaaaaa-0000-4000-8000-000000000000","matchers":[{"name":"project","value":"A","isRegex":false,"isEqual":true}],"status":{"state":"active"}}"#;
 
 impl Recorder {
     fn start() -> Recorder {
@@ -108,7 +112,13 @@ fn serve(mut stream: std::net::TcpStream, store: &Mutex<Vec<Seen>>) {
         target: parts.next().unwrap_or("").to_owned(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
+    let am_silences = format!("[{AM_SILENCE_OF_A},{AM_SILENCE_OF_B}]");
     let answer = match seen.path() {
+        "/am/api/v2/alerts" => AM_ALERTS,
+        "/am/api/v2/silences" if seen.method == "GET" => am_silences.as_str(),
+        "/am/api/v2/silences" => r#"{"silenceID":"cccccccc-0000-4000-8000-000000000000"}"#,
+        p if p.starts_with("/am/api/v2/silence/aaaa") => AM_SILENCE_OF_A,
+        p if p.starts_with("/am/api/v2/silence/bbbb") => AM_SILENCE_OF_B,
         "/api/v1/rules" => RULES,
         "/api/v1/alerts" => ALERTS,
         "/api/v1/query" => VECTOR,
@@ -628,4 +638,155 @@ async fn a_signing_proxy_forwards_everything_unchanged() {
         text.contains(r#"route="query",method="GET",status="200",access="passthrough""#),
         "{text}"
     );
+}
+
+/// `[alertmanager]` pointing at the recorder, below the prefix `/am`.
+fn with_alertmanager(recorder: &Recorder) -> String {
+    format!(
+        "{NOAUTH}[alertmanager]\nurl = http://127.0.0.1:{}/am\n",
+        recorder.port
+    )
+}
+
+fn as_caller(method: Method, target: &str, roles: &str) -> actix_test::TestRequest {
+    actix_test::TestRequest::default()
+        .method(method)
+        .uri(target)
+        .insert_header(("x-user-id", "u1"))
+        .insert_header(("x-project-id", "A"))
+        .insert_header(("x-roles", roles))
+}
+
+#[actix_web::test]
+async fn alertmanager_routes_forward_privileged_callers_and_confine_scoped_ones() {
+    const SILENCE_A: &str = "/alertmanager/api/v2/silence/aaaaaaaa-0000-4000-8000-000000000000";
+    const SILENCE_B: &str = "/alertmanager/api/v2/silence/bbbbbbbb-0000-4000-8000-000000000000";
+    let dir = TempDir::new("alertmanager");
+    let recorder = Recorder::start();
+    let state = state(&dir, &recorder, &with_alertmanager(&recorder));
+    let admin = "admin,member,reader";
+    // Every row of the Alertmanager table is reached below.
+    let targets = [
+        "/alertmanager/api/v2/alerts",
+        "/alertmanager/api/v2/alerts/groups",
+        "/alertmanager/api/v2/silences",
+        SILENCE_A,
+        "/alertmanager/api/v2/status",
+        "/alertmanager/api/v2/receivers",
+    ];
+    for api in crate::api::routes::AM_ROUTES {
+        assert!(
+            targets.iter().any(|t| matches!(crate::api::routes::route(t), Some(crate::api::routes::Route::Api(a, _)) if a == *api)),
+            "no request for {}",
+            api.name
+        );
+    }
+    // Privileged: forwarded byte for byte, below the base URL's prefix.
+    for t in targets {
+        let target = format!("{t}?filter=%7Bx%3D%22y%22%7D");
+        let (status, _, _) = call(&state, as_caller(Method::GET, &target, admin)).await;
+        let seen = recorder.take();
+        assert_eq!(status, 200, "{t}");
+        assert_eq!(seen.len(), 1, "{t}: {seen:?}");
+        assert_eq!(
+            seen[0].target,
+            format!("/am{}", target.trim_start_matches("/alertmanager"))
+        );
+    }
+    // Scoped: the project's filter is sent and the answer filtered.
+    let (status, _, body) = call(
+        &state,
+        as_caller(
+            Method::GET,
+            "/alertmanager/api/v2/alerts?filter=alertname%3D%22x%22",
+            "reader",
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("am_alert_of_a")
+            && !body.contains("am_alert_of_b")
+            && !body.contains("of_none"),
+        "{body}"
+    );
+    let seen = recorder.take();
+    assert_eq!(
+        seen[0].target,
+        "/am/api/v2/alerts?filter=alertname%3D%22x%22&filter=project%3D%22A%22"
+    );
+    let (_, _, body) = call(
+        &state,
+        as_caller(Method::GET, "/alertmanager/api/v2/silences", "reader"),
+    )
+    .await;
+    assert!(
+        body.contains("aaaaaaaa") && !body.contains("bbbbbbbb"),
+        "{body}"
+    );
+    let (status, _, _) = call(&state, as_caller(Method::GET, SILENCE_B, "reader")).await;
+    assert_eq!(status, 404);
+    recorder.take();
+    // Privileged-only endpoints refuse a reader without asking anything.
+    for t in [
+        "/alertmanager/api/v2/status",
+        "/alertmanager/api/v2/receivers",
+    ] {
+        let (status, _, _) = call(&state, as_caller(Method::GET, t, "reader")).await;
+        assert_eq!(status, 403, "{t}");
+    }
+    assert!(recorder.take().is_empty());
+    // A member's silence gets the project matcher; a reader cannot write.
+    let silence =
+        r#"{"matchers":[{"name":"alertname","value":"x","isRegex":false}],"comment":"c"}"#;
+    let post = |roles: &str| {
+        as_caller(Method::POST, "/alertmanager/api/v2/silences", roles)
+            .insert_header(("content-type", "application/json"))
+            .set_payload(silence)
+    };
+    let (status, _, _) = call(&state, post("member")).await;
+    assert_eq!(status, 200);
+    let seen = recorder.take();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].body,
+        r#"{"matchers":[{"name":"alertname","value":"x","isRegex":false,"isEqual":true},{"name":"project","value":"A","isRegex":false,"isEqual":true}],"comment":"c"}"#
+    );
+    let (status, _, _) = call(&state, post("reader")).await;
+    assert_eq!(status, 403);
+    assert!(recorder.take().is_empty());
+    // Another project's silence: looked up, never expired.
+    let (status, _, body) = call(&state, as_caller(Method::DELETE, SILENCE_B, "member")).await;
+    assert_eq!((status, body.as_str()), (404, r#""silence not found""#));
+    let seen = recorder.take();
+    assert!(seen.iter().all(|s| s.method == "GET"), "{seen:?}");
+    let (status, _, _) = call(&state, as_caller(Method::DELETE, SILENCE_A, "member")).await;
+    assert_eq!(status, 200);
+    let methods: Vec<String> = recorder.take().into_iter().map(|s| s.method).collect();
+    assert_eq!(methods, ["GET", "DELETE"]);
+    // Only JSON bodies.
+    let form = as_caller(Method::POST, "/alertmanager/api/v2/silences", "member")
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .set_payload("a=b");
+    let (status, _, body) = call(&state, form).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (415, r#""request bodies must be application/json""#)
+    );
+    assert!(recorder.take().is_empty());
+}
+
+#[actix_web::test]
+async fn alertmanager_routes_answer_404_when_it_is_not_configured() {
+    let dir = TempDir::new("no-alertmanager");
+    let recorder = Recorder::start();
+    let state = state(&dir, &recorder, NOAUTH);
+    let (status, _, body) = call(
+        &state,
+        as_caller(Method::GET, "/alertmanager/api/v2/alerts", "admin"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(body.contains("[alertmanager] url"), "{body}");
+    assert!(recorder.take().is_empty());
 }

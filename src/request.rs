@@ -65,6 +65,27 @@ pub enum Scoping {
     /// No tenant data in the request or answer; only privileged callers or
     /// everyone allowed by the base rule (snapshot, buildinfo).
     None,
+    /// An Alertmanager API v2 endpoint: confined to the caller's project by
+    /// `api::alertmanager` (a `filter=` matcher, silence matchers and
+    /// ownership, and the answer filtered), not by the PromQL engine.
+    Alertmanager(AmEndpoint),
+}
+
+/// The Alertmanager API v2 endpoints aetos serves, by what a scoped
+/// caller's request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmEndpoint {
+    /// `GET alerts`: `filter=<label>="<project>"` added, answer filtered.
+    Alerts,
+    /// `GET alerts/groups`: like `Alerts`, groups without any alert left dropped.
+    AlertGroups,
+    /// `GET silences` (only the project's silences) and `POST silences`
+    /// (the project matcher enforced; an update must be of the project's).
+    Silences,
+    /// `GET silence/{id}`, `DELETE silence/{id}`: only the project's.
+    Silence,
+    /// `status`, `receivers`: privileged callers only, forwarded as they are.
+    Privileged,
 }
 
 /// How a scoped caller's answer is confined to its project.

@@ -48,6 +48,8 @@ pub struct State {
     pub authn: Authn,
     pub enforcer: Enforcer,
     pub backend: Backend,
+    /// `[alertmanager]`, when configured (else its routes answer 404).
+    pub alertmanager: Option<Backend>,
     /// The tenancy stage for `[prometheus] project_label_name`, with its rewrite cache.
     pub scoper: Scoper,
     /// `[api] root_path`, e.g. `/prometheus`.

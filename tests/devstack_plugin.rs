@@ -549,6 +549,46 @@ fn install_stops_with_an_explanation_when_cargo_is_missing() {
 }
 
 #[test]
+fn alertmanager_is_configured_and_registered_only_when_its_url_is_set() {
+    let default = default_run();
+    assert_eq!(default.aetos_conf().get("alertmanager", "url"), None);
+    assert_eq!(
+        default.calls("stack extra", "get_or_create_endpoint").len(),
+        1
+    );
+    let run = run_harness(&[], &[("AETOS_ALERTMANAGER_URL", "http://localhost:9093")]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.aetos_conf().value("alertmanager", "url"),
+        "http://localhost:9093"
+    );
+    let services = run.calls("stack extra", "get_or_create_service");
+    assert_eq!(
+        services
+            .iter()
+            .map(|c| words(c)[..3].to_vec())
+            .collect::<Vec<_>>(),
+        [
+            vec!["get_or_create_service", "aetos", "metric-storage"],
+            vec!["get_or_create_service", "aetos-alertmanager", "alerting"],
+        ]
+    );
+    let url = format!("http://{SERVICE_HOST}/prometheus/alertmanager");
+    let endpoints = run.calls("stack extra", "get_or_create_endpoint");
+    assert_eq!(
+        words(endpoints[1]),
+        [
+            "get_or_create_endpoint",
+            "alerting",
+            "RegionOne",
+            &url,
+            &url,
+            &url
+        ]
+    );
+}
+
+#[test]
 fn without_apache_the_endpoint_names_aetos_port_and_local_conf_settings_apply() {
     let run = run_harness(
         &[],

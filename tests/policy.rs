@@ -124,7 +124,10 @@ fn expected_callers(rule: &str) -> &'static [&'static str] {
         | "telemetry:status_flags"
         | "telemetry:status_config"
         | "telemetry:status_tsdb"
-        | "telemetry:metrics" => PRIVILEGED,
+        | "telemetry:metrics"
+        | "telemetry:alertmanager:status"
+        | "telemetry:alertmanager:receivers" => PRIVILEGED,
+        "telemetry:alertmanager:silences:write" => &["admin", "member"],
         "telemetry:admin_delete_metrics:all_projects" => &["admin"],
         r if r.ends_with(":all_projects") => PRIVILEGED,
         "telemetry:query"
@@ -137,7 +140,9 @@ fn expected_callers(rule: &str) -> &'static [&'static str] {
         | "telemetry:metadata"
         | "telemetry:targets_metadata"
         | "telemetry:rules"
-        | "telemetry:alerts" => READERS,
+        | "telemetry:alerts"
+        | "telemetry:alertmanager:alerts"
+        | "telemetry:alertmanager:silences" => READERS,
         other => panic!("no expectation written for {other}"),
     }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local real-component stack for aetos: Keystone, Prometheus (main, only-A,
-# HA pair), memcached and a synthetic exporter, all on 127.0.0.1.
+# HA pair), Alertmanager, memcached and a synthetic exporter, all on 127.0.0.1.
 #
 # Why: tests, the demo, benchmarks and CI need the real components aetos
 # talks to, installed and started the same way on every machine (a fresh
@@ -9,10 +9,11 @@
 # Usage: tools/stack.sh install | start | stop | status | env
 #                       | restart COMPONENT | stop-component COMPONENT
 #                       | start-component COMPONENT
-# COMPONENT: keystone prometheus prometheus-a prometheus-ha memcached exporter
+# COMPONENT: keystone prometheus prometheus-a prometheus-ha alertmanager memcached exporter
 #            (prometheus-ha-1 or prometheus-ha-2 alone: one member of the HA pair)
 #
-# start   installs what is missing (apt: prometheus memcached jq curl; a uv
+# start   installs what is missing (apt: prometheus prometheus-alertmanager
+#         memcached jq curl; a uv
 #         virtualenv with keystone 30, gunicorn, openstack CLI; another with
 #         the consumers Watcher, Aodh, CloudKitty, prometheus-api-client), starts what
 #         is not running, seeds Keystone, pushes the differential data set,
@@ -23,7 +24,8 @@
 # env     prints env.json.
 # State (pids, logs, data, venv, env.json): ${AETOS_STACK_DIR:-<repo>/.stack}.
 # Ports: keystone 5000, prometheus 9090 (main) 9091 (only-A) 9092+9093 (HA),
-# memcached 11211, exporter 9110 -- all bound to 127.0.0.1.
+# alertmanager 9095 (no cluster port), memcached 11211, exporter 9110 -- all
+# bound to 127.0.0.1.
 set -euo pipefail
 set -o errtrace
 shopt -s inherit_errexit
@@ -43,6 +45,8 @@ readonly HOST=127.0.0.1
 readonly KEYSTONE_PORT=5000
 readonly MEMCACHED_PORT=11211
 readonly EXPORTER_PORT=9110
+# Not Alertmanager's usual 9093 (an HA Prometheus has it).
+readonly ALERTMANAGER_PORT=9095
 readonly REGION=RegionOne
 readonly KEYSTONE_URL="http://$HOST:$KEYSTONE_PORT/v3"
 readonly AETOS_URL="http://$HOST:8080/prometheus"
@@ -54,7 +58,7 @@ readonly DIFF_MAX_AGE=$((7 * 86400))
 # Prometheus instances: name -> port and data directory name.
 declare -A PROM_PORT=([prometheus]=9090 [prometheus-a]=9091 [prometheus-ha-1]=9092 [prometheus-ha-2]=9093)
 declare -A PROM_DIR=([prometheus]=main [prometheus-a]=only-a [prometheus-ha-1]=ha-1 [prometheus-ha-2]=ha-2)
-readonly COMPONENTS="memcached keystone prometheus prometheus-a prometheus-ha exporter"
+readonly COMPONENTS="memcached keystone prometheus prometheus-a prometheus-ha alertmanager exporter"
 
 # Users: name, project (- for none), roles (comma separated, - for none).
 readonly USERS=(
@@ -245,7 +249,7 @@ apt_install() {
 # stack runs its own, on loopback only, with its own data directories.
 disable_debian_services() {
   local svc
-  for svc in prometheus memcached; do
+  for svc in prometheus prometheus-alertmanager memcached; do
     if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
       systemctl disable --now "$svc" >>"$S/logs/apt.log" 2>&1 || true
     elif [[ -x /etc/init.d/$svc ]]; then
@@ -261,6 +265,7 @@ disable_debian_services() {
 install_packages() {
   local -a missing=()
   command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
   command -v memcached >/dev/null || missing+=(memcached)
   command -v jq >/dev/null || missing+=(jq)
   command -v curl >/dev/null || missing+=(curl)
@@ -333,6 +338,7 @@ cmd_install() {
     say "virtualenv ready"
   fi
   command -v prometheus >/dev/null || die "prometheus is not installed"
+  command -v prometheus-alertmanager >/dev/null || die "prometheus-alertmanager is not installed"
 }
 
 # ---------------------------------------------------------------- secrets
@@ -584,6 +590,13 @@ EOF
       ;;
     prometheus)
       cat <<EOF
+# Alerts on the stack's data, evaluated every second (rules.yml), sent to
+# the stack's Alertmanager.
+rule_files: ["$S/prometheus/${PROM_DIR[prometheus]}/rules.yml"]
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["$HOST:$ALERTMANAGER_PORT"]
 scrape_configs:
   - job_name: prometheus
     scrape_interval: 5s
@@ -620,16 +633,55 @@ EOF
   fi
 }
 
+# The main Prometheus' alerting rules: alerts that fire at once for each
+# project's instances (labels from the series: project, resource_name, ...)
+# and one without any project label, which no project may see.
+prom_rules() {
+  cat <<'EOF'
+# Written by tools/stack.sh: alerts on the exporter's data, for the
+# Alertmanager tenancy tests (tests/functional_alertmanager.rs).
+groups:
+  - name: aetos-stack
+    interval: 1s
+    rules:
+      - alert: AetosStackInstanceBusy
+        expr: ceilometer_cpu > 0
+        for: 0s
+        labels:
+          severity: info
+        annotations:
+          summary: "instance {{ $labels.resource_name }} of project {{ $labels.project_name }} uses CPU"
+      - alert: AetosStackProjectUp
+        expr: count by (project, project_name) (ceilometer_cpu) > 0
+        for: 0s
+        labels:
+          severity: info
+      - alert: AetosStackWithoutProject
+        expr: vector(1)
+        for: 0s
+        labels:
+          severity: info
+EOF
+}
+
+# Write a file from stdin; true when its content changed.
+write_changed() {
+  local file=$1
+  cat >"$file.tmp"
+  if cmp -s "$file.tmp" "$file"; then
+    rm -f "$file.tmp"
+    return 1
+  fi
+  mv "$file.tmp" "$file"
+}
+
 # Write the config; reload a running instance when it changed.
 write_prom_config() {
-  local name=$1 dir="$S/prometheus/${PROM_DIR[$1]}"
+  local name=$1 dir="$S/prometheus/${PROM_DIR[$1]}" changed=0
   mkdir -p "$dir/data"
-  prom_config "$name" >"$dir/prometheus.yml.tmp"
-  if cmp -s "$dir/prometheus.yml.tmp" "$dir/prometheus.yml"; then
-    rm -f "$dir/prometheus.yml.tmp"
-    return 0
-  fi
-  mv "$dir/prometheus.yml.tmp" "$dir/prometheus.yml"
+  if [[ $name == prometheus ]] && prom_rules | write_changed "$dir/rules.yml"; then changed=1; fi
+  if prom_config "$name" | write_changed "$dir/prometheus.yml"; then changed=1; fi
+  ((changed)) || return 0
   if is_running "$name"; then
     curl -fsS -o /dev/null -X POST "http://$HOST:${PROM_PORT[$name]}/-/reload" ||
       fail_component "$name" "rejected the new configuration"
@@ -642,9 +694,11 @@ start_prom() {
   write_prom_config "$name"
   is_running "$name" && return 0
   port_busy "$port" && die "port $port is in use by a process this stack did not start (Debian's prometheus service?)"
+  # Alerts are resent every 2 s (not 1 min): those evaluated before the
+  # notifier has found Alertmanager reach it within seconds of a start.
   launch "$name" prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
     --web.listen-address="$HOST:$port" --web.enable-admin-api --web.enable-lifecycle \
-    --web.enable-remote-write-receiver
+    --web.enable-remote-write-receiver --rules.alert.resend-delay=2s
   say "started $name on port $port (pid $(recorded_pid "$name"))"
 }
 
@@ -656,6 +710,41 @@ prom_query() {
   if (($# > 2)); then args+=(--data-urlencode "time=$3"); fi
   curl -fsS --max-time 5 -G "${args[@]}" "http://$HOST:$1/api/v1/query" | jq -r '.data.result[0].value[1] // empty'
 }
+
+# ---------------------------------------------------------------- alertmanager
+AM_DIR=$S/alertmanager
+
+# One receiver that notifies nobody: the alerts are read through the API.
+am_config() {
+  cat <<'EOF'
+# Written by tools/stack.sh
+route:
+  receiver: stack
+  group_by: [alertname, project]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: stack
+EOF
+}
+
+start_alertmanager() {
+  mkdir -p "$AM_DIR/data"
+  am_config | write_changed "$AM_DIR/alertmanager.yml" || true
+  if is_running alertmanager; then
+    curl -fsS -o /dev/null -X POST "http://$HOST:$ALERTMANAGER_PORT/-/reload" ||
+      fail_component alertmanager "rejected its configuration"
+    return 0
+  fi
+  port_busy "$ALERTMANAGER_PORT" && die "port $ALERTMANAGER_PORT is in use by a process this stack did not start (Debian's prometheus-alertmanager service?)"
+  launch alertmanager prometheus-alertmanager --config.file="$AM_DIR/alertmanager.yml" \
+    --storage.path="$AM_DIR/data" --web.listen-address="$HOST:$ALERTMANAGER_PORT" \
+    --cluster.listen-address=
+  say "started alertmanager on port $ALERTMANAGER_PORT (pid $(recorded_pid alertmanager))"
+}
+
+wait_alertmanager() { wait_http alertmanager "http://$HOST:$ALERTMANAGER_PORT/-/ready" 30; }
 
 # ---------------------------------------------------------------- exporter
 write_exporter_ids() {
@@ -792,6 +881,7 @@ write_env_json() {
     --arg ha1 "http://$HOST:${PROM_PORT[prometheus-ha-1]}" \
     --arg ha2 "http://$HOST:${PROM_PORT[prometheus-ha-2]}" \
     --arg mc "$HOST:$MEMCACHED_PORT" --arg aetos "$AETOS_URL" \
+    --arg am "http://$HOST:$ALERTMANAGER_PORT" --arg amtool "$(command -v amtool || echo amtool)" \
     --arg venv "$VENV/bin" --arg consumers_venv "$CONSUMERS_VENV/bin" --arg clouds "$S/clouds.yaml" \
     --arg exporter "http://$HOST:$EXPORTER_PORT/metrics" --arg state "$S" \
     --slurpfile ids "$S/ids.json" --slurpfile pw "$PASSWORDS" --slurpfile diff "$DIFF_JSON" \
@@ -800,6 +890,7 @@ write_env_json() {
       keystone_url: $ks, region: $region,
       prometheus_url: $prom, prometheus_only_a_url: $prom_a,
       prometheus_ha_urls: [$ha1, $ha2],
+      alertmanager_url: $am, amtool: $amtool,
       memcached: $mc, aetos_url: $aetos,
       venv_bin: $venv, consumers_venv_bin: $consumers_venv, clouds_yaml: $clouds,
       projects: $ids[0].projects,
@@ -824,7 +915,7 @@ lock_state() {
 procs_of() {
   case $1 in
     prometheus-ha) echo prometheus-ha-1 prometheus-ha-2 ;;
-    memcached | keystone | prometheus | prometheus-a | prometheus-ha-1 | prometheus-ha-2 | exporter) echo "$1" ;;
+    memcached | keystone | prometheus | prometheus-a | prometheus-ha-1 | prometheus-ha-2 | alertmanager | exporter) echo "$1" ;;
     *) die "unknown component '$1' (one of: $COMPONENTS)" ;;
   esac
 }
@@ -843,6 +934,10 @@ start_component() {
     prometheus | prometheus-a | prometheus-ha | prometheus-ha-1 | prometheus-ha-2)
       for p in $(procs_of "$1"); do start_prom "$p"; done
       for p in $(procs_of "$1"); do wait_prom "$p"; done
+      ;;
+    alertmanager)
+      start_alertmanager
+      wait_alertmanager
       ;;
     exporter)
       start_exporter
@@ -865,12 +960,14 @@ cmd_start() {
   cmd_install
   mkdir -p "$S/run" "$S/logs"
   start_memcached
+  start_alertmanager
   for p in prometheus prometheus-a prometheus-ha-1 prometheus-ha-2; do start_prom "$p"; done
   keystone_setup
   load_passwords
   start_keystone
   wait_memcached
   for p in prometheus prometheus-a prometheus-ha-1 prometheus-ha-2; do wait_prom "$p"; done
+  wait_alertmanager
   ensure_diff_data
   wait_keystone
   seed_keystone
@@ -887,7 +984,7 @@ cmd_stop() {
   local p
   [[ -d $S ]] || return 0
   lock_state
-  for p in exporter prometheus-ha-2 prometheus-ha-1 prometheus-a prometheus keystone memcached; do
+  for p in exporter prometheus-ha-2 prometheus-ha-1 prometheus-a prometheus alertmanager keystone memcached; do
     stop_proc "$p"
   done
   say "stack stopped"

@@ -7,6 +7,7 @@
 //! plain value or a [`Refusal`], which becomes an HTTP answer in one place
 //! ([`refusal`]). Nothing here knows how a stage works inside.
 
+mod alertmanager;
 pub mod filter;
 mod pipeline;
 pub mod refusal;
@@ -47,6 +48,9 @@ pub async fn handle(
         }
         Some(Route::Api(api, _) | Route::InvalidLabelName(api, _)) if !api.allows(req.method()) => {
             Err(Refusal::MethodNotAllowed(api.methods))
+        }
+        Some(Route::Api(api, backend_path)) if api.is_alertmanager() => {
+            return alertmanager::api_request(req, payload, state, api, backend_path).await
         }
         Some(Route::Api(api, backend_path)) => {
             return pipeline::api_request(req, payload, state, api, Ok(backend_path)).await

@@ -54,18 +54,18 @@ pub(super) async fn api_request(
 
 /// A caller let in: what it may do, whom it is counted against, and the
 /// admission held until its answer has been sent.
-struct Admitted {
-    access: Access,
+pub(super) struct Admitted {
+    pub(super) access: Access,
     /// `None` in signing-proxy mode: nobody to count against.
-    key: Option<LimitKey>,
-    admission: Option<Admission>,
+    pub(super) key: Option<LimitKey>,
+    pub(super) admission: Option<Admission>,
     /// The path to call on the backend.
-    path: String,
+    pub(super) path: String,
 }
 
 /// authn → authz → a path that stays below the backend's base → the
 /// project's admission.
-async fn admit(
+pub(super) async fn admit(
     req: &HttpRequest,
     state: &State,
     api: &Api,
@@ -292,7 +292,7 @@ async fn answer(
 /// Reads the whole request body: at most `limit` bytes (else 413), within
 /// `timeout` (`[api] client_body_timeout`, else 408 and the connection is
 /// closed: a body that never finishes does not hold a worker's slot).
-async fn read_body(
+pub(super) async fn read_body(
     mut payload: web::Payload,
     limit: usize,
     timeout: std::time::Duration,
@@ -320,6 +320,20 @@ async fn read_body(
     }
 }
 
+/// The caller's headers that go to the backend
+/// ([`FORWARDED_REQUEST_HEADERS`]) but its `Content-Type`, which the
+/// request builders set from the body they send.
+pub(super) fn forwarded_headers(req: &HttpRequest) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    FORWARDED_REQUEST_HEADERS
+        .iter()
+        .filter(|h| **h != http::header::CONTENT_TYPE)
+        .filter_map(|h| {
+            let v = req.headers().get(h.as_str())?;
+            Some((h.clone(), http::HeaderValue::from_bytes(v.as_bytes()).ok()?))
+        })
+        .collect()
+}
+
 /// Builds the backend request from the caller's. Only form-encoded bodies
 /// are accepted: Prometheus also reads multipart bodies, which would carry
 /// parameters past the tenancy stage, so anything else with a body is refused.
@@ -329,14 +343,7 @@ fn backend_request(
     path: String,
     body: Bytes,
 ) -> Result<BackendRequest, Refusal> {
-    let mut headers: Vec<(http::HeaderName, http::HeaderValue)> = FORWARDED_REQUEST_HEADERS
-        .iter()
-        .filter(|h| h.as_str() != "content-type")
-        .filter_map(|h| {
-            let v = req.headers().get(h.as_str())?;
-            Some((h.clone(), http::HeaderValue::from_bytes(v.as_bytes()).ok()?))
-        })
-        .collect();
+    let mut headers = forwarded_headers(req);
     let is_form = req
         .headers()
         .get("content-type")

@@ -56,6 +56,11 @@ pub enum Refusal {
     /// The backend's own error answer to a request aetos made for a scoped
     /// caller's answer: passed on as it is.
     Upstream(Box<crate::backend::Response>),
+    /// An Alertmanager request of a scoped caller that is refused, in
+    /// Alertmanager's error format (the message as a JSON string): a
+    /// silence that would reach beyond the project (403), a body that is
+    /// not a silence (400), another project's silence (404, as absent).
+    Alertmanager { status: u16, message: String },
 }
 
 /// What went wrong with the backend, decided once from a [`BackendError`]:
@@ -125,6 +130,7 @@ impl Refusal {
             Refusal::Backend(e) => BackendKind::of(e).label(),
             Refusal::Unfilterable(_) => "unfilterable",
             Refusal::Upstream(_) => "upstream",
+            Refusal::Alertmanager { .. } => "alertmanager",
         }
     }
 
@@ -222,6 +228,11 @@ impl Refusal {
                 prom_error(StatusCode::BAD_GATEWAY, "unavailable", &message)
             }
             Refusal::Upstream(resp) => super::stream_unfiltered(*resp),
+            Refusal::Alertmanager { status, message } => {
+                HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+                    .content_type("application/json")
+                    .body(serde_json::Value::String(message).to_string())
+            }
         }
     }
 }
@@ -407,6 +418,15 @@ mod tests {
                     "unavailable",
                     "backend answered 302 (a redirect, which aetos does not follow)",
                 ),
+            ),
+            (
+                Refusal::Alertmanager {
+                    status: 403,
+                    message: "a \"silence\"".into(),
+                },
+                403,
+                vec![],
+                r#""a \"silence\"""#.to_owned(),
             ),
             (
                 Refusal::Unfilterable("not JSON".into()),

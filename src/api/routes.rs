@@ -9,7 +9,7 @@ use actix_web::http::Method;
 
 use crate::authz::Guard;
 use crate::limits::TimeKind;
-use crate::request::{Filter, Scoping};
+use crate::request::{AmEndpoint, Filter, Scoping};
 
 /// Where an endpoint reads its parameters from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,7 @@ pub struct Api {
 const GET: &[&str] = &["GET"];
 const GET_POST: &[&str] = &["GET", "POST"];
 const POST_PUT: &[&str] = &["POST", "PUT"];
+const GET_DELETE: &[&str] = &["GET", "DELETE"];
 
 /// The `query` row, named for the handlers and tests that need it.
 pub const QUERY: Api = Api {
@@ -255,6 +256,118 @@ pub const ROUTES: &[Api] = &[
     },
 ];
 
+/// Where the Alertmanager API is served: `/alertmanager/api/v2/…` (and
+/// the same below `[api] root_path`), so that a client given
+/// `http://aetos/alertmanager` as its Alertmanager URL (amtool, Grafana)
+/// finds `api/v2/…` below it.
+pub const AM_ROOT: &str = "/alertmanager";
+
+/// An Alertmanager row: `path` is the path on Alertmanager, below its base
+/// URL; callers reach it below [`AM_ROOT`].
+const fn am(
+    name: &'static str,
+    path: &'static str,
+    rule: &'static str,
+    guard: Guard,
+    endpoint: AmEndpoint,
+    methods: &'static [&'static str],
+) -> Api {
+    Api {
+        name,
+        path,
+        rule,
+        guard,
+        scoping: Scoping::Alertmanager(endpoint),
+        methods,
+        params: ParamsIn::Url,
+        times: TimeKind::None,
+    }
+}
+
+/// The `silences` row (GET; POST is [`AM_SILENCES_WRITE`]'s rule).
+pub const AM_SILENCES: Api = am(
+    "am_silences",
+    "/api/v2/silences",
+    "telemetry:alertmanager:silences",
+    Guard::ScopedOrAll,
+    AmEndpoint::Silences,
+    GET_POST,
+);
+/// `silence/{id}` (GET; DELETE is [`AM_SILENCES_WRITE`]'s rule). `{id}` is
+/// one segment that must be a silence id (a UUID).
+pub const AM_SILENCE: Api = am(
+    "am_silence",
+    "/api/v2/silence/{id}",
+    "telemetry:alertmanager:silences",
+    Guard::ScopedOrAll,
+    AmEndpoint::Silence,
+    GET_DELETE,
+);
+/// The rule of the methods that change silences (`POST silences`,
+/// `DELETE silence/{id}`).
+pub const AM_SILENCES_WRITE: &str = "telemetry:alertmanager:silences:write";
+
+/// The Alertmanager API v2 endpoints, below [`AM_ROOT`].
+pub const AM_ROUTES: &[Api] = &[
+    am(
+        "am_alerts",
+        "/api/v2/alerts",
+        "telemetry:alertmanager:alerts",
+        Guard::ScopedOrAll,
+        AmEndpoint::Alerts,
+        GET,
+    ),
+    am(
+        "am_alert_groups",
+        "/api/v2/alerts/groups",
+        "telemetry:alertmanager:alerts",
+        Guard::ScopedOrAll,
+        AmEndpoint::AlertGroups,
+        GET,
+    ),
+    AM_SILENCES,
+    AM_SILENCE,
+    am(
+        "am_status",
+        "/api/v2/status",
+        "telemetry:alertmanager:status",
+        Guard::Only,
+        AmEndpoint::Privileged,
+        GET,
+    ),
+    am(
+        "am_receivers",
+        "/api/v2/receivers",
+        "telemetry:alertmanager:receivers",
+        Guard::Only,
+        AmEndpoint::Privileged,
+        GET,
+    ),
+];
+
+/// Whether `s` is a silence id as Alertmanager writes them (a UUID:
+/// hexadecimal digits and dashes); nothing else is put in a backend path.
+pub fn is_silence_id(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// The Alertmanager route of `rest`, the path below [`AM_ROOT`].
+fn am_route(rest: &str) -> Option<Route> {
+    if let Some(id) = rest.strip_prefix("/api/v2/silence/") {
+        // Anything but a UUID: no such route (Alertmanager answers 422).
+        return is_silence_id(id).then(|| Route::Api(AM_SILENCE, format!("/api/v2/silence/{id}")));
+    }
+    AM_ROUTES
+        .iter()
+        .filter(|a| !a.path.contains('{'))
+        .find(|a| a.path == rest)
+        .map(|a| Route::Api(*a, rest.to_owned()))
+}
+
 /// Where a path (with any root prefix already removed) leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -322,6 +435,11 @@ pub fn route(path: &str) -> Option<Route> {
     if path == "/metrics" {
         return Some(Route::Metrics);
     }
+    if let Some(rest) = path.strip_prefix(AM_ROOT) {
+        if rest.starts_with('/') {
+            return am_route(rest);
+        }
+    }
     ROUTES.iter().find_map(|api| api.resolve(path))
 }
 
@@ -354,6 +472,11 @@ impl Api {
             Ok(name) => Route::Api(*self, format!("{prefix}{name}{suffix}")),
             Err(why) => Route::InvalidLabelName(*self, why),
         })
+    }
+
+    /// Whether this is an Alertmanager row (served by `api::alertmanager`).
+    pub fn is_alertmanager(&self) -> bool {
+        matches!(self.scoping, Scoping::Alertmanager(_))
     }
 
     /// Whether `method` is one this endpoint takes.
@@ -485,6 +608,76 @@ mod tests {
         // A long invalid name is quoted only in part.
         let why = label_route(&format!("/api/v1/label/{}/values", "-".repeat(500))).unwrap_err();
         assert!(why.len() < 100 && why.ends_with("…\""), "{why}");
+    }
+
+    #[test]
+    fn alertmanager_paths_lead_to_their_rows_and_backend_paths() {
+        let id = "0b0c6a4e-3f1d-4c1e-9c2b-1a2b3c4d5e6f";
+        for (path, name, backend) in [
+            (
+                "/alertmanager/api/v2/alerts",
+                "am_alerts",
+                "/api/v2/alerts".to_owned(),
+            ),
+            (
+                "/alertmanager/api/v2/alerts/groups",
+                "am_alert_groups",
+                "/api/v2/alerts/groups".to_owned(),
+            ),
+            (
+                "/alertmanager/api/v2/silences",
+                "am_silences",
+                "/api/v2/silences".to_owned(),
+            ),
+            (
+                &format!("/alertmanager/api/v2/silence/{id}"),
+                "am_silence",
+                format!("/api/v2/silence/{id}"),
+            ),
+            (
+                "/alertmanager/api/v2/status",
+                "am_status",
+                "/api/v2/status".to_owned(),
+            ),
+            (
+                "/alertmanager/api/v2/receivers",
+                "am_receivers",
+                "/api/v2/receivers".to_owned(),
+            ),
+        ] {
+            match route(strip_root(path, "/prometheus")) {
+                Some(Route::Api(a, p)) => {
+                    assert_eq!((a.name, p.as_str()), (name, backend.as_str()), "{path}")
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+            // The same below the root path.
+            let below = format!("/prometheus{path}");
+            assert!(
+                matches!(route(strip_root(&below, "/prometheus")), Some(Route::Api(a, _)) if a.name == name)
+            );
+        }
+    }
+
+    #[test]
+    fn alertmanager_paths_that_are_not_plain_ids_or_known_are_not_routed() {
+        for path in [
+            "/alertmanager",
+            "/alertmanager/",
+            "/alertmanagerx/api/v2/alerts",
+            "/alertmanager/api/v2/silence/",
+            "/alertmanager/api/v2/silence/..",
+            "/alertmanager/api/v2/silence/%2e%2e",
+            "/alertmanager/api/v2/silence/0b0c6a4e-3f1d-4c1e-9c2b-1a2b3c4d5e6f/x",
+            "/alertmanager/api/v2/silence/0b0c6a4e-3f1d-4c1e-9c2b-1a2b3c4d5e6",
+            "/alertmanager/api/v2/silence/0b0c6a4e-3f1d-4c1e-9c2b-1a2b3c4d5e6g",
+            "/alertmanager/api/v2/silence/{id}",
+            "/alertmanager/api/v1/alerts",
+            "/alertmanager/api/v2/alerts/",
+            "/alertmanager/-/reload",
+        ] {
+            assert_eq!(route(path), None, "{path}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! `middleware.rs`, `limits.rs`); this file finds and reads the files,
 //! and assembles and checks the whole [`Config`].
 
+mod alertmanager;
 mod api;
 mod cors;
 mod default;
@@ -37,6 +38,7 @@ mod prometheus_google;
 mod resolve;
 pub mod sample;
 
+pub use alertmanager::AlertmanagerSection;
 pub use api::ApiSection;
 pub use cors::CorsSection;
 pub use default::{AuthMode, DefaultSection};
@@ -179,6 +181,11 @@ pub struct Config {
     pub healthcheck: HealthcheckSection,
     pub oslo_middleware: MiddlewareSection,
     pub limits: LimitsSection,
+    /// `[alertmanager]` (off while its url is unset).
+    pub alertmanager: AlertmanagerSection,
+    /// How requests to Alertmanager are authenticated, checked with the
+    /// rest in [`load`].
+    pub alertmanager_auth: BackendAuthConfig,
     /// How backend requests are authenticated, decided from `[prometheus]`
     /// and the cloud sections when the configuration is checked ([`load`];
     /// [`default_config`] has the defaults' `None`).
@@ -371,6 +378,7 @@ pub fn load_with_overrides(
     let (backend_auth, backend_tenant) = validate(&config, &mut warnings)?;
     config.backend_auth = backend_auth;
     config.backend_tenant = backend_tenant;
+    config.alertmanager_auth = config.alertmanager.auth(&mut warnings)?;
     let mut seen = std::collections::HashSet::new();
     warnings.retain(|w| seen.insert(w.0.clone()));
     Ok((config, warnings))
@@ -446,6 +454,8 @@ fn build_sections(
         cors: cors::build_cors(r)?,
         healthcheck: healthcheck::build_healthcheck(r)?,
         limits: limits::build(r)?,
+        alertmanager: alertmanager::build_alertmanager(r)?,
+        alertmanager_auth: BackendAuthConfig::None,
         backend_auth: BackendAuthConfig::None,
         backend_tenant: None,
         oslo_middleware: middleware::build_middleware(r)?,

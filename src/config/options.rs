@@ -288,6 +288,28 @@ pub static OPTIONS: &[OptSpec] = &[
         "Records at this level or above are never rate limited.").from(OSLO_LOG).accepted(),
     opt(D, "fatal_deprecations", Bool, Some("false"), "Turn deprecation warnings into errors.")
         .from(OSLO_LOG).accepted(),
+    // ----------------------------------------------------------- alertmanager
+    opt("alertmanager", "url", Url, None,
+        "URL of the Alertmanager API root (the one api/v2/alerts is below), with an optional \
+         path prefix, for example http://127.0.0.1:9093. When set, aetos serves Alertmanager's \
+         API v2 below /alertmanager (alerts, alerts/groups, silences, silence/{id}, status, \
+         receivers) with Keystone authentication and project tenancy; unset (the default), \
+         those routes answer 404."),
+    opt("alertmanager", "timeout", float(Some(0.001), None), Some("30"),
+        "Seconds to wait for the head of Alertmanager's answer, and longest gap between two \
+         pieces of its body."),
+    opt("alertmanager", "connect_timeout", float(Some(0.001), None), Some("5"),
+        "Seconds to wait for a connection to Alertmanager."),
+    opt("alertmanager", "ca_file", Str, None,
+        "PEM CA bundle to verify Alertmanager's certificate with; the system CAs when unset."),
+    opt("alertmanager", "username", Str, None,
+        "User for HTTP basic authentication to Alertmanager (as [prometheus] username); needs \
+         password."),
+    opt("alertmanager", "password", Secret, None,
+        "Password for HTTP basic authentication to Alertmanager; needs username."),
+    opt("alertmanager", "bearer_token_file", Str, None,
+        "File holding a bearer token sent to Alertmanager (as [prometheus] bearer_token_file, \
+         read again when it changes). Not together with username and password."),
     // -------------------------------------------------------------------- api
     opt("api", "host", Str, Some("0.0.0.0"),
         "Address the API listens on. 0.0.0.0 listens on every IPv4 address; use :: for every \

@@ -33,6 +33,8 @@ const PROJECT_READER: &str = "role:reader and project_id:%(project_id)s";
 /// Upstream's `PROJECT_ADMIN_OR_SERVICE` persona.
 const PROJECT_ADMIN_OR_SERVICE: &str =
     "(role:admin and project_id:%(project_id)s) or (role:service)";
+/// A member of the project (Keystone's `admin` implies `member`).
+const PROJECT_MEMBER: &str = "role:member and project_id:%(project_id)s";
 /// Any authenticated caller.
 const ANY_AUTHENTICATED: &str = "@";
 
@@ -301,6 +303,80 @@ static DEFAULTS: &[RuleDefault] = &[
         check_str: PROJECT_ADMIN_OR_SERVICE,
         description: "Aetos' own metrics in Prometheus exposition format, when served on the main listener.",
         operations: &[("GET", "/metrics")],
+        scope_types: PROJECT,
+    },
+    RuleDefault {
+        name: "telemetry:alertmanager:alerts",
+        check_str: PROJECT_READER,
+        description: "Alertmanager alerts and alert groups, limited to the alerts whose project label is the caller's project.",
+        operations: &[
+            ("GET", "/alertmanager/api/v2/alerts"),
+            ("GET", "/alertmanager/api/v2/alerts/groups"),
+        ],
+        scope_types: PROJECT,
+    },
+    RuleDefault {
+        name: "telemetry:alertmanager:alerts:all_projects",
+        check_str: PROJECT_ADMIN_OR_SERVICE,
+        description: "Alertmanager alerts and alert groups of every project (forwarded unchanged).",
+        operations: &[
+            ("GET", "/alertmanager/api/v2/alerts"),
+            ("GET", "/alertmanager/api/v2/alerts/groups"),
+        ],
+        scope_types: PROJECT,
+    },
+    RuleDefault {
+        name: "telemetry:alertmanager:silences",
+        check_str: PROJECT_READER,
+        description: "Alertmanager silences, limited to the silences whose matchers pin the caller's project (project=\"<id>\", not a regex, not negative).",
+        operations: &[
+            ("GET", "/alertmanager/api/v2/silences"),
+            ("GET", "/alertmanager/api/v2/silence/{id}"),
+        ],
+        scope_types: PROJECT,
+    },
+    RuleDefault {
+        name: "telemetry:alertmanager:silences:all_projects",
+        check_str: PROJECT_ADMIN_OR_SERVICE,
+        description: "Alertmanager silences of every project (forwarded unchanged).",
+        operations: &[
+            ("GET", "/alertmanager/api/v2/silences"),
+            ("GET", "/alertmanager/api/v2/silence/{id}"),
+        ],
+        scope_types: PROJECT,
+    },
+    RuleDefault {
+        name: "telemetry:alertmanager:silences:write",
+        check_str: PROJECT_MEMBER,
+        description: "Create, update and expire Alertmanager silences of the caller's project: a new silence gets the project matcher, one that names another project (or matches it by regex or negation) is refused, and only the project's own silences can be updated or expired.",
+        operations: &[
+            ("POST", "/alertmanager/api/v2/silences"),
+            ("DELETE", "/alertmanager/api/v2/silence/{id}"),
+        ],
+        scope_types: PROJECT,
+    },
+    RuleDefault {
+        name: "telemetry:alertmanager:silences:write:all_projects",
+        check_str: PROJECT_ADMIN_OR_SERVICE,
+        description: "Create, update and expire any Alertmanager silence (forwarded unchanged).",
+        operations: &[
+            ("POST", "/alertmanager/api/v2/silences"),
+            ("DELETE", "/alertmanager/api/v2/silence/{id}"),
+        ],
+        scope_types: PROJECT,
+    },
+    RuleDefault {
+        name: "telemetry:alertmanager:status",
+        check_str: PROJECT_ADMIN_OR_SERVICE,
+        description: "Alertmanager status; privileged because it holds the whole configuration (receivers, their URLs and secrets) and the cluster's peers.",
+        operations: &[("GET", "/alertmanager/api/v2/status")],
+        scope_types: PROJECT,
+    },
+    RuleDefault {
+        name: "telemetry:alertmanager:receivers",
+        check_str: PROJECT_ADMIN_OR_SERVICE,
+        description: "Alertmanager receivers; privileged because they name every team's notification routes.",
+        operations: &[("GET", "/alertmanager/api/v2/receivers")],
         scope_types: PROJECT,
     },
 ];

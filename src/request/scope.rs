@@ -159,7 +159,7 @@ pub fn scoped_input_bytes(params: &Params, scoping: Scoping) -> usize {
     let key = match scoping {
         Scoping::Query => "query",
         Scoping::Match | Scoping::MatchRequired => "match[]",
-        Scoping::FilterResponse(_) | Scoping::None => return 0,
+        Scoping::FilterResponse(_) | Scoping::None | Scoping::Alertmanager(_) => return 0,
     };
     [Some(params.url.as_str()), params.body.as_deref()]
         .into_iter()
@@ -232,7 +232,9 @@ pub fn scope_params_counted(
             }
             Ok((Params { url, body }, n))
         }
-        Scoping::FilterResponse(_) | Scoping::None => Ok((params.clone(), 0)),
+        Scoping::FilterResponse(_) | Scoping::None | Scoping::Alertmanager(_) => {
+            Ok((params.clone(), 0))
+        }
     }
 }
 

@@ -73,7 +73,10 @@ fn too_large(cap: usize) -> Refusal {
 
 /// Reads a backend body of at most `cap` bytes (after decoding) into one
 /// exactly-sized buffer.
-async fn read_body(resp: crate::backend::Response, cap: usize) -> Result<Vec<u8>, Refusal> {
+pub(super) async fn read_body(
+    resp: crate::backend::Response,
+    cap: usize,
+) -> Result<Vec<u8>, Refusal> {
     let encoding = match resp.headers().get("content-encoding").map(|v| v.as_bytes()) {
         None | Some(b"identity") => Encoding::Identity,
         Some(b"gzip") | Some(b"x-gzip") => Encoding::Gzip,
@@ -139,7 +142,7 @@ fn decode(encoding: Encoding, body: Vec<u8>, cap: usize) -> Decoded {
 }
 
 /// Runs a filter, on the blocking pool when its input is large.
-async fn run<F>(input_len: usize, f: F) -> Result<Vec<u8>, Refusal>
+pub(super) async fn run<F>(input_len: usize, f: F) -> Result<Vec<u8>, Refusal>
 where
     F: FnOnce() -> Result<Vec<u8>, FilterError> + Send + 'static,
 {
