@@ -9,7 +9,7 @@
 # doc/requirements.txt and installed with uv into ${AETOS_DOCS_VENV:-.venv-docs}
 # the first time and whenever the pins change (the venv records their hash).
 # reno reads the notes from git history: run it in a git checkout (any
-# clone; no tag is needed).
+# full clone, not a shallow one; no tag is needed).
 # Output: doc/build/html, releasenotes/build/html.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,6 +45,10 @@ venv_ok || install_venv
 
 git rev-parse --git-dir >/dev/null 2>&1 ||
   { echo "docs: $root is not a git checkout; reno reads the release notes from git history" >&2; exit 1; }
+# reno walks the history down to the first commit: a shallow clone fails
+# inside it with a KeyError, so say what to do instead.
+[[ $(git rev-parse --is-shallow-repository) == false ]] ||
+  { echo "docs: $root is a shallow clone; reno needs the whole history (git fetch --unshallow)" >&2; exit 1; }
 
 # -W: every warning (broken reference, page outside every toctree, bad
 # markup) fails the build; --keep-going reports all of them first.
