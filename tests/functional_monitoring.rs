@@ -64,13 +64,13 @@ fn rules_pass_their_unit_tests() {
 
 /// A rule file's alerts, and the alerts a test file expects to fire.
 fn alerts_and_fired() -> (BTreeSet<String>, BTreeSet<String>) {
-    let rules: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(rules()).unwrap()).unwrap();
-    let tests: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(rule_tests()).unwrap()).unwrap();
-    let seq = |v: &serde_yaml::Value, key: &str| -> Vec<serde_yaml::Value> {
+    let rules: yaml_serde::Value =
+        yaml_serde::from_str(&std::fs::read_to_string(rules()).unwrap()).unwrap();
+    let tests: yaml_serde::Value =
+        yaml_serde::from_str(&std::fs::read_to_string(rule_tests()).unwrap()).unwrap();
+    let seq = |v: &yaml_serde::Value, key: &str| -> Vec<yaml_serde::Value> {
         v.get(key)
-            .and_then(serde_yaml::Value::as_sequence)
+            .and_then(yaml_serde::Value::as_sequence)
             .cloned()
             .unwrap_or_default()
     };
