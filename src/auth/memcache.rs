@@ -34,7 +34,7 @@ impl Protection {
     pub fn mac(secret: &str) -> Protection {
         Protection::Mac(derive(secret, b"aetos-memcache-mac"))
     }
-    pub(crate) fn encrypt(secret: &str) -> Protection {
+    pub fn encrypt(secret: &str) -> Protection {
         Protection::Encrypt {
             enc: derive(secret, b"aetos-memcache-enc"),
             mac: derive(secret, b"aetos-memcache-key"),
