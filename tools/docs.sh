@@ -29,7 +29,11 @@ install_venv() {
     if ! "$py" -m venv "$venv"; then
       # Debian's python3 has no ensurepip without python3-venv.
       rm -rf "$venv"
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+      local -a apt=(apt-get -y -qq -o DPkg::Lock::Timeout=300)
+      if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" install --no-install-recommends python3-venv >/dev/null; then
+        "${apt[@]}" update >/dev/null
+        DEBIAN_FRONTEND=noninteractive "${apt[@]}" install --no-install-recommends python3-venv >/dev/null
+      fi
       py=/usr/bin/python3
       "$py" -m venv "$venv"
     fi
