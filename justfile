@@ -11,14 +11,19 @@ export CARGO_TERM_COLOR := "never"
 default:
     @{{just_executable()}} --list
 
-# The whole test suite: lint, unit, functional (against the real stack). CI runs this.
-test: lint unit functional
+# The whole test suite: lint, docs, unit, functional (against the real stack). CI runs this.
+test: lint docs unit functional
 
 # Formatting, clippy with warnings as errors, shellcheck of the scripts.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --features functional -- -D warnings
     tools/shellcheck.sh
+
+# Documentation and release notes, warnings as errors, and `reno lint`
+# (Sphinx, reno, openstackdocstheme pinned in doc/requirements.txt).
+docs:
+    tools/docs.sh
 
 # Unit, table, property tests and doc tests of every workspace crate (the
 # service and crates/*): no external process needed.

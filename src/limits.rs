@@ -183,7 +183,7 @@ impl Overrides {
         if text.trim().is_empty() {
             return Ok(Overrides::default());
         }
-        let o: Overrides = serde_yaml::from_str(&text)
+        let o: Overrides = yaml_serde::from_str(&text)
             .map_err(|e| format!("limits overrides file {}: {e}", path.display()))?;
         let check = |who: &str, l: &LimitOverride| -> Result<(), String> {
             if l.requests_per_second

@@ -216,4 +216,130 @@ mod tests {
         assert!(text.contains("aetos_backend_errors_total{kind=\"timeout\"} 1"));
         assert!(!text.contains("project"));
     }
+
+    /// Every series name aetos can export, from the `# TYPE` lines of the
+    /// exposition: a counter `x` is exported as `x_total`, a histogram as
+    /// `x_bucket`, `x_sum` and `x_count`. A family with labels is listed
+    /// once it has a child, so each gets one here (a new family needs a
+    /// line too).
+    fn exported_names() -> std::collections::BTreeSet<String> {
+        let m = Metrics::new();
+        m.requests
+            .get_or_create(&RequestLabels {
+                route: "query",
+                method: "GET",
+                status: 200,
+                access: "scoped",
+            })
+            .inc();
+        let route = RouteLabel {
+            route: "query",
+        };
+        m.request_duration.get_or_create(&route).observe(0.0);
+        m.backend_duration.get_or_create(&route).observe(0.0);
+        m.backend_errors
+            .get_or_create(&KindLabel {
+                kind: "timeout".into(),
+            })
+            .inc();
+        m.keystone_errors
+            .get_or_create(&KindLabel {
+                kind: "unavailable".into(),
+            })
+            .inc();
+        m.limit_refusals
+            .get_or_create(&ReasonLabel {
+                reason: "rate".into(),
+            })
+            .inc();
+        let mut names = std::collections::BTreeSet::new();
+        for line in m.encode().lines() {
+            let mut words = line.split(' ');
+            if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+                (words.next(), words.next(), words.next(), words.next())
+            {
+                match kind {
+                    "counter" => {
+                        names.insert(format!("{name}_total"));
+                    }
+                    "histogram" => {
+                        for suffix in ["_bucket", "_sum", "_count"] {
+                            names.insert(format!("{name}{suffix}"));
+                        }
+                    }
+                    _ => {
+                        names.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+        names
+    }
+
+    /// The `aetos_…` metric names used by a rules file or dashboard:
+    /// identifiers starting `aetos_`, recording-rule names (which contain
+    /// `:`) left out.
+    fn used_names(text: &str) -> std::collections::BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .filter(|w| w.starts_with("aetos_") && !w.contains(':'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn exported_names_cover_every_family() {
+        let names = exported_names();
+        for name in [
+            "aetos_requests_total",
+            "aetos_request_duration_seconds_bucket",
+            "aetos_backend_errors_total",
+            "aetos_requests_in_flight",
+            "aetos_limit_refusals_total",
+            "aetos_keystone_validation_duration_seconds_count",
+        ] {
+            assert!(names.contains(name), "{name} not in {names:?}");
+        }
+    }
+
+    /// The shipped rules and dashboard (etc/prometheus, etc/grafana) only
+    /// use metrics aetos exports: a renamed metric fails here, not
+    /// silently in an operator's Prometheus.
+    #[test]
+    fn shipped_rules_and_dashboard_use_only_exported_metrics() {
+        let exported = exported_names();
+        for (file, text) in [
+            (
+                "etc/prometheus/aetos-rules.yaml",
+                include_str!("../etc/prometheus/aetos-rules.yaml"),
+            ),
+            (
+                "etc/prometheus/aetos-rules.test.yaml",
+                include_str!("../etc/prometheus/aetos-rules.test.yaml"),
+            ),
+            (
+                "etc/grafana/aetos-dashboard.json",
+                include_str!("../etc/grafana/aetos-dashboard.json"),
+            ),
+        ] {
+            let used = used_names(text);
+            assert!(!used.is_empty(), "{file} uses no aetos metric");
+            let unknown: Vec<_> = used.difference(&exported).collect();
+            assert!(
+                unknown.is_empty(),
+                "{file} uses metrics aetos does not export: {unknown:?} (exported: {exported:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn used_names_skip_recording_rules_and_see_metrics() {
+        let used = used_names(
+            "job:aetos_requests:rate5m / sum(rate(aetos_requests_total{job=~\"$job\"}[5m]))",
+        );
+        assert_eq!(
+            used.into_iter().collect::<Vec<_>>(),
+            vec!["aetos_requests_total"]
+        );
+        assert!(!exported_names().contains("aetos_request_total"));
+    }
 }

@@ -98,6 +98,77 @@ async fn mac_protected_entries_cannot_be_forged() {
     assert!(wrong.get(&token).await.is_none());
 }
 
+/// The raw bytes stored under `key`, with memcached's text protocol.
+fn raw_get(key: &str) -> Option<Vec<u8>> {
+    let mut s = std::net::TcpStream::connect(stack().s("/memcached")).unwrap();
+    write!(s, "get {key}\r\n").unwrap();
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    r.read_line(&mut head).unwrap();
+    if head.starts_with("END") {
+        return None;
+    }
+    // VALUE <key> <flags> <bytes>
+    let len: usize = head
+        .split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected memcached answer {head:?}"));
+    let mut data = vec![0u8; len];
+    r.read_exact(&mut data).unwrap();
+    Some(data)
+}
+
+#[tokio::test]
+async fn encrypted_entries_hide_the_identity_and_cannot_be_forged() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let conf = "[keystone_authtoken]\nmemcache_security_strategy = ENCRYPT\nmemcache_secret_key = s3cret-key\n";
+    let a = Aetos::start(conf, None);
+    let cache = SharedCache::new(
+        &[stack().s("/memcached")],
+        Protection::encrypt("s3cret-key"),
+    );
+    // A clear-text entry under the right key name is refused.
+    let forged_token = format!("forged-enc-{}", common::free_port());
+    let body = serde_json::json!({"token": {
+        "expires_at": "2099-01-01T00:00:00.000000Z",
+        "user": {"id": "mallory"}, "project": {"id": stack().project("other")},
+        "roles": [{"name": "admin"}, {"name": "reader"}]}});
+    raw_set(&cache.entry_key(&forged_token), body.to_string().as_bytes());
+    let st = a
+        .get("/api/v1/targets?state=active", Some(&forged_token))
+        .await
+        .status();
+    assert_eq!(st, 401, "forged memcached entry was trusted");
+    // A real token's entry opens with the key, and its bytes do not show
+    // the identity.
+    let token = common::fresh_token("demo-reader").await;
+    assert_eq!(
+        a.get("/api/v1/query?query=up", Some(&token)).await.status(),
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entry = loop {
+        if let Some(e) = cache.get(&token).await {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "aetos never wrote the entry");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(entry["token"]["project"]["id"], stack().project("demo"));
+    let raw = raw_get(&cache.entry_key(&token)).expect("the entry is in memcached");
+    let project = stack().project("demo");
+    assert!(
+        !raw.windows(project.len()).any(|w| w == project.as_bytes()),
+        "the project id is readable in memcached"
+    );
+    let wrong = SharedCache::new(
+        &[stack().s("/memcached")],
+        Protection::encrypt("another-key"),
+    );
+    assert!(wrong.get(&token).await.is_none());
+}
+
 /// A memcached of this test's own (the binary the stack installed, on a free
 /// port), so that it can be paused with SIGSTOP without disturbing the
 /// stack's memcached or other tests.

@@ -15,11 +15,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
-use aes_gcm::{Aes256Gcm, Nonce};
 use async_memcached::{AsciiProtocol, Client};
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::{digest, hmac};
 use tokio::sync::{Notify, Semaphore};
 
 /// How entries are protected.
@@ -35,7 +34,7 @@ impl Protection {
     pub fn mac(secret: &str) -> Protection {
         Protection::Mac(derive(secret, b"aetos-memcache-mac"))
     }
-    pub(crate) fn encrypt(secret: &str) -> Protection {
+    pub fn encrypt(secret: &str) -> Protection {
         Protection::Encrypt {
             enc: derive(secret, b"aetos-memcache-enc"),
             mac: derive(secret, b"aetos-memcache-key"),
@@ -43,11 +42,20 @@ impl Protection {
     }
 }
 
+/// HMAC-SHA256 (ring; the stored format predates it and is pinned by the
+/// known-answer test in `tests.rs`).
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // HMAC takes keys of any length; this cannot fail.
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
-    m.update(data);
-    m.finalize().into_bytes().into()
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// The AES-256-GCM key of `ENCRYPT` (any 32 bytes are a valid key).
+fn aead_key(enc: &[u8; 32]) -> Option<LessSafeKey> {
+    UnboundKey::new(&AES_256_GCM, enc)
+        .ok()
+        .map(LessSafeKey::new)
 }
 
 fn derive(secret: &str, purpose: &[u8]) -> [u8; 32] {
@@ -64,12 +72,25 @@ pub(crate) fn seal(p: &Protection, payload: &[u8]) -> Vec<u8> {
             out
         }
         Protection::Encrypt { enc, .. } => {
-            let cipher = Aes256Gcm::new(enc.into());
-            let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-            match cipher.encrypt(&nonce, payload) {
-                Ok(ct) => {
-                    let mut out = nonce.to_vec();
-                    out.extend_from_slice(&ct);
+            // Stored as nonce (12 bytes) | ciphertext | tag (16 bytes), no
+            // associated data. A fresh random nonce per entry.
+            let mut nonce = [0u8; NONCE_LEN];
+            let Some(key) = aead_key(enc) else {
+                return Vec::new();
+            };
+            if SystemRandom::new().fill(&mut nonce).is_err() {
+                // No randomness: store nothing that could be read back.
+                return Vec::new();
+            }
+            let mut out = nonce.to_vec();
+            let mut sealed = payload.to_vec();
+            match key.seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::empty(),
+                &mut sealed,
+            ) {
+                Ok(()) => {
+                    out.extend_from_slice(&sealed);
                     out
                 }
                 // Encryption of an in-memory buffer does not fail; if it
@@ -89,19 +110,21 @@ pub(crate) fn open(p: &Protection, stored: &[u8]) -> Option<Vec<u8>> {
                 return None;
             }
             let (tag, payload) = stored.split_at(32);
-            let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).ok()?;
-            m.update(payload);
-            m.verify_slice(tag).ok()?;
+            // Constant-time comparison.
+            hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, key), payload, tag).ok()?;
             Some(payload.to_vec())
         }
         Protection::Encrypt { enc, .. } => {
-            if stored.len() < 12 {
+            if stored.len() < NONCE_LEN {
                 return None;
             }
-            let (nonce, ct) = stored.split_at(12);
-            Aes256Gcm::new(enc.into())
-                .decrypt(Nonce::from_slice(nonce), ct)
-                .ok()
+            let (nonce, ct) = stored.split_at(NONCE_LEN);
+            let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+            let mut buf = ct.to_vec();
+            let plain = aead_key(enc)?
+                .open_in_place(nonce, Aad::empty(), &mut buf)
+                .ok()?;
+            Some(plain.to_vec())
         }
     }
 }
@@ -421,7 +444,9 @@ impl Inner {
     /// server is live.
     fn key(&self, token: &str) -> (String, usize) {
         let digest: [u8; 32] = if self.key_salt.is_empty() {
-            Sha256::digest(token.as_bytes()).into()
+            let mut d = [0u8; 32];
+            d.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+            d
         } else {
             hmac(&self.key_salt, token.as_bytes())
         };

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::http::header::HeaderMap;
 use moka::future::Cache;
-use sha2::{Digest, Sha256};
 
 use crate::identity::Identity;
 use crate::metrics::Metrics;
@@ -23,8 +22,22 @@ pub(crate) use keystone::{Credentials, KeystoneClient, KeystoneError, NameOrId};
 /// A short, non-reversible name for a token, safe to log
 /// (first 16 hex digits of its SHA-256).
 pub(crate) fn token_hash(token: &str) -> String {
-    let d = Sha256::digest(token.as_bytes());
-    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    sha256(&[token.as_bytes()])
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// SHA-256 of the concatenated `parts` (ring's, already linked for TLS).
+fn sha256(parts: &[&[u8]]) -> TokenKey {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
 }
 
 /// Why a request has no identity.
@@ -166,7 +179,7 @@ impl Authenticator {
 
     /// Validates `token` and returns who it belongs to.
     pub(crate) async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
-        let key: TokenKey = Sha256::digest(token.as_bytes()).into();
+        let key = sha256(&[token.as_bytes()]);
         if self.negative.contains_key(&key) {
             self.metrics.token_negative_hits.inc();
             return Err(AuthError::InvalidToken);
@@ -239,12 +252,7 @@ impl Authenticator {
         id: &str,
         secret: &str,
     ) -> Result<Arc<Identity>, AuthError> {
-        let mut h = Sha256::new();
-        h.update(b"basic\0");
-        h.update(id.as_bytes());
-        h.update(b"\0");
-        h.update(secret.as_bytes());
-        let key: TokenKey = h.finalize().into();
+        let key = sha256(&[b"basic\0", id.as_bytes(), b"\0", secret.as_bytes()]);
         if self.negative.contains_key(&key) {
             return Err(AuthError::InvalidToken);
         }

@@ -233,7 +233,7 @@ pub(crate) fn parse_document(
     // like Python's loaders, let a repeated key's last value win.
     let entries = match serde_json::from_str::<Entries>(text) {
         Ok(entries) => entries.0,
-        Err(json_err) => match serde_yaml::from_str::<Entries>(text) {
+        Err(json_err) => match yaml_serde::from_str::<Entries>(text) {
             Ok(entries) => entries.0,
             Err(yaml_err) => {
                 let is_json = path.extension().is_some_and(|e| e == "json");
@@ -248,7 +248,7 @@ pub(crate) fn parse_document(
     let mut rules = Vec::with_capacity(entries.len());
     for (k, v) in entries {
         let name = match k {
-            serde_yaml::Value::String(s) => s,
+            yaml_serde::Value::String(s) => s,
             other => {
                 return Err(bad(format!(
                     "rule names must be strings, found {}",
@@ -257,11 +257,11 @@ pub(crate) fn parse_document(
             }
         };
         let spec = match v {
-            serde_yaml::Value::String(s) => RuleSpec::Text(s),
+            yaml_serde::Value::String(s) => RuleSpec::Text(s),
             // `"rule":` with no value: oslo parses Python's None like the
             // empty string, i.e. "always allowed". Kept for compatibility,
             // but said out loud.
-            serde_yaml::Value::Null => {
+            yaml_serde::Value::Null => {
                 tracing::warn!(
                     file = %path.display(),
                     rule = %name,
@@ -269,7 +269,7 @@ pub(crate) fn parse_document(
                 );
                 RuleSpec::Text(String::new())
             }
-            serde_yaml::Value::Sequence(outer) => {
+            yaml_serde::Value::Sequence(outer) => {
                 RuleSpec::Legacy(legacy(&name, outer).map_err(bad)?)
             }
             other => {
@@ -285,9 +285,9 @@ pub(crate) fn parse_document(
 }
 
 /// A document's top-level mapping as ordered entries. Unlike
-/// `serde_yaml::Mapping`, repeated keys are kept (the later one wins when
+/// `yaml_serde::Mapping`, repeated keys are kept (the later one wins when
 /// merged, as with Python's loaders) and JSON objects keep their order.
-struct Entries(Vec<(serde_yaml::Value, serde_yaml::Value)>);
+struct Entries(Vec<(yaml_serde::Value, yaml_serde::Value)>);
 
 impl<'de> serde::Deserialize<'de> for Entries {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -320,16 +320,16 @@ impl<'de> serde::Deserialize<'de> for Entries {
 
 /// Converts the legacy `[["a", "b"], ["c"]]` form; a bare string inside the
 /// outer list counts as a one-element inner list, as in oslo.
-fn legacy(name: &str, outer: Vec<serde_yaml::Value>) -> Result<Vec<Vec<String>>, String> {
+fn legacy(name: &str, outer: Vec<yaml_serde::Value>) -> Result<Vec<Vec<String>>, String> {
     let mut out = Vec::with_capacity(outer.len());
     for inner in outer {
         match inner {
-            serde_yaml::Value::String(s) => out.push(vec![s]),
-            serde_yaml::Value::Sequence(items) => {
+            yaml_serde::Value::String(s) => out.push(vec![s]),
+            yaml_serde::Value::Sequence(items) => {
                 let mut checks = Vec::with_capacity(items.len());
                 for item in items {
                     match item {
-                        serde_yaml::Value::String(s) => checks.push(s),
+                        yaml_serde::Value::String(s) => checks.push(s),
                         other => {
                             return Err(format!(
                                 "rule \"{name}\": list entries must be strings, found {}",
@@ -352,15 +352,15 @@ fn legacy(name: &str, outer: Vec<serde_yaml::Value>) -> Result<Vec<Vec<String>>,
 }
 
 /// A short description of a YAML value's kind, for error messages.
-fn yaml_brief(v: &serde_yaml::Value) -> &'static str {
+fn yaml_brief(v: &yaml_serde::Value) -> &'static str {
     match v {
-        serde_yaml::Value::Null => "null",
-        serde_yaml::Value::Bool(_) => "a boolean",
-        serde_yaml::Value::Number(_) => "a number",
-        serde_yaml::Value::String(_) => "a string",
-        serde_yaml::Value::Sequence(_) => "a list",
-        serde_yaml::Value::Mapping(_) => "a mapping",
-        serde_yaml::Value::Tagged(_) => "a tagged value",
+        yaml_serde::Value::Null => "null",
+        yaml_serde::Value::Bool(_) => "a boolean",
+        yaml_serde::Value::Number(_) => "a number",
+        yaml_serde::Value::String(_) => "a string",
+        yaml_serde::Value::Sequence(_) => "a list",
+        yaml_serde::Value::Mapping(_) => "a mapping",
+        yaml_serde::Value::Tagged(_) => "a tagged value",
     }
 }
 

@@ -260,7 +260,7 @@ mod tests {
             .filter_map(|l| l.strip_prefix("#\""))
             .map(|l| format!("\"{l}\n"))
             .collect();
-        let parsed: serde_yaml::Mapping = serde_yaml::from_str(&uncommented).expect("valid YAML");
+        let parsed: yaml_serde::Mapping = yaml_serde::from_str(&uncommented).expect("valid YAML");
         assert_eq!(parsed.len(), defaults().len());
         for d in defaults() {
             assert_eq!(
