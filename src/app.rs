@@ -381,8 +381,25 @@ fn listen_options(c: &Config) -> Result<ListenOptions, String> {
     } else {
         c.api.workers
     };
+    let internal = match &c.api.internal_listen {
+        None => None,
+        Some(hostport) => {
+            let a: SocketAddr = hostport
+                .to_socket_addrs()
+                .map_err(|e| format!("[api] internal_listen: cannot resolve {hostport}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("[api] internal_listen: no address for {hostport}"))?;
+            if a == addr {
+                return Err(format!(
+                    "[api] internal_listen: {hostport} is the API's own address ([api] host and port)"
+                ));
+            }
+            Some(a)
+        }
+    };
     Ok(ListenOptions {
         addr,
+        internal,
         workers,
         shutdown_timeout: Duration::from_secs(c.api.graceful_shutdown_timeout),
         client_header_timeout: Duration::from_secs_f64(c.api.client_header_timeout),
@@ -427,9 +444,7 @@ pub fn serve(loaded: Loaded) -> Result<(), String> {
             loaded.config.config_files.clone(),
             loaded.config.config_dirs.clone(),
         );
-        server::run(state, listen)
-            .await
-            .map_err(|e| format!("[api] host/port: {e}"))
+        server::run(state, listen).await.map_err(|e| e.to_string())
     })
 }
 

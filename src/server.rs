@@ -114,6 +114,9 @@ where
 #[derive(Debug, Clone)]
 pub struct ListenOptions {
     pub addr: SocketAddr,
+    /// `[api] internal_listen`: the unauthenticated probes-and-metrics
+    /// listener, if any.
+    pub internal: Option<SocketAddr>,
     pub workers: usize,
     pub shutdown_timeout: Duration,
     /// `[api] client_header_timeout`: longest time to receive a request's
@@ -125,6 +128,7 @@ pub struct ListenOptions {
 /// SIGINT drain in-flight requests for up to `shutdown_timeout`).
 pub async fn run(state: State, listen: ListenOptions) -> std::io::Result<()> {
     let state = web::Data::new(state);
+    let probes_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -143,7 +147,49 @@ pub async fn run(state: State, listen: ListenOptions) -> std::io::Result<()> {
     .client_request_timeout(listen.client_header_timeout)
     .workers(listen.workers.max(1))
     .shutdown_timeout(listen.shutdown_timeout.as_secs())
-    .bind(listen.addr)?;
+    .bind(listen.addr)
+    .map_err(|e| std::io::Error::new(e.kind(), format!("[api] host/port {}: {e}", listen.addr)))?;
+    // Bound before either serves, so that a taken port stops start-up.
+    let internal = match listen.internal {
+        Some(addr) => Some(internal_server(
+            probes_state,
+            addr,
+            listen.shutdown_timeout,
+        )?),
+        None => None,
+    };
     tracing::info!(addr = %listen.addr, "aetos-api listening");
-    server.run().await
+    let server = server.run();
+    let Some(internal) = internal else {
+        return server.await;
+    };
+    let internal_handle = internal.handle();
+    let internal_task = actix_web::rt::spawn(internal);
+    let served = server.await;
+    // The API has drained: the probes go with it.
+    internal_handle.stop(true).await;
+    let _ = internal_task.await;
+    served
+}
+
+/// `[api] internal_listen`: one worker answering `/metrics`, `/-/healthy`
+/// and `/-/ready` without authentication, and nothing else (see
+/// [`api::probes`]). Not counted in the request metrics nor access-logged:
+/// scrapes and probes every few seconds would drown the API's own lines.
+fn internal_server(
+    state: web::Data<State>,
+    addr: SocketAddr,
+    shutdown_timeout: Duration,
+) -> std::io::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .default_service(web::to(api::probes::internal))
+    })
+    .workers(1)
+    .shutdown_timeout(shutdown_timeout.as_secs())
+    .bind(addr)
+    .map_err(|e| std::io::Error::new(e.kind(), format!("[api] internal_listen {addr}: {e}")))?;
+    tracing::info!(addr = %addr, "internal listener (metrics, probes) listening");
+    Ok(server.run())
 }

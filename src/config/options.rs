@@ -324,6 +324,13 @@ pub static OPTIONS: &[OptSpec] = &[
          auth_method added. auth_mode and [keystone_authtoken] are then not used. aetos logs a \
          warning at start and on every request's access-log line (access=passthrough). \
          'aetos-api --prometheus-url URL' without a configuration file turns it on."),
+    opt("api", "internal_listen", Str, Some(""),
+        "host:port of a second, unauthenticated listener for the platform: it serves only \
+         GET /metrics (aetos' own metrics), GET /-/healthy (200 while the process runs) and \
+         GET /-/ready (200 when at least one backend is ready, else 503). Meant for a loopback \
+         or pod-network address (127.0.0.1:9191, in Kubernetes 0.0.0.0:9191) that callers of \
+         the API cannot reach. Empty: no internal listener; /-/healthy and /-/ready are \
+         answered on the API port in any case."),
     // ------------------------------------------------------------------- cors
     opt("cors", "allowed_origin", List, None,
         "Origins allowed to share responses with, as <scheme>://<host>[:<port>] with no trailing \
