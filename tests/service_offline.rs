@@ -228,3 +228,45 @@ fn policy_check_and_effective_policy_use_the_override_file() {
     assert_ne!(code, 0);
     assert!(err.contains("telemetry:query"), "{err}");
 }
+
+#[test]
+fn check_config_shows_what_the_environment_set_without_secret_values() {
+    let dir = tempdir::Dir::new("envcfg");
+    let conf = dir.path().join("aetos.conf");
+    std::fs::write(
+        &conf,
+        "[DEFAULT]\nauth_mode = keystone\n[keystone_authtoken]\nauth_url = http://127.0.0.1:9/v3\n\
+         username = aetos\nuser_domain_id = default\nproject_name = service\nproject_domain_id = default\n",
+    )
+    .unwrap();
+    let secret_file = dir.path().join("password");
+    std::fs::write(&secret_file, "pw-from-a-mounted-secret\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aetos-api"))
+        .arg("--config-file")
+        .arg(&conf)
+        .arg("check-config")
+        .env("OS_API__PORT", "9999")
+        .env("OS_KEYSTONE_AUTHTOKEN__PASSWORD_FILE", &secret_file)
+        .env("OS_PROMETHEUS__USERNAME", "basic-user")
+        .env("OS_PROMETHEUS__PASSWORD", "pw-in-the-environment")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Without the password from the environment, keystone mode would not load.
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for line in [
+        "from the environment: [api] port = 9999 (OS_API__PORT)".to_owned(),
+        format!(
+            "from the environment: [keystone_authtoken] password read from {} (OS_KEYSTONE_AUTHTOKEN__PASSWORD_FILE)",
+            secret_file.display()
+        ),
+        "from the environment: [prometheus] password = *** (OS_PROMETHEUS__PASSWORD)".to_owned(),
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line} not in\n{stdout}");
+    }
+    assert!(
+        !format!("{stdout}{stderr}").contains("pw-"),
+        "{stdout}{stderr}"
+    );
+}
