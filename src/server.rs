@@ -37,7 +37,24 @@ where
     B: MessageBody,
 {
     let id = format!("req-{}", uuid::Uuid::new_v4());
-    let span = tracing::info_span!("request", request_id = %id);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        global_request_id = tracing::field::Empty
+    );
+    match req.headers().get(REQUEST_ID_HEADER).map(global_request_id) {
+        Some(Ok(global)) => {
+            span.record("global_request_id", tracing::field::display(global));
+        }
+        Some(Err(shown)) => span.in_scope(|| {
+            tracing::debug!(
+                header = %shown,
+                "X-OpenStack-Request-ID ignored: not req-<uuid>"
+            )
+        }),
+        None => {}
+    }
+    let scoped_id: std::sync::Arc<str> = id.as_str().into();
     let method = req.method().clone();
     let path = req.path().to_owned();
     let started = Instant::now();
@@ -51,7 +68,7 @@ where
     if let Some(m) = &metrics {
         m.in_flight.inc();
     }
-    let fut = srv.call(req);
+    let fut = crate::telemetry::with_request_id(scoped_id, srv.call(req));
     async move {
         let res = fut.await;
         let elapsed = started.elapsed().as_secs_f64();
@@ -108,6 +125,28 @@ where
         }
     }
     .instrument(span)
+}
+
+/// An incoming `X-OpenStack-Request-ID`, accepted as the global request
+/// id only in oslo.context's form `req-<uuid>` (lower-case, hyphenated);
+/// otherwise a short, escaped form of it for the debug log.
+pub(crate) fn global_request_id(value: &HeaderValue) -> Result<&str, String> {
+    let bytes = value.as_bytes();
+    let is_uuid = |u: &[u8]| {
+        u.len() == 36
+            && u.iter().enumerate().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => *c == b'-',
+                _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+            })
+    };
+    match bytes.strip_prefix(b"req-") {
+        Some(u) if is_uuid(u) => value.to_str().map_err(|e| e.to_string()),
+        _ => {
+            let text = String::from_utf8_lossy(bytes);
+            let short: String = text.chars().take(48).collect();
+            Err(format!("{short:?}"))
+        }
+    }
 }
 
 /// Listening settings.
@@ -192,4 +231,33 @@ fn internal_server(
     .map_err(|e| std::io::Error::new(e.kind(), format!("[api] internal_listen {addr}: {e}")))?;
     tracing::info!(addr = %addr, "internal listener (metrics, probes) listening");
     Ok(server.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_req_uuid_is_accepted_as_the_global_request_id() {
+        let ok = "req-0f4c8a1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
+        assert_eq!(global_request_id(&HeaderValue::from_static(ok)), Ok(ok));
+        for bad in [
+            "",
+            "req-",
+            "0f4c8a1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b",
+            "req-0F4C8A1E-2B3D-4E5F-8A9B-0C1D2E3F4A5B",
+            "req-0f4c8a1e2b3d4e5f8a9b0c1d2e3f4a5b",
+            "req-0f4c8a1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b0",
+            "req-0f4c8a1e-2b3d-4e5f-8a9b-0c1d2e3f4a5g",
+            "req-{0f4c8a1e-2b3d-4e5f-8a9b-0c1d2e3f4a5}",
+            "req-0f4c8a1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b injected=1",
+        ] {
+            assert!(
+                global_request_id(&HeaderValue::from_str(bad).unwrap()).is_err(),
+                "{bad:?}"
+            );
+        }
+        let long = HeaderValue::from_str(&"x".repeat(500)).unwrap();
+        assert!(global_request_id(&long).unwrap_err().len() < 60);
+    }
 }

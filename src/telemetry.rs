@@ -1,15 +1,32 @@
 //! Logging setup: tracing, human-readable by default, JSON with
 //! `[DEFAULT] use_json = true`, `debug` honoured, to stderr or
-//! `log_file` / `log_dir`.
+//! `log_file` / `log_dir`; and the request id of the request being served,
+//! for the clients that pass it on (Keystone, the backend).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::fmt::{self, writer::BoxMakeWriter};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{reload, EnvFilter, Registry};
+
+tokio::task_local! {
+    /// The `req-<uuid>` of the request this task is serving.
+    static REQUEST_ID: Arc<str>;
+}
+
+/// Runs `f` (a request's handling) with `id` as its request id.
+pub(crate) async fn with_request_id<F: std::future::Future>(id: Arc<str>, f: F) -> F::Output {
+    REQUEST_ID.scope(id, f).await
+}
+
+/// The request id of the request being served, if this runs for one (not
+/// in background tasks such as health checks).
+pub(crate) fn request_id() -> Option<Arc<str>> {
+    REQUEST_ID.try_with(Arc::clone).ok()
+}
 
 /// What oslo.log's options say about where and how to log.
 #[derive(Debug, Clone, Default)]

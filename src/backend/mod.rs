@@ -238,6 +238,9 @@ impl Backend {
         for (k, v) in &req.headers {
             rb = rb.header(k, v);
         }
+        if let Some(id) = crate::telemetry::request_id() {
+            rb = rb.header("x-openstack-request-id", &*id);
+        }
         if let Some(t) = &inner.tenant {
             let v = t
                 .value_for(req.project.as_deref())
