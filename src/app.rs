@@ -58,6 +58,8 @@ pub fn load_with_overrides(
     let enforcer = Enforcer::new(policy_options(&config))
         .map_err(|e| format!("[oslo_policy] policy_file: {e}"))?;
     let limits = Arc::new(limits_from(&config)?);
+    // The certificate and key are read now, so check-config sees a bad pair.
+    tls_config(&config)?;
     Ok(Loaded {
         config,
         warnings,
@@ -400,10 +402,25 @@ fn listen_options(c: &Config) -> Result<ListenOptions, String> {
     Ok(ListenOptions {
         addr,
         internal,
+        tls: tls_config(c)?,
         workers,
         shutdown_timeout: Duration::from_secs(c.api.graceful_shutdown_timeout),
         client_header_timeout: Duration::from_secs_f64(c.api.client_header_timeout),
     })
+}
+
+/// `[api] tls_*` as the listener's TLS configuration (the files read and
+/// checked now), or `None` for plain HTTP.
+fn tls_config(c: &Config) -> Result<Option<rustls::ServerConfig>, String> {
+    let Some((cert, key)) = &c.api.tls else {
+        return Ok(None);
+    };
+    server::tls::server_config(&server::tls::TlsFiles {
+        cert: PathBuf::from(cert),
+        key: PathBuf::from(key),
+        client_ca: c.api.tls_client_ca.as_ref().map(PathBuf::from),
+    })
+    .map(Some)
 }
 
 /// Logs, builds the state and serves until SIGTERM/SIGINT.

@@ -4,6 +4,8 @@
 //! Every path is answered by [`crate::api::handle`], both at `/…` and below
 //! `[api] root_path`, so any catalog URL form works.
 
+pub mod tls;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -156,6 +158,8 @@ pub struct ListenOptions {
     /// `[api] internal_listen`: the unauthenticated probes-and-metrics
     /// listener, if any.
     pub internal: Option<SocketAddr>,
+    /// HTTPS on `addr` (`[api] tls_*`), else plain HTTP.
+    pub tls: Option<rustls::ServerConfig>,
     pub workers: usize,
     pub shutdown_timeout: Duration,
     /// `[api] client_header_timeout`: longest time to receive a request's
@@ -177,16 +181,15 @@ pub async fn run(state: State, listen: ListenOptions) -> std::io::Result<()> {
     })
     // Answers are often written in several small pieces (streamed bodies):
     // without TCP_NODELAY, Nagle's algorithm meets the client's delayed ACK
-    // and a piece waits ~40 ms.
-    .on_connect(|conn, _ext| {
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let _ = tcp.set_nodelay(true);
-        }
-    })
+    // and a piece waits ~40 ms. (On every accepted socket, TLS or not.)
+    .tcp_nodelay(true)
     .client_request_timeout(listen.client_header_timeout)
     .workers(listen.workers.max(1))
-    .shutdown_timeout(listen.shutdown_timeout.as_secs())
-    .bind(listen.addr)
+    .shutdown_timeout(listen.shutdown_timeout.as_secs());
+    let server = match listen.tls.clone() {
+        Some(tls) => server.bind_rustls_0_23(listen.addr, tls),
+        None => server.bind(listen.addr),
+    }
     .map_err(|e| std::io::Error::new(e.kind(), format!("[api] host/port {}: {e}", listen.addr)))?;
     // Bound before either serves, so that a taken port stops start-up.
     let internal = match listen.internal {
@@ -197,7 +200,12 @@ pub async fn run(state: State, listen: ListenOptions) -> std::io::Result<()> {
         )?),
         None => None,
     };
-    tracing::info!(addr = %listen.addr, "aetos-api listening");
+    let scheme = if listen.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(addr = %listen.addr, scheme, "aetos-api listening");
     let server = server.run();
     let Some(internal) = internal else {
         return server.await;

@@ -45,6 +45,7 @@ fn config_errors_exit_non_zero_naming_section_and_option() {
             "[keystone_authtoken] auth_url",
         ),
         ("[DEFAULT]\nauth_mode = noauth\n[oslo_policy]\npolicy_file = /etc\n", "[oslo_policy] policy_file"),
+        ("[DEFAULT]\nauth_mode = noauth\n[api]\ntls_cert_file = /etc/passwd\ntls_key_file = /etc/passwd\n", "[api] tls_cert_file"),
     ];
     for (conf, want) in cases {
         let (code, err) = run_with_config(conf);

@@ -28,6 +28,10 @@ pub struct ApiSection {
     /// `host:port` of the unauthenticated internal listener (checked to be
     /// of that shape; resolved when serving), if any.
     pub internal_listen: Option<String>,
+    /// `tls_cert_file`, `tls_key_file`: both or neither (checked readable).
+    pub tls: Option<(String, String)>,
+    /// `tls_client_ca_file` (only with `tls`).
+    pub tls_client_ca: Option<String>,
 }
 
 pub(super) fn build_api(r: &mut Resolver<'_>) -> Result<ApiSection, ConfigError> {
@@ -63,7 +67,39 @@ pub(super) fn build_api(r: &mut Resolver<'_>) -> Result<ApiSection, ConfigError>
         client_body_timeout: r.float("api", "client_body_timeout")?,
         unauthenticated_passthrough: r.bool("api", "unauthenticated_passthrough")?,
         internal_listen: internal_listen(&r.string("api", "internal_listen")?)?,
+        tls: tls_pair(r)?,
+        tls_client_ca: match r.string("api", "tls_client_ca_file")?.trim() {
+            "" => None,
+            ca => {
+                super::check_readable("api", "tls_client_ca_file", ca)?;
+                Some(ca.to_owned())
+            }
+        },
     })
+}
+
+/// `tls_cert_file` and `tls_key_file`: both set (and readable) or neither.
+fn tls_pair(r: &mut Resolver<'_>) -> Result<Option<(String, String)>, ConfigError> {
+    let cert = r.string("api", "tls_cert_file")?.trim().to_owned();
+    let key = r.string("api", "tls_key_file")?.trim().to_owned();
+    match (cert.is_empty(), key.is_empty()) {
+        (true, true) => Ok(None),
+        (false, true) => Err(ConfigError::new(
+            "api",
+            "tls_key_file",
+            "required with tls_cert_file",
+        )),
+        (true, false) => Err(ConfigError::new(
+            "api",
+            "tls_cert_file",
+            "required with tls_key_file",
+        )),
+        (false, false) => {
+            super::check_readable("api", "tls_cert_file", &cert)?;
+            super::check_readable("api", "tls_key_file", &key)?;
+            Ok(Some((cert, key)))
+        }
+    }
 }
 
 /// `[api] internal_listen`: empty, or `host:port` (`[v6]:port` for an IPv6

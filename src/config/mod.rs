@@ -501,6 +501,13 @@ fn validate(
     c: &Config,
     warnings: &mut Vec<Warning>,
 ) -> Result<(BackendAuthConfig, Option<TenantConfig>), ConfigError> {
+    if c.api.tls_client_ca.is_some() && c.api.tls.is_none() {
+        return Err(ConfigError::new(
+            "api",
+            "tls_client_ca_file",
+            "requires tls_cert_file and tls_key_file",
+        ));
+    }
     prometheus::validate_prometheus(&c.prometheus, warnings)?;
     let backend = prometheus::validate_backend_auth(c, warnings)?;
     if c.api.unauthenticated_passthrough {

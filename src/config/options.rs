@@ -331,6 +331,17 @@ pub static OPTIONS: &[OptSpec] = &[
          or pod-network address (127.0.0.1:9191, in Kubernetes 0.0.0.0:9191) that callers of \
          the API cannot reach. Empty: no internal listener; /-/healthy and /-/ready are \
          answered on the API port in any case."),
+    opt("api", "tls_cert_file", Str, Some(""),
+        "PEM certificate chain (server certificate first) for HTTPS on the API listener. \
+         Empty: plain HTTP. Re-read when the file changes (certificate rotation): new \
+         connections get the new certificate, established ones are not dropped. Requires \
+         tls_key_file."),
+    opt("api", "tls_key_file", Str, Some(""),
+        "PEM private key (PKCS#8, PKCS#1 or SEC1) of tls_cert_file, re-read with it."),
+    opt("api", "tls_client_ca_file", Str, Some(""),
+        "PEM CA bundle for mutual TLS: every client must present a certificate issued by one \
+         of these CAs, or the handshake fails (callers still need a Keystone token). Empty: \
+         no client certificate is asked for. Requires tls_cert_file."),
     // ------------------------------------------------------------------- cors
     opt("cors", "allowed_origin", List, None,
         "Origins allowed to share responses with, as <scheme>://<host>[:<port>] with no trailing \
