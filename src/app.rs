@@ -432,6 +432,8 @@ pub fn serve(loaded: Loaded) -> Result<(), String> {
         log_file: c.default.log_path(),
         level: loaded.log_level.clone(),
         use_stderr: c.default.use_stderr,
+        context_format: c.default.logging_context_format_string.clone(),
+        default_format: c.default.logging_default_format_string.clone(),
     })?;
     for w in &loaded.warnings {
         tracing::warn!("{}", w.0);

@@ -3,6 +3,8 @@
 //! `log_file` / `log_dir`; and the request id of the request being served,
 //! for the clients that pass it on (Keystone, the backend).
 
+mod oslo_format;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -40,6 +42,10 @@ pub(crate) struct LogOptions {
     /// Without a log file: standard error when set, else standard output
     /// (oslo.log's `use_stderr`).
     pub(crate) use_stderr: bool,
+    /// `logging_context_format_string` (plain text, within a request).
+    pub(crate) context_format: String,
+    /// `logging_default_format_string` (plain text, outside a request).
+    pub(crate) default_format: String,
 }
 
 /// Changes the log level of the running service (SIGHUP re-reads `debug`).
@@ -100,10 +106,18 @@ pub(crate) fn init_logging(opts: &LogOptions) -> Result<LogHandle, String> {
     let layer = if opts.use_json {
         layer.json().boxed()
     } else {
-        layer.boxed()
+        // oslo.log's line, so that OpenStack log pipelines parse it.
+        layer
+            .with_ansi(false)
+            .event_format(oslo_format::OsloFormat::new(
+                &opts.context_format,
+                &opts.default_format,
+            ))
+            .boxed()
     };
     tracing_subscriber::registry()
         .with(filter)
+        .with(oslo_format::RequestIds)
         .with(layer)
         .try_init()
         .map_err(|e| format!("cannot install the logger: {e}"))?;

@@ -111,8 +111,9 @@ async fn the_request_id_goes_to_keystone_and_the_backend_and_a_valid_global_one_
         .lines()
         .find(|l| l.contains(&local) && l.contains(" status="))
         .unwrap_or_else(|| panic!("no access line for {local}:\n{logs}"));
+    // oslo.log's default context format: `[<global> <local> <identity>]`.
     assert!(
-        line.contains(&format!("global_request_id={global}")),
+        line.contains(&format!(" [{global} {local} - - - - - -] request ")),
         "{line}"
     );
 
@@ -144,5 +145,12 @@ async fn the_request_id_goes_to_keystone_and_the_backend_and_a_valid_global_one_
         .lines()
         .find(|l| l.contains(&local) && l.contains(" status="))
         .unwrap();
-    assert!(!line.contains("global_request_id"), "{line}");
+    assert!(
+        line.contains(&format!(" [None {local} - - - - - -] ")),
+        "{line}"
+    );
+    assert!(
+        !logs.contains("req-not-a-uuid\"injected"),
+        "the bogus id is only quoted escaped"
+    );
 }

@@ -271,3 +271,49 @@ fn check_config_shows_what_the_environment_set_without_secret_values() {
         "{stdout}{stderr}"
     );
 }
+
+#[test]
+fn log_lines_follow_the_oslo_format_strings() {
+    let recorder = common::Recorder::start();
+    let port = free_port();
+    let conf = format!(
+        "[DEFAULT]\nauth_mode = noauth\n\
+         logging_context_format_string = CTX %(levelname)-7s|%(request_id)s|%(global_request_id)s|%(nonsense)s|%(message)s\n\
+         logging_default_format_string = DEF %(process)d %(name)s %(message)s\n\
+         [api]\nhost = 127.0.0.1\nport = {port}\n[prometheus]\nhost = 127.0.0.1\nport = {}\n",
+        recorder.port
+    );
+    let a = Aetos::start_with_config(port, &conf, None);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = rt.block_on(async {
+        let r = common::client()
+            .get(format!("{}/api/v1/query?query=up", a.url))
+            .header("X-Project-Id", "p")
+            .header("X-Roles", "admin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.headers()["x-openstack-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    });
+    let pid = a.child.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let want = format!("CTX INFO   |{id}|None||request method=GET path=/api/v1/query status=200");
+    while !a.logs().lines().any(|l| l.starts_with(&want)) {
+        assert!(
+            Instant::now() < deadline,
+            "no line starting {want:?}:\n{}",
+            a.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let logs = a.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with(&format!("DEF {pid} aetos.server aetos-api listening "))),
+        "{logs}"
+    );
+}

@@ -260,11 +260,15 @@ pub static OPTIONS: &[OptSpec] = &[
         "How the log file is rotated.").from(OSLO_LOG).accepted(),
     opt(D, "logging_context_format_string", Str,
         Some("%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s [%(global_request_id)s %(request_id)s %(user_identity)s] %(instance)s%(message)s"),
-        "Python logging format for records made while handling a request. aetos has its own \
-         format, which always carries the request id.").from(OSLO_LOG).accepted(),
+        "Format of the plain-text log records made while handling a request (not with \
+         use_json), with oslo.log's %(key)s placeholders: asctime (UTC), msecs, process, \
+         levelname, name, request_id, global_request_id, user_identity, message, lineno, \
+         pathname, ...; an unknown key prints nothing. The default is oslo.log's, so log \
+         pipelines written for OpenStack services parse aetos' lines.").from(OSLO_LOG),
     opt(D, "logging_default_format_string", Str,
         Some("%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s [-] %(instance)s%(message)s"),
-        "Python logging format for records made outside a request.").from(OSLO_LOG).accepted(),
+        "Format of the plain-text log records made outside a request, with the placeholders \
+         of logging_context_format_string.").from(OSLO_LOG),
     opt(D, "logging_debug_format_suffix", Str, Some("%(funcName)s %(pathname)s:%(lineno)d"),
         "Suffix appended to DEBUG records.").from(OSLO_LOG).accepted(),
     opt(D, "logging_exception_prefix", Str,
