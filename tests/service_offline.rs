@@ -317,3 +317,55 @@ fn log_lines_follow_the_oslo_format_strings() {
         "{logs}"
     );
 }
+
+#[test]
+fn a_taken_internal_listen_port_stops_start_up_naming_the_option() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let dir = tempdir::Dir::new("internal-taken");
+    let conf = dir.path().join("aetos.conf");
+    let port = free_port();
+    std::fs::write(
+        &conf,
+        noauth_conf(
+            port,
+            9,
+            &format!("[api]\ninternal_listen = 127.0.0.1:{busy}\n"),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aetos-api"))
+        .arg("--config-file")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("[api] internal_listen 127.0.0.1:{busy}:")),
+        "{text}"
+    );
+    // The same address as the API is refused before anything is bound.
+    std::fs::write(
+        &conf,
+        noauth_conf(
+            port,
+            9,
+            &format!("[api]\ninternal_listen = 127.0.0.1:{port}\n"),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aetos-api"))
+        .arg("--config-file")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("is the API's own address"), "{text}");
+    drop(taken);
+}
