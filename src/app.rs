@@ -58,6 +58,8 @@ pub fn load_with_overrides(
     let enforcer = Enforcer::new(policy_options(&config))
         .map_err(|e| format!("[oslo_policy] policy_file: {e}"))?;
     let limits = Arc::new(limits_from(&config)?);
+    // The certificate and key are read now, so check-config sees a bad pair.
+    tls_config(&config)?;
     Ok(Loaded {
         config,
         warnings,
@@ -425,12 +427,44 @@ fn listen_options(c: &Config) -> Result<ListenOptions, String> {
     } else {
         c.api.workers
     };
+    let internal = match &c.api.internal_listen {
+        None => None,
+        Some(hostport) => {
+            let a: SocketAddr = hostport
+                .to_socket_addrs()
+                .map_err(|e| format!("[api] internal_listen: cannot resolve {hostport}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("[api] internal_listen: no address for {hostport}"))?;
+            if a == addr {
+                return Err(format!(
+                    "[api] internal_listen: {hostport} is the API's own address ([api] host and port)"
+                ));
+            }
+            Some(a)
+        }
+    };
     Ok(ListenOptions {
         addr,
+        internal,
+        tls: tls_config(c)?,
         workers,
         shutdown_timeout: Duration::from_secs(c.api.graceful_shutdown_timeout),
         client_header_timeout: Duration::from_secs_f64(c.api.client_header_timeout),
     })
+}
+
+/// `[api] tls_*` as the listener's TLS configuration (the files read and
+/// checked now), or `None` for plain HTTP.
+fn tls_config(c: &Config) -> Result<Option<rustls::ServerConfig>, String> {
+    let Some((cert, key)) = &c.api.tls else {
+        return Ok(None);
+    };
+    server::tls::server_config(&server::tls::TlsFiles {
+        cert: PathBuf::from(cert),
+        key: PathBuf::from(key),
+        client_ca: c.api.tls_client_ca.as_ref().map(PathBuf::from),
+    })
+    .map(Some)
 }
 
 /// Logs, builds the state and serves until SIGTERM/SIGINT.
@@ -442,6 +476,8 @@ pub fn serve(loaded: Loaded) -> Result<(), String> {
         log_file: c.default.log_path(),
         level: loaded.log_level.clone(),
         use_stderr: c.default.use_stderr,
+        context_format: c.default.logging_context_format_string.clone(),
+        default_format: c.default.logging_default_format_string.clone(),
     })?;
     for w in &loaded.warnings {
         tracing::warn!("{}", w.0);
@@ -471,9 +507,7 @@ pub fn serve(loaded: Loaded) -> Result<(), String> {
             loaded.config.config_files.clone(),
             loaded.config.config_dirs.clone(),
         );
-        server::run(state, listen)
-            .await
-            .map_err(|e| format!("[api] host/port: {e}"))
+        server::run(state, listen).await.map_err(|e| e.to_string())
     })
 }
 

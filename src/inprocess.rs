@@ -250,6 +250,17 @@ fn table() -> Vec<Row> {
         get("/healthcheck", [Own, Own, Own, Own, Own]),
         post("/healthcheck", None, [NA, NA, NA, NA, NA]),
         get("/metrics", [Own, D, D, D, U]),
+        // The probes, at the root and below root_path, before authentication.
+        get("/-/healthy", [Own, Own, Own, Own, Own]),
+        get("/prometheus/-/healthy", [Own, Own, Own, Own, Own]),
+        post("/-/healthy", None, [NA, NA, NA, NA, NA]),
+        post("/-/ready", None, [NA, NA, NA, NA, NA]),
+        // Not a probe: only the exact paths skip authentication.
+        get("/-/healthy/x", [R(404), R(404), R(404), R(404), R(404)]),
+        get(
+            "/prometheus/-/ready/../api/v1/targets",
+            [R(404), R(404), R(404), R(404), R(404)],
+        ),
         // The query APIs: admin unchanged, reader scoped.
         get(
             "/api/v1/query?query=up",
@@ -789,4 +800,110 @@ async fn alertmanager_routes_answer_404_when_it_is_not_configured() {
     assert_eq!(status, 404);
     assert!(body.contains("[alertmanager] url"), "{body}");
     assert!(recorder.take().is_empty());
+}
+
+/// A backend port where nothing listens.
+fn dead_backend() -> Recorder {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a local port")
+        .port();
+    Recorder {
+        port,
+        seen: Arc::new(Mutex::new(Vec::new())),
+    }
+}
+
+#[actix_web::test]
+async fn ready_asks_the_single_backend_without_authenticating_the_caller() {
+    let dir = TempDir::new("ready");
+    let recorder = Recorder::start();
+    let state = state(&dir, &recorder, KEYSTONE);
+    for target in ["/-/ready", "/prometheus/-/ready"] {
+        let (status, _, body) = call(&state, actix_test::TestRequest::get().uri(target)).await;
+        assert_eq!((status, body.as_str()), (200, "OK"), "{target}");
+        let seen = recorder.take();
+        assert_eq!(seen.len(), 1, "{target}: {seen:?}");
+        assert_eq!(
+            (seen[0].method.as_str(), seen[0].target.as_str()),
+            ("GET", "/-/ready")
+        );
+    }
+    let (status, _, body) = call(
+        &state,
+        actix_test::TestRequest::default()
+            .method(Method::HEAD)
+            .uri("/-/ready"),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, ""));
+}
+
+#[actix_web::test]
+async fn ready_is_503_when_no_backend_answers_and_healthy_stays_200() {
+    let dir = TempDir::new("not-ready");
+    let state = state(&dir, &dead_backend(), KEYSTONE);
+    let (status, _, body) = call(&state, actix_test::TestRequest::get().uri("/-/ready")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body, "NOT READY: no backend is ready");
+    let (status, _, body) = call(&state, actix_test::TestRequest::get().uri("/-/healthy")).await;
+    assert_eq!((status, body.as_str()), (200, "OK"));
+}
+
+/// One answer of the internal listener's app.
+async fn call_internal(state: &web::Data<State>, req: actix_test::TestRequest) -> (u16, String) {
+    let app = actix_test::init_service(
+        App::new()
+            .app_data(state.clone())
+            .default_service(web::to(crate::api::probes::internal)),
+    )
+    .await;
+    let resp = actix_test::call_service(&app, req.to_request()).await;
+    let status = resp.status().as_u16();
+    let body = actix_test::read_body(resp).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[actix_web::test]
+async fn the_internal_listener_serves_metrics_and_probes_only_and_never_the_api() {
+    let dir = TempDir::new("internal");
+    let recorder = Recorder::start();
+    let state = state(&dir, &recorder, KEYSTONE);
+    // A request on the API port, so that there is something to count.
+    call(
+        &state,
+        actix_test::TestRequest::get().uri("/api/v1/query?query=up"),
+    )
+    .await;
+    let (status, body) =
+        call_internal(&state, actix_test::TestRequest::get().uri("/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(r#"aetos_requests_total{route="query",method="GET",status="401",access="unauthenticated"} 1"#),
+        "{body}"
+    );
+    let (status, body) =
+        call_internal(&state, actix_test::TestRequest::get().uri("/-/healthy")).await;
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    let (status, body) =
+        call_internal(&state, actix_test::TestRequest::get().uri("/-/ready")).await;
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    assert_eq!(recorder.take().len(), 1, "one readiness check");
+    for target in [
+        "/api/v1/query?query=up",
+        "/prometheus/metrics",
+        "/prometheus/api/v1/targets",
+        "/healthcheck",
+        "/",
+        "/-/ready/",
+    ] {
+        let (status, _) = call_internal(&state, actix_test::TestRequest::get().uri(target)).await;
+        assert_eq!(status, 404, "{target}");
+    }
+    let (status, _) = call_internal(&state, actix_test::TestRequest::post().uri("/metrics")).await;
+    assert_eq!(status, 405);
+    assert!(
+        recorder.take().is_empty(),
+        "nothing but the readiness check reaches the backend"
+    );
 }

@@ -165,6 +165,9 @@ fn main() -> ExitCode {
                     for w in &loaded.warnings {
                         println!("warning: {}", w.0);
                     }
+                    for e in &loaded.config.from_environment {
+                        println!("from the environment: {e}");
+                    }
                     let broken = loaded.enforcer.broken_rules();
                     for (rule, why) in &broken {
                         eprintln!("aetos-api: [oslo_policy] policy_file: rule {rule:?} denies everything: {why}");

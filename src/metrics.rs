@@ -232,9 +232,7 @@ mod tests {
                 access: "scoped",
             })
             .inc();
-        let route = RouteLabel {
-            route: "query",
-        };
+        let route = RouteLabel { route: "query" };
         m.request_duration.get_or_create(&route).observe(0.0);
         m.backend_duration.get_or_create(&route).observe(0.0);
         m.backend_errors

@@ -4,6 +4,8 @@
 //! Every path is answered by [`crate::api::handle`], both at `/…` and below
 //! `[api] root_path`, so any catalog URL form works.
 
+pub mod tls;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -37,7 +39,24 @@ where
     B: MessageBody,
 {
     let id = new_request_id();
-    let span = tracing::info_span!("request", request_id = %id);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        global_request_id = tracing::field::Empty
+    );
+    match req.headers().get(REQUEST_ID_HEADER).map(global_request_id) {
+        Some(Ok(global)) => {
+            span.record("global_request_id", tracing::field::display(global));
+        }
+        Some(Err(shown)) => span.in_scope(|| {
+            tracing::debug!(
+                header = %shown,
+                "X-OpenStack-Request-ID ignored: not req-<uuid>"
+            )
+        }),
+        None => {}
+    }
+    let scoped_id: std::sync::Arc<str> = id.as_str().into();
     let method = req.method().clone();
     // Shares the request's URI bytes: nothing copied unless a line is logged.
     let uri = req.uri().clone();
@@ -52,7 +71,7 @@ where
     if let Some(m) = &metrics {
         m.in_flight.inc();
     }
-    let fut = srv.call(req);
+    let fut = crate::telemetry::with_request_id(scoped_id, srv.call(req));
     async move {
         let res = fut.await;
         let elapsed = started.elapsed().as_secs_f64();
@@ -88,7 +107,7 @@ where
                 }
                 tracing::info!(
                     method = %method,
-                    path = uri.path(),
+                    path = %uri.path(),
                     status,
                     api = facts.map_or("-", |f| f.api),
                     access = facts.map_or("-", |f| f.mode.label()),
@@ -98,7 +117,7 @@ where
                 Ok(res)
             }
             Err(e) => {
-                tracing::error!(method = %method, path = uri.path(), "request failed: {e}");
+                tracing::error!(method = %method, path = %uri.path(), "request failed: {e}");
                 Err(e)
             }
         }
@@ -139,10 +158,37 @@ fn method_label(m: &actix_web::http::Method) -> &'static str {
         .unwrap_or("OTHER")
 }
 
+/// An incoming `X-OpenStack-Request-ID`, accepted as the global request
+/// id only in oslo.context's form `req-<uuid>` (lower-case, hyphenated);
+/// otherwise a short, escaped form of it for the debug log.
+pub(crate) fn global_request_id(value: &HeaderValue) -> Result<&str, String> {
+    let bytes = value.as_bytes();
+    let is_uuid = |u: &[u8]| {
+        u.len() == 36
+            && u.iter().enumerate().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => *c == b'-',
+                _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+            })
+    };
+    match bytes.strip_prefix(b"req-") {
+        Some(u) if is_uuid(u) => value.to_str().map_err(|e| e.to_string()),
+        _ => {
+            let text = String::from_utf8_lossy(bytes);
+            let short: String = text.chars().take(48).collect();
+            Err(format!("{short:?}"))
+        }
+    }
+}
+
 /// Listening settings.
 #[derive(Debug, Clone)]
 pub struct ListenOptions {
     pub addr: SocketAddr,
+    /// `[api] internal_listen`: the unauthenticated probes-and-metrics
+    /// listener, if any.
+    pub internal: Option<SocketAddr>,
+    /// HTTPS on `addr` (`[api] tls_*`), else plain HTTP.
+    pub tls: Option<rustls::ServerConfig>,
     pub workers: usize,
     pub shutdown_timeout: Duration,
     /// `[api] client_header_timeout`: longest time to receive a request's
@@ -154,6 +200,7 @@ pub struct ListenOptions {
 /// SIGINT drain in-flight requests for up to `shutdown_timeout`).
 pub async fn run(state: State, listen: ListenOptions) -> std::io::Result<()> {
     let state = web::Data::new(state);
+    let probes_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -163,23 +210,93 @@ pub async fn run(state: State, listen: ListenOptions) -> std::io::Result<()> {
     })
     // Answers are often written in several small pieces (streamed bodies):
     // without TCP_NODELAY, Nagle's algorithm meets the client's delayed ACK
-    // and a piece waits ~40 ms.
-    .on_connect(|conn, _ext| {
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let _ = tcp.set_nodelay(true);
-        }
-    })
+    // and a piece waits ~40 ms. (On every accepted socket, TLS or not.)
+    .tcp_nodelay(true)
     .client_request_timeout(listen.client_header_timeout)
     .workers(listen.workers.max(1))
-    .shutdown_timeout(listen.shutdown_timeout.as_secs())
-    .bind(listen.addr)?;
-    tracing::info!(addr = %listen.addr, "aetos-api listening");
-    server.run().await
+    .shutdown_timeout(listen.shutdown_timeout.as_secs());
+    let server = match listen.tls.clone() {
+        Some(tls) => server.bind_rustls_0_23(listen.addr, tls),
+        None => server.bind(listen.addr),
+    }
+    .map_err(|e| std::io::Error::new(e.kind(), format!("[api] host/port {}: {e}", listen.addr)))?;
+    // Bound before either serves, so that a taken port stops start-up.
+    let internal = match listen.internal {
+        Some(addr) => Some(internal_server(
+            probes_state,
+            addr,
+            listen.shutdown_timeout,
+        )?),
+        None => None,
+    };
+    let scheme = if listen.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(addr = %listen.addr, scheme, "aetos-api listening");
+    let server = server.run();
+    let Some(internal) = internal else {
+        return server.await;
+    };
+    let internal_handle = internal.handle();
+    let internal_task = actix_web::rt::spawn(internal);
+    let served = server.await;
+    // The API has drained: the probes go with it.
+    internal_handle.stop(true).await;
+    let _ = internal_task.await;
+    served
+}
+
+/// `[api] internal_listen`: one worker answering `/metrics`, `/-/healthy`
+/// and `/-/ready` without authentication, and nothing else (see
+/// [`api::probes`]). Not counted in the request metrics nor access-logged:
+/// scrapes and probes every few seconds would drown the API's own lines.
+fn internal_server(
+    state: web::Data<State>,
+    addr: SocketAddr,
+    shutdown_timeout: Duration,
+) -> std::io::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .default_service(web::to(api::probes::internal))
+    })
+    .workers(1)
+    .shutdown_timeout(shutdown_timeout.as_secs())
+    .bind(addr)
+    .map_err(|e| std::io::Error::new(e.kind(), format!("[api] internal_listen {addr}: {e}")))?;
+    tracing::info!(addr = %addr, "internal listener (metrics, probes) listening");
+    Ok(server.run())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_req_uuid_is_accepted_as_the_global_request_id() {
+        let ok = "req-0f4c8a1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
+        assert_eq!(global_request_id(&HeaderValue::from_static(ok)), Ok(ok));
+        for bad in [
+            "",
+            "req-",
+            "0f4c8a1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b",
+            "req-0F4C8A1E-2B3D-4E5F-8A9B-0C1D2E3F4A5B",
+            "req-0f4c8a1e2b3d4e5f8a9b0c1d2e3f4a5b",
+            "req-0f4c8a1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b0",
+            "req-0f4c8a1e-2b3d-4e5f-8a9b-0c1d2e3f4a5g",
+            "req-{0f4c8a1e-2b3d-4e5f-8a9b-0c1d2e3f4a5}",
+            "req-0f4c8a1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b injected=1",
+        ] {
+            assert!(
+                global_request_id(&HeaderValue::from_str(bad).unwrap()).is_err(),
+                "{bad:?}"
+            );
+        }
+        let long = HeaderValue::from_str(&"x".repeat(500)).unwrap();
+        assert!(global_request_id(&long).unwrap_err().len() < 60);
+    }
 
     #[test]
     fn request_ids_are_fresh_version_4_uuids() {

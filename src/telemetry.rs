@@ -1,15 +1,34 @@
 //! Logging setup: tracing, human-readable by default, JSON with
 //! `[DEFAULT] use_json = true`, `debug` honoured, to stderr or
-//! `log_file` / `log_dir`.
+//! `log_file` / `log_dir`; and the request id of the request being served,
+//! for the clients that pass it on (Keystone, the backend).
+
+mod oslo_format;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::fmt::{self, writer::BoxMakeWriter};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{reload, EnvFilter, Registry};
+
+tokio::task_local! {
+    /// The `req-<uuid>` of the request this task is serving.
+    static REQUEST_ID: Arc<str>;
+}
+
+/// Runs `f` (a request's handling) with `id` as its request id.
+pub(crate) async fn with_request_id<F: std::future::Future>(id: Arc<str>, f: F) -> F::Output {
+    REQUEST_ID.scope(id, f).await
+}
+
+/// The request id of the request being served, if this runs for one (not
+/// in background tasks such as health checks).
+pub(crate) fn request_id() -> Option<Arc<str>> {
+    REQUEST_ID.try_with(Arc::clone).ok()
+}
 
 /// What oslo.log's options say about where and how to log.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +42,10 @@ pub(crate) struct LogOptions {
     /// Without a log file: standard error when set, else standard output
     /// (oslo.log's `use_stderr`).
     pub(crate) use_stderr: bool,
+    /// `logging_context_format_string` (plain text, within a request).
+    pub(crate) context_format: String,
+    /// `logging_default_format_string` (plain text, outside a request).
+    pub(crate) default_format: String,
 }
 
 /// Changes the log level of the running service (SIGHUP re-reads `debug`).
@@ -83,10 +106,18 @@ pub(crate) fn init_logging(opts: &LogOptions) -> Result<LogHandle, String> {
     let layer = if opts.use_json {
         layer.json().boxed()
     } else {
-        layer.boxed()
+        // oslo.log's line, so that OpenStack log pipelines parse it.
+        layer
+            .with_ansi(false)
+            .event_format(oslo_format::OsloFormat::new(
+                &opts.context_format,
+                &opts.default_format,
+            ))
+            .boxed()
     };
     tracing_subscriber::registry()
         .with(filter)
+        .with(oslo_format::RequestIds)
         .with(layer)
         .try_init()
         .map_err(|e| format!("cannot install the logger: {e}"))?;

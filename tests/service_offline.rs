@@ -45,6 +45,7 @@ fn config_errors_exit_non_zero_naming_section_and_option() {
             "[keystone_authtoken] auth_url",
         ),
         ("[DEFAULT]\nauth_mode = noauth\n[oslo_policy]\npolicy_file = /etc\n", "[oslo_policy] policy_file"),
+        ("[DEFAULT]\nauth_mode = noauth\n[api]\ntls_cert_file = /etc/passwd\ntls_key_file = /etc/passwd\n", "[api] tls_cert_file"),
     ];
     for (conf, want) in cases {
         let (code, err) = run_with_config(conf);
@@ -227,4 +228,144 @@ fn policy_check_and_effective_policy_use_the_override_file() {
     let (code, _, err) = aetos_cli(&["--config-file", conf, "check-config"]);
     assert_ne!(code, 0);
     assert!(err.contains("telemetry:query"), "{err}");
+}
+
+#[test]
+fn check_config_shows_what_the_environment_set_without_secret_values() {
+    let dir = tempdir::Dir::new("envcfg");
+    let conf = dir.path().join("aetos.conf");
+    std::fs::write(
+        &conf,
+        "[DEFAULT]\nauth_mode = keystone\n[keystone_authtoken]\nauth_url = http://127.0.0.1:9/v3\n\
+         username = aetos\nuser_domain_id = default\nproject_name = service\nproject_domain_id = default\n",
+    )
+    .unwrap();
+    let secret_file = dir.path().join("password");
+    std::fs::write(&secret_file, "pw-from-a-mounted-secret\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aetos-api"))
+        .arg("--config-file")
+        .arg(&conf)
+        .arg("check-config")
+        .env("OS_API__PORT", "9999")
+        .env("OS_KEYSTONE_AUTHTOKEN__PASSWORD_FILE", &secret_file)
+        .env("OS_PROMETHEUS__USERNAME", "basic-user")
+        .env("OS_PROMETHEUS__PASSWORD", "pw-in-the-environment")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Without the password from the environment, keystone mode would not load.
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for line in [
+        "from the environment: [api] port = 9999 (OS_API__PORT)".to_owned(),
+        format!(
+            "from the environment: [keystone_authtoken] password read from {} (OS_KEYSTONE_AUTHTOKEN__PASSWORD_FILE)",
+            secret_file.display()
+        ),
+        "from the environment: [prometheus] password = *** (OS_PROMETHEUS__PASSWORD)".to_owned(),
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line} not in\n{stdout}");
+    }
+    assert!(
+        !format!("{stdout}{stderr}").contains("pw-"),
+        "{stdout}{stderr}"
+    );
+}
+
+#[test]
+fn log_lines_follow_the_oslo_format_strings() {
+    let recorder = common::Recorder::start();
+    let port = free_port();
+    let conf = format!(
+        "[DEFAULT]\nauth_mode = noauth\n\
+         logging_context_format_string = CTX %(levelname)-7s|%(request_id)s|%(global_request_id)s|%(nonsense)s|%(message)s\n\
+         logging_default_format_string = DEF %(process)d %(name)s %(message)s\n\
+         [api]\nhost = 127.0.0.1\nport = {port}\n[prometheus]\nhost = 127.0.0.1\nport = {}\n",
+        recorder.port
+    );
+    let a = Aetos::start_with_config(port, &conf, None);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = rt.block_on(async {
+        let r = common::client()
+            .get(format!("{}/api/v1/query?query=up", a.url))
+            .header("X-Project-Id", "p")
+            .header("X-Roles", "admin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.headers()["x-openstack-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    });
+    let pid = a.child.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let want = format!("CTX INFO   |{id}|None||request method=GET path=/api/v1/query status=200");
+    while !a.logs().lines().any(|l| l.starts_with(&want)) {
+        assert!(
+            Instant::now() < deadline,
+            "no line starting {want:?}:\n{}",
+            a.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let logs = a.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with(&format!("DEF {pid} aetos.server aetos-api listening "))),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_taken_internal_listen_port_stops_start_up_naming_the_option() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let dir = tempdir::Dir::new("internal-taken");
+    let conf = dir.path().join("aetos.conf");
+    let port = free_port();
+    std::fs::write(
+        &conf,
+        noauth_conf(
+            port,
+            9,
+            &format!("[api]\ninternal_listen = 127.0.0.1:{busy}\n"),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aetos-api"))
+        .arg("--config-file")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("[api] internal_listen 127.0.0.1:{busy}:")),
+        "{text}"
+    );
+    // The same address as the API is refused before anything is bound.
+    std::fs::write(
+        &conf,
+        noauth_conf(
+            port,
+            9,
+            &format!("[api]\ninternal_listen = 127.0.0.1:{port}\n"),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aetos-api"))
+        .arg("--config-file")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("is the API's own address"), "{text}");
+    drop(taken);
 }

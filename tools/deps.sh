@@ -7,7 +7,8 @@ command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
-# openssl makes the throwaway service-account key of the Google backend test.
+# openssl makes the throwaway service-account key of the Google backend test
+# and the certificates of the TLS test (tests/tls.rs).
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}" >&2

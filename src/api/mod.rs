@@ -10,6 +10,7 @@
 mod alertmanager;
 pub mod filter;
 mod pipeline;
+pub mod probes;
 pub mod refusal;
 pub mod routes;
 pub mod versions;
@@ -43,9 +44,13 @@ pub async fn handle(
         Some(Route::Versions) if get_or_head => Ok(versions::versions(&req, &state)),
         Some(Route::Healthcheck) if get_or_head => Ok(versions::healthcheck(&req, &state).await),
         Some(Route::Metrics) if req.method() == Method::GET => own_metrics(&req, &state).await,
-        Some(Route::Versions) | Some(Route::Healthcheck) | Some(Route::Metrics) => {
-            Err(Refusal::MethodNotAllowed(&["GET", "HEAD"]))
+        Some(Route::Healthy) if get_or_head => Ok(probes::healthy(req.method() == Method::HEAD)),
+        Some(Route::Ready) if get_or_head => {
+            Ok(probes::ready(&state, req.method() == Method::HEAD).await)
         }
+        Some(
+            Route::Versions | Route::Healthcheck | Route::Metrics | Route::Healthy | Route::Ready,
+        ) => Err(Refusal::MethodNotAllowed(&["GET", "HEAD"])),
         Some(Route::Api(api, _) | Route::InvalidLabelName(api, _)) if !api.allows(req.method()) => {
             Err(Refusal::MethodNotAllowed(api.methods))
         }

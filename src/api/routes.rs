@@ -377,6 +377,10 @@ pub enum Route {
     Healthcheck,
     /// `/metrics`: aetos' own metrics (policy `telemetry:metrics`).
     Metrics,
+    /// `/-/healthy`: the process runs (unauthenticated, as Prometheus').
+    Healthy,
+    /// `/-/ready`: a backend is ready (unauthenticated, as Prometheus').
+    Ready,
     /// An API endpoint, with the path to call on the backend (made only of
     /// known segments and, for label values, a validated label name).
     Api(Api, String),
@@ -432,8 +436,11 @@ pub fn route(path: &str) -> Option<Route> {
     if path == "/healthcheck" || path == "/healthcheck/" {
         return Some(Route::Healthcheck);
     }
-    if path == "/metrics" {
-        return Some(Route::Metrics);
+    match path {
+        "/metrics" => return Some(Route::Metrics),
+        "/-/healthy" => return Some(Route::Healthy),
+        "/-/ready" => return Some(Route::Ready),
+        _ => {}
     }
     if let Some(rest) = path.strip_prefix(AM_ROOT) {
         if rest.starts_with('/') {

@@ -152,11 +152,15 @@ impl KeystoneClient {
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, KeystoneError> {
         let mut attempt = 0;
         loop {
-            let Some(r) = req.try_clone() else {
+            let Some(mut r) = req.try_clone() else {
                 return Err(KeystoneError::Unavailable(
                     "request cannot be retried".into(),
                 ));
             };
+            // Keystone logs it, so one id follows the request across services.
+            if let Some(id) = crate::telemetry::request_id() {
+                r = r.header("x-openstack-request-id", &*id);
+            }
             match r.send().await {
                 Ok(resp) => return Ok(resp),
                 Err(e) if e.is_connect() && attempt < self.max_retries => {

@@ -66,6 +66,9 @@ pub const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[
     USER_AGENT,
 ];
 
+/// The request id aetos gives its own requests (oslo's header).
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-openstack-request-id");
+
 /// `User-Agent` of aetos' own requests when the caller sent none.
 const OWN_USER_AGENT: &str = concat!("aetos/", env!("CARGO_PKG_VERSION"));
 
@@ -262,6 +265,11 @@ impl Backend {
         }
         if let Some(basic) = &endpoint.userinfo {
             headers.insert(AUTHORIZATION, basic.clone());
+        }
+        if let Some(v) =
+            crate::telemetry::request_id().and_then(|id| HeaderValue::from_str(&id).ok())
+        {
+            headers.insert(REQUEST_ID, v);
         }
         if let Some(t) = &inner.tenant {
             let v = t

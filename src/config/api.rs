@@ -25,6 +25,13 @@ pub struct ApiSection {
     pub client_body_timeout: f64,
     /// Signing-proxy mode: no authentication, no policy, no scoping.
     pub unauthenticated_passthrough: bool,
+    /// `host:port` of the unauthenticated internal listener (checked to be
+    /// of that shape; resolved when serving), if any.
+    pub internal_listen: Option<String>,
+    /// `tls_cert_file`, `tls_key_file`: both or neither (checked readable).
+    pub tls: Option<(String, String)>,
+    /// `tls_client_ca_file` (only with `tls`).
+    pub tls_client_ca: Option<String>,
 }
 
 pub(super) fn build_api(r: &mut Resolver<'_>) -> Result<ApiSection, ConfigError> {
@@ -59,5 +66,71 @@ pub(super) fn build_api(r: &mut Resolver<'_>) -> Result<ApiSection, ConfigError>
         client_header_timeout: r.float("api", "client_header_timeout")?,
         client_body_timeout: r.float("api", "client_body_timeout")?,
         unauthenticated_passthrough: r.bool("api", "unauthenticated_passthrough")?,
+        internal_listen: internal_listen(&r.string("api", "internal_listen")?)?,
+        tls: tls_pair(r)?,
+        tls_client_ca: match r.string("api", "tls_client_ca_file")?.trim() {
+            "" => None,
+            ca => {
+                super::check_readable("api", "tls_client_ca_file", ca)?;
+                Some(ca.to_owned())
+            }
+        },
     })
+}
+
+/// `tls_cert_file` and `tls_key_file`: both set (and readable) or neither.
+fn tls_pair(r: &mut Resolver<'_>) -> Result<Option<(String, String)>, ConfigError> {
+    let cert = r.string("api", "tls_cert_file")?.trim().to_owned();
+    let key = r.string("api", "tls_key_file")?.trim().to_owned();
+    match (cert.is_empty(), key.is_empty()) {
+        (true, true) => Ok(None),
+        (false, true) => Err(ConfigError::new(
+            "api",
+            "tls_key_file",
+            "required with tls_cert_file",
+        )),
+        (true, false) => Err(ConfigError::new(
+            "api",
+            "tls_cert_file",
+            "required with tls_key_file",
+        )),
+        (false, false) => {
+            super::check_readable("api", "tls_cert_file", &cert)?;
+            super::check_readable("api", "tls_key_file", &key)?;
+            Ok(Some((cert, key)))
+        }
+    }
+}
+
+/// `[api] internal_listen`: empty, or `host:port` (`[v6]:port` for an IPv6
+/// address) with a port from 1 to 65535.
+fn internal_listen(raw: &str) -> Result<Option<String>, ConfigError> {
+    let value = raw.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let bad = |why: &str| {
+        ConfigError::new(
+            "api",
+            "internal_listen",
+            format!("invalid value {value:?}: {why}"),
+        )
+    };
+    let (host, port) = value
+        .rsplit_once(':')
+        .ok_or_else(|| bad("must be host:port, e.g. 127.0.0.1:9191"))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty()
+        || host.contains(['/', ' ', '[', ']'])
+        || (host.contains(':') && !value.starts_with('['))
+    {
+        return Err(bad("must be host:port, e.g. 127.0.0.1:9191 or [::1]:9191"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(Some(value.to_owned())),
+        _ => Err(bad("the port must be a number from 1 to 65535")),
+    }
 }

@@ -194,6 +194,20 @@ fn each_backend_validation_error_names_section_and_option() {
             "api",
             "unauthenticated_passthrough",
         ),
+        ("[api]\ntls_cert_file = /etc/passwd\n", "api", "tls_key_file"),
+        ("[api]\ntls_key_file = /etc/passwd\n", "api", "tls_cert_file"),
+        (
+            "[api]\ntls_cert_file = /nonexistent/c\ntls_key_file = /etc/passwd\n",
+            "api",
+            "tls_cert_file",
+        ),
+        ("[api]\ntls_client_ca_file = /etc/passwd\n", "api", "tls_client_ca_file"),
+        ("[api]\ninternal_listen = 9191\n", "api", "internal_listen"),
+        ("[api]\ninternal_listen = 127.0.0.1:\n", "api", "internal_listen"),
+        ("[api]\ninternal_listen = 127.0.0.1:0\n", "api", "internal_listen"),
+        ("[api]\ninternal_listen = :9191\n", "api", "internal_listen"),
+        ("[api]\ninternal_listen = ::1:9191\n", "api", "internal_listen"),
+        ("[api]\ninternal_listen = http://h:9191\n", "api", "internal_listen"),
     ];
     for (text, section, option) in cases {
         let e = err(text);
@@ -348,4 +362,18 @@ fn the_chosen_backend_auth_carries_its_options_and_the_tenant_is_checked_once() 
         (t.header.as_str(), t.tenant.to_str().ok(), t.per_project),
         ("x-scope-orgid", Some("ops"), false)
     );
+}
+
+#[test]
+fn internal_listen_is_off_by_default_and_takes_host_port() {
+    assert_eq!(ok("").0.api.internal_listen, None);
+    for v in [
+        "127.0.0.1:9191",
+        "0.0.0.0:9191",
+        "[::1]:9191",
+        "localhost:1",
+    ] {
+        let (c, _) = ok(&format!("[api]\ninternal_listen = {v}\n"));
+        assert_eq!(c.api.internal_listen.as_deref(), Some(v));
+    }
 }

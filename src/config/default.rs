@@ -23,6 +23,10 @@ pub struct DefaultSection {
     pub log_dir: Option<String>,
     pub use_json: bool,
     pub use_stderr: bool,
+    /// oslo.log's format of plain-text records made within a request.
+    pub logging_context_format_string: String,
+    /// … and outside one.
+    pub logging_default_format_string: String,
 }
 
 impl DefaultSection {
@@ -58,5 +62,7 @@ pub(super) fn build_default(r: &mut Resolver<'_>) -> Result<DefaultSection, Conf
         log_dir: r.opt_string("DEFAULT", "log_dir")?,
         use_json: r.bool("DEFAULT", "use_json")?,
         use_stderr: r.bool("DEFAULT", "use_stderr")?,
+        logging_context_format_string: r.string("DEFAULT", "logging_context_format_string")?,
+        logging_default_format_string: r.string("DEFAULT", "logging_default_format_string")?,
     })
 }

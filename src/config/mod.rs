@@ -24,6 +24,7 @@ mod alertmanager;
 mod api;
 mod cors;
 mod default;
+pub mod env;
 mod healthcheck;
 pub mod ini;
 mod keystone;
@@ -197,6 +198,8 @@ pub struct Config {
     pub config_files: Vec<PathBuf>,
     /// The `--config-dir`s, as absolute paths.
     pub config_dirs: Vec<PathBuf>,
+    /// Options set by `OS_<GROUP>__<OPTION>` variables (see [`env`]).
+    pub from_environment: Vec<env::EnvSetting>,
 }
 
 impl Config {
@@ -344,7 +347,8 @@ pub fn load(files: &[PathBuf], dirs: &[PathBuf]) -> Result<(Config, Vec<Warning>
 /// One option set on the command line: `(section, option, value)`.
 pub type Override = (&'static str, &'static str, String);
 
-/// Like [`load`], with command-line values that override every file.
+/// Like [`load`], with command-line values that override every file and
+/// the process environment's `OS_<GROUP>__<OPTION>` variables.
 ///
 /// The overrides are read as one more file, named `<command line>`, after
 /// all the others, so they go through exactly the same conversion and
@@ -353,6 +357,17 @@ pub fn load_with_overrides(
     files: &[PathBuf],
     dirs: &[PathBuf],
     overrides: &[Override],
+) -> Result<(Config, Vec<Warning>), ConfigError> {
+    load_with_env(files, dirs, overrides, &env::process_vars()?)
+}
+
+/// Like [`load_with_overrides`], with the environment given: `vars` are
+/// read after the files and before the command line (oslo.config's order).
+pub fn load_with_env(
+    files: &[PathBuf],
+    dirs: &[PathBuf],
+    overrides: &[Override],
+    vars: &[(String, String)],
 ) -> Result<(Config, Vec<Warning>), ConfigError> {
     let mut paths: Vec<PathBuf> = files.iter().map(|f| fix_path(f)).collect();
     let dirs: Vec<PathBuf> = dirs.iter().map(|d| fix_path(d)).collect();
@@ -363,6 +378,8 @@ pub fn load_with_overrides(
         .iter()
         .map(|p| read_document(p).map(|d| (p.clone(), d)))
         .collect::<Result<Vec<_>, _>>()?;
+    let (env_docs, from_environment, env_warnings) = env::documents(vars)?;
+    docs.extend(env_docs);
     if !overrides.is_empty() {
         docs.push((
             PathBuf::from("<command line>"),
@@ -371,8 +388,10 @@ pub fn load_with_overrides(
     }
     let sources = Sources::from_documents(docs);
     let mut warnings = sources.scan_warnings();
+    warnings.extend(env_warnings);
     let mut resolver = Resolver::new(&sources);
     let mut config = build(&mut resolver, &mut warnings)?;
+    config.from_environment = from_environment;
     config.config_files = paths;
     config.config_dirs = dirs;
     let (backend_auth, backend_tenant) = validate(&config, &mut warnings)?;
@@ -461,6 +480,7 @@ fn build_sections(
         oslo_middleware: middleware::build_middleware(r)?,
         config_files: Vec::new(),
         config_dirs: Vec::new(),
+        from_environment: Vec::new(),
     })
 }
 
@@ -491,6 +511,13 @@ fn validate(
     c: &Config,
     warnings: &mut Vec<Warning>,
 ) -> Result<(BackendAuthConfig, Option<TenantConfig>), ConfigError> {
+    if c.api.tls_client_ca.is_some() && c.api.tls.is_none() {
+        return Err(ConfigError::new(
+            "api",
+            "tls_client_ca_file",
+            "requires tls_cert_file and tls_key_file",
+        ));
+    }
     prometheus::validate_prometheus(&c.prometheus, warnings)?;
     let backend = prometheus::validate_backend_auth(c, warnings)?;
     if c.api.unauthenticated_passthrough {

@@ -260,11 +260,15 @@ pub static OPTIONS: &[OptSpec] = &[
         "How the log file is rotated.").from(OSLO_LOG).accepted(),
     opt(D, "logging_context_format_string", Str,
         Some("%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s [%(global_request_id)s %(request_id)s %(user_identity)s] %(instance)s%(message)s"),
-        "Python logging format for records made while handling a request. aetos has its own \
-         format, which always carries the request id.").from(OSLO_LOG).accepted(),
+        "Format of the plain-text log records made while handling a request (not with \
+         use_json), with oslo.log's %(key)s placeholders: asctime (UTC), msecs, process, \
+         levelname, name, request_id, global_request_id, user_identity, message, lineno, \
+         pathname, ...; an unknown key prints nothing. The default is oslo.log's, so log \
+         pipelines written for OpenStack services parse aetos' lines.").from(OSLO_LOG),
     opt(D, "logging_default_format_string", Str,
         Some("%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s [-] %(instance)s%(message)s"),
-        "Python logging format for records made outside a request.").from(OSLO_LOG).accepted(),
+        "Format of the plain-text log records made outside a request, with the placeholders \
+         of logging_context_format_string.").from(OSLO_LOG),
     opt(D, "logging_debug_format_suffix", Str, Some("%(funcName)s %(pathname)s:%(lineno)d"),
         "Suffix appended to DEBUG records.").from(OSLO_LOG).accepted(),
     opt(D, "logging_exception_prefix", Str,
@@ -346,6 +350,24 @@ pub static OPTIONS: &[OptSpec] = &[
          auth_method added. auth_mode and [keystone_authtoken] are then not used. aetos logs a \
          warning at start and on every request's access-log line (access=passthrough). \
          'aetos-api --prometheus-url URL' without a configuration file turns it on."),
+    opt("api", "internal_listen", Str, Some(""),
+        "host:port of a second, unauthenticated listener for the platform: it serves only \
+         GET /metrics (aetos' own metrics), GET /-/healthy (200 while the process runs) and \
+         GET /-/ready (200 when at least one backend is ready, else 503). Meant for a loopback \
+         or pod-network address (127.0.0.1:9191, in Kubernetes 0.0.0.0:9191) that callers of \
+         the API cannot reach. Empty: no internal listener; /-/healthy and /-/ready are \
+         answered on the API port in any case."),
+    opt("api", "tls_cert_file", Str, Some(""),
+        "PEM certificate chain (server certificate first) for HTTPS on the API listener. \
+         Empty: plain HTTP. Re-read when the file changes (certificate rotation): new \
+         connections get the new certificate, established ones are not dropped. Requires \
+         tls_key_file."),
+    opt("api", "tls_key_file", Str, Some(""),
+        "PEM private key (PKCS#8, PKCS#1 or SEC1) of tls_cert_file, re-read with it."),
+    opt("api", "tls_client_ca_file", Str, Some(""),
+        "PEM CA bundle for mutual TLS: every client must present a certificate issued by one \
+         of these CAs, or the handshake fails (callers still need a Keystone token). Empty: \
+         no client certificate is asked for. Requires tls_cert_file."),
     // ------------------------------------------------------------------- cors
     opt("cors", "allowed_origin", List, None,
         "Origins allowed to share responses with, as <scheme>://<host>[:<port>] with no trailing \
