@@ -11,8 +11,8 @@ export CARGO_TERM_COLOR := "never"
 default:
     @{{just_executable()}} --list
 
-# The whole test suite: lint, unit, functional (against the real stack), the image. CI runs this.
-test: lint unit functional image
+# The whole test suite: lint, unit, functional (against the real stack), the image, the Kubernetes bases. CI runs this.
+test: lint unit functional image kubernetes
 
 # Formatting, clippy with warnings as errors, shellcheck of the scripts.
 lint:
@@ -43,6 +43,11 @@ functional: stack-up
 image: stack-up
     tools/image.sh
     tools/image-test.sh
+
+# Render every deploy/kubernetes overlay, validate it against the Kubernetes schemas, check its configuration.
+kubernetes:
+    cargo build --bin aetos-api
+    tools/kubernetes-test.sh target/debug/aetos-api
 
 # Bring up the demo: stack + aetos registered in the catalog, then `openstack metric query up`.
 demo:
