@@ -17,6 +17,13 @@
 #   * the process runs as the image's non-root user, and no token is in its
 #     log.
 #
+# aetos is configured as deploy/kubernetes/base runs it: the Keystone
+# password is a file of a Secret (/run/secrets/aetos, group-readable by the
+# image's group as with fsGroup) named by OS_KEYSTONE_AUTHTOKEN__PASSWORD_FILE,
+# and the kubelet's probes and Prometheus' scrape use the internal listener
+# ([api] internal_listen): /-/healthy, /-/ready and /metrics answer there
+# without a token, and /-/ready on the API port too.
+#
 # Keystone and Prometheus are named `localhost` in aetos.conf, so the static
 # binary resolves a name through /etc/hosts (getaddrinfo in a static glibc,
 # with no NSS module in the image, only its /etc/nsswitch.conf).
@@ -82,7 +89,9 @@ for dev in null:3 zero:5 full:7 random:8 urandom:9; do
 done
 grep -qE '^127\.0\.0\.1[[:space:]].*\blocalhost\b' "$rootfs/etc/hosts" \
   || { echo "image-test: this machine's /etc/hosts does not name localhost" >&2; exit 1; }
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+iport=$(free_port)
 ks=$(jqr .keystone_url)
 ks=${ks/127.0.0.1/localhost}
 prom=$(jqr .prometheus_url)
@@ -93,6 +102,7 @@ auth_mode = keystone
 [api]
 host = 127.0.0.1
 port = $port
+internal_listen = 127.0.0.1:$iport
 
 [prometheus]
 url = ${prom/127.0.0.1/localhost}
@@ -102,27 +112,45 @@ www_authenticate_uri = $ks
 auth_url = $ks
 auth_type = password
 username = aetos
-password = $(jqr '.users.aetos.password')
 user_domain_id = default
 project_name = service
 project_domain_id = default
 CONF
 chmod 0644 "$rootfs/etc/aetos/aetos.conf"
+# The Secret's file, as the kubelet writes it with fsGroup and mode 0440.
+password=$(jqr '.users.aetos.password')
+secrets=$rootfs/run/secrets/aetos
+mkdir -p "$secrets"
+printf '%s' "$password" >"$secrets/keystone-password"
+chown "0:$gid" "$secrets/keystone-password"
+chmod 0440 "$secrets/keystone-password"
 
 log=$work/aetos.log
-env -i "$(command -v chroot)" --userspec="$uid:$gid" "$rootfs" "${args[@]}" >"$log" 2>&1 &
+env -i OS_KEYSTONE_AUTHTOKEN__PASSWORD_FILE=/run/secrets/aetos/keystone-password \
+  "$(command -v chroot)" --userspec="$uid:$gid" "$rootfs" "${args[@]}" >"$log" 2>&1 &
 pid=$!
 url=http://127.0.0.1:$port
+internal=http://127.0.0.1:$iport
+# As the kubelet's readiness probe does.
 for _ in $(seq 100); do
-  curl -sf "$url/healthcheck" >/dev/null 2>&1 && break
+  curl -sf "$internal/-/ready" >/dev/null 2>&1 && break
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.2
 done
-if ! curl -sf "$url/healthcheck" >/dev/null 2>&1; then
+if ! curl -sf "$internal/-/ready" >/dev/null 2>&1; then
   echo "image-test: the image's aetos-api did not come up; its log:" >&2
   cat "$log" >&2
   exit 1
 fi
+answers() { # URL STATUS: an unauthenticated GET gets STATUS
+  local got
+  got=$(curl -s -o /dev/null -w '%{http_code}' "$1")
+  [[ $got == "$2" ]] || { echo "image-test: $1 answered $got, not $2" >&2; return 1; }
+}
+check "internal listener: /-/healthy, no token" answers "$internal/-/healthy" 200
+check "internal listener: /-/ready, no token" answers "$internal/-/ready" 200
+check "API port: /-/ready, no token" answers "$url/-/ready" 200
+check "internal listener: nothing but the probes and /metrics" answers "$internal/api/v1/query?query=up" 404
 check "the process runs as uid $uid" grep -qE "^Uid:[[:space:]]+${uid}[[:space:]]" "/proc/$pid/status"
 
 token() { # USER: a project-scoped Keystone token of a stack user
@@ -162,6 +190,10 @@ check "reader: only project demo's series ($(jq length <<<"$direct" 2>/dev/null)
 
 no_token_logged() { ! grep -qF -e "$admin" -e "$reader" "$log"; }
 check "no token in the log" no_token_logged
+no_password_logged() { ! grep -qF -e "$password" "$log"; }
+check "no password in the log" no_password_logged
+scraped() { curl -sf "$internal/metrics" | grep -q '^aetos_requests_total{.*status="200"'; }
+check "internal listener: /metrics without a token counts the requests" scraped
 
 kill "$pid"
 wait "$pid" 2>/dev/null || true
