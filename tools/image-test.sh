@@ -6,8 +6,8 @@
 # into it (/etc/hosts and /etc/resolv.conf, and the device nodes of /dev,
 # as the runtime does; /etc/aetos/aetos.conf as the ConfigMap does; no
 # /proc), and start the image's own
-# entry point and command as the image's user, chrooted into the rootfs,
-# with an empty environment. Then real requests with Keystone tokens:
+# entry point and command as the image's user, chrooted into a read-only
+# view of the rootfs, with no environment but the Secret's file name. Then real requests with Keystone tokens:
 #
 #   * no token: 401 with WWW-Authenticate (Keystone authentication is on);
 #   * an admin token: `ceilometer_cpu` answers the same series as
@@ -47,6 +47,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/aetos-image-test.XXXXXX")
 pid=
 cleanup() {
   if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  # Unmount the read-only view before removing anything.
+  if mountpoint -q "$work/ro" 2>/dev/null; then umount "$work/ro" || umount -l "$work/ro"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -73,7 +75,7 @@ uid=$(jq -r '.process.user.uid' "$spec")
 gid=$(jq -r '.process.user.gid' "$spec")
 check "the image's user is not root ($uid:$gid)" test "$uid" -ne 0 -a "$gid" -ne 0
 check "the image holds no shell" test ! -e "$rootfs/bin/sh" -a ! -e "$rootfs/usr/bin/sh"
-no_library() { ! find "$rootfs" -name '*.so*' | grep -q .; }
+no_library() { [[ -z $(find "$rootfs" -name '*.so*') ]]; }
 check "the image holds no shared library" no_library
 check "the image looks names up in /etc/hosts first" grep -qx 'hosts: files dns' "$rootfs/etc/nsswitch.conf"
 check "the image holds the CA bundle" grep -q 'BEGIN CERTIFICATE' "$rootfs/etc/ssl/certs/ca-certificates.crt"
@@ -125,9 +127,17 @@ printf '%s' "$password" >"$secrets/keystone-password"
 chown "0:$gid" "$secrets/keystone-password"
 chmod 0440 "$secrets/keystone-password"
 
+# readOnlyRootFilesystem: the process sees the root filesystem read-only
+# (a read-only bind mount of it), /tmp included.
+mkdir "$work/ro"
+mount --bind "$rootfs" "$work/ro"
+mount -o remount,bind,ro "$work/ro"
+read_only() { ! touch "$work/ro/etc/aetos/probe" 2>/dev/null; }
+check "the root filesystem it runs on is read-only" read_only
+
 log=$work/aetos.log
 env -i OS_KEYSTONE_AUTHTOKEN__PASSWORD_FILE=/run/secrets/aetos/keystone-password \
-  "$(command -v chroot)" --userspec="$uid:$gid" "$rootfs" "${args[@]}" >"$log" 2>&1 &
+  "$(command -v chroot)" --userspec="$uid:$gid" "$work/ro" "${args[@]}" >"$log" 2>&1 &
 pid=$!
 url=http://127.0.0.1:$port
 internal=http://127.0.0.1:$iport
@@ -192,7 +202,10 @@ no_token_logged() { ! grep -qF -e "$admin" -e "$reader" "$log"; }
 check "no token in the log" no_token_logged
 no_password_logged() { ! grep -qF -e "$password" "$log"; }
 check "no password in the log" no_password_logged
-scraped() { curl -sf "$internal/metrics" | grep -q '^aetos_requests_total{.*status="200"'; }
+scraped() { # (not curl | grep -q: grep's early exit would fail curl under pipefail)
+  local m
+  m=$(curl -sf "$internal/metrics") && grep -q '^aetos_requests_total{.*status="200"' <<<"$m"
+}
 check "internal listener: /metrics without a token counts the requests" scraped
 
 kill "$pid"

@@ -36,9 +36,10 @@ RUSTFLAGS='-C target-feature=+crt-static' \
 bin=target/$triple/release/aetos-api
 echo "image: built in $((SECONDS - start)) s" >&2
 # No interpreter, no NEEDED library: nothing to find in an empty image.
-if readelf -l "$bin" | grep -q 'INTERP' || readelf -d "$bin" | grep -q '(NEEDED)'; then
+headers=$(readelf -l -d "$bin")
+if grep -qE 'INTERP|\(NEEDED\)' <<<"$headers"; then
   echo "image: $bin is not statically linked:" >&2
-  readelf -d "$bin" | grep NEEDED >&2 || true
+  grep -E 'interpreter|NEEDED' <<<"$headers" >&2 || true
   exit 1
 fi
 
