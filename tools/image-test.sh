@@ -7,7 +7,8 @@
 # as the runtime does; /etc/aetos/aetos.conf as the ConfigMap does; no
 # /proc), and start the image's own
 # entry point and command as the image's user, chrooted into a read-only
-# view of the rootfs, with no environment but the Secret's file name. Then real requests with Keystone tokens:
+# view of the rootfs, with no environment but the Secret's file name.
+# Then real requests with Keystone tokens:
 #
 #   * no token: 401 with WWW-Authenticate (Keystone authentication is on);
 #   * an admin token: `ceilometer_cpu` answers the same series as
