@@ -11,8 +11,8 @@ export CARGO_TERM_COLOR := "never"
 default:
     @{{just_executable()}} --list
 
-# The whole test suite: lint, docs, unit, functional (against the real stack). CI runs this.
-test: lint docs unit functional
+# The whole test suite: lint, docs, unit, functional (against the real stack), the image, the Kubernetes bases. CI runs this.
+test: lint docs unit functional image kubernetes
 
 # Formatting, clippy with warnings as errors, shellcheck of the scripts.
 lint:
@@ -43,6 +43,16 @@ stack-down:
 functional: stack-up
     cargo build --bin aetos-api
     cargo test --features functional --test 'functional_*' --no-fail-fast -- --test-threads 4
+
+# The container image: build it with buildah (tools/image.sh), then run its entry point chrooted against the stack.
+image: stack-up
+    tools/image.sh
+    tools/image-test.sh
+
+# Render every deploy/kubernetes overlay, validate it against the Kubernetes schemas, check its configuration.
+kubernetes:
+    cargo build --bin aetos-api
+    tools/kubernetes-test.sh target/debug/aetos-api
 
 # Bring up the demo: stack + aetos registered in the catalog, then `openstack metric query up`.
 demo:
