@@ -45,6 +45,7 @@ start_aetos() {
   { "$root/tools/aetos-conf.sh" "$port"; printf '%s\n' "${1:-}"; } >"$work/aetos-$port.conf"
   AETOS_LOG=warn ${AETOS_PIN:+taskset -c "$AETOS_PIN"} "$root/target/release/aetos-api" --config-file "$work/aetos-$port.conf" >"$work/log-$port" 2>&1 &
   pids+=($!)
+  # shellcheck disable=SC2034 # read by the scripts that source this one
   aetos_pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthcheck" >/dev/null && return; sleep 0.1; done
   echo "bench: aetos-api did not start:" >&2; cat "$work/log-$port" >&2; exit 1
