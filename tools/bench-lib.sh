@@ -39,11 +39,11 @@ cpu_ticks() {
 }
 
 # start_aetos EXTRA_CONF -> sets $port and $aetos_pid of a new aetos-api
-# ($AETOS_PIN, when set, pins it to those CPUs).
+# ($AETOS_PIN, when set, pins it to those CPUs; $AETOS_BIN runs another binary).
 start_aetos() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   { "$root/tools/aetos-conf.sh" "$port"; printf '%s\n' "${1:-}"; } >"$work/aetos-$port.conf"
-  AETOS_LOG=warn ${AETOS_PIN:+taskset -c "$AETOS_PIN"} "$root/target/release/aetos-api" --config-file "$work/aetos-$port.conf" >"$work/log-$port" 2>&1 &
+  AETOS_LOG=warn ${AETOS_PIN:+taskset -c "$AETOS_PIN"} "${AETOS_BIN:-$root/target/release/aetos-api}" --config-file "$work/aetos-$port.conf" >"$work/log-$port" 2>&1 &
   pids+=($!)
   # shellcheck disable=SC2034 # read by the scripts that source this one
   aetos_pid=$!

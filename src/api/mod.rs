@@ -186,10 +186,21 @@ pub(crate) fn stream_unfiltered(resp: backend::Response) -> HttpResponse {
 pub(crate) fn response_head(resp: &backend::Response) -> actix_web::HttpResponseBuilder {
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut out = HttpResponse::build(status);
-    for h in FORWARDED_RESPONSE_HEADERS {
+    // The same names in actix's `http` version, prepared once.
+    use actix_web::http::header as ah;
+    const NAMES: [ah::HeaderName; 6] = [
+        ah::CONTENT_TYPE,
+        ah::CONTENT_ENCODING,
+        ah::CONTENT_DISPOSITION,
+        ah::CACHE_CONTROL,
+        ah::VARY,
+        ah::WARNING,
+    ];
+    for (h, name) in FORWARDED_RESPONSE_HEADERS.iter().zip(NAMES) {
+        debug_assert_eq!(*h, name.as_str());
         if let Some(v) = resp.headers().get(*h) {
-            if let Ok(v) = v.to_str() {
-                out.insert_header((*h, v));
+            if let Ok(v) = ah::HeaderValue::from_bytes(v.as_bytes()) {
+                out.insert_header((name, v));
             }
         }
     }
