@@ -406,12 +406,13 @@ fn health_options(c: &Config) -> HealthOptions {
     }
 }
 
-/// The backend URLs as configured, for logs.
+/// The backend URLs as configured (DNS entries as written), for logs.
 fn backend_urls(c: &Config) -> Vec<String> {
     c.prometheus
         .base_urls()
         .iter()
         .map(|u| u.as_str().trim_end_matches('/').to_owned())
+        .chain(c.prometheus.discovered.iter().map(|d| d.entry.clone()))
         .collect()
 }
 
