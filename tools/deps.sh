@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the tests use when they are missing: the
-# shell linter, systemd-analyze (the systemd unit test), jq, curl, openssl,
-# dnsmasq (DNS discovery test).
+# shell linter, systemd-analyze (the systemd unit test), jq, curl, openssl.
 set -euo pipefail
 missing=()
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
@@ -11,9 +10,6 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 # openssl makes the throwaway service-account key of the Google backend test
 # and the certificates of the TLS test (tests/tls.rs).
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-# dnsmasq is the DNS server of tests/functional_discovery.rs; dnsmasq-base is
-# the binary alone (the 'dnsmasq' package would add a system service on :53).
-[[ -x /usr/sbin/dnsmasq ]] || command -v dnsmasq >/dev/null 2>&1 || missing+=(dnsmasq-base)
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}" >&2
   # Keep Debian from starting daemons while installing.
