@@ -159,6 +159,8 @@ struct Inner {
     pool: pool::Pool,
     /// The configured (not discovered) targets' bases.
     static_bases: Vec<Url>,
+    /// The first configured base, or the first discovered entry's URL.
+    first_configured: Url,
     discovery: Option<discovery::Discovery>,
     timeout: Duration,
     read_timeout: Duration,
@@ -208,6 +210,11 @@ impl Backend {
                 target(e.template.clone(), None, &opts.health_check_path)?;
             }
         }
+        let first_configured = match (bases.first(), &opts.discovery) {
+            (Some(b), _) => b.clone(),
+            (None, Some(d)) if !d.entries.is_empty() => d.entries[0].template.clone(),
+            (None, _) => return Err("no backend URL".to_owned()),
+        };
         let discovery = match opts.discovery.filter(|_| discovering) {
             Some(d) => Some(discovery::Discovery::new(d)?),
             None => None,
@@ -217,6 +224,7 @@ impl Backend {
                 http,
                 pool: pool::Pool::new(targets),
                 static_bases: bases,
+                first_configured,
                 discovery,
                 timeout: opts.timeout,
                 read_timeout: opts.read_timeout,
@@ -234,14 +242,7 @@ impl Backend {
         let inner = &self.inner;
         match inner.pool.snapshot().first() {
             Some(t) => t.base.clone(),
-            None => inner
-                .discovery
-                .as_ref()
-                .and_then(|d| d.entries.first())
-                .map(|e| e.template.clone())
-                .unwrap_or_else(|| {
-                    unreachable!("Backend::new requires a URL or a discovered entry")
-                }),
+            None => inner.first_configured.clone(),
         }
     }
 
