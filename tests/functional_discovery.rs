@@ -336,6 +336,20 @@ async fn a_records_join_drain_and_survive_an_empty_answer() {
     let (got, _) = reported(&a).await;
     assert_eq!(got, BTreeSet::from([url("127.0.0.3"), url("127.0.0.4")]));
     assert_eq!(who_answered(&a, &admin).await, "b");
+
+    // The DNS server gone: resolution fails, the addresses stay, logged.
+    drop(dns);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !a
+        .logs()
+        .contains("DNS discovery failed; keeping the last known addresses")
+    {
+        assert!(Instant::now() < deadline, "no warning:\n{}", a.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (got, _) = reported(&a).await;
+    assert_eq!(got, BTreeSet::from([url("127.0.0.3"), url("127.0.0.4")]));
+    assert_eq!(who_answered(&a, &admin).await, "b");
     // Scoped callers are served too (tenancy is unchanged by discovery).
     let reader = token("demo-reader").await;
     let (st, v) = json_of(a.get("/api/v1/query?query=up", Some(&reader)).await).await;
