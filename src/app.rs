@@ -210,6 +210,11 @@ pub fn backend_options(c: &Config, env: &Env) -> Result<BackendOptions, String> 
         tenant,
         health_check_path: p.health_check_path.clone(),
         health_check_interval: Duration::from_secs_f64(p.health_check_interval),
+        discovery: (!p.discovered.is_empty()).then(|| backend::DiscoveryOptions {
+            entries: p.discovered.clone(),
+            refresh_interval: Duration::from_secs_f64(p.dns_refresh_interval),
+            server: p.dns_server,
+        }),
     })
 }
 
@@ -366,6 +371,7 @@ fn alertmanager_backend(c: &Config) -> Result<Option<Backend>, String> {
         tenant: None,
         health_check_path: "/-/ready".to_owned(),
         health_check_interval: Duration::from_secs(5),
+        discovery: None,
     })
     .map(Some)
     .map_err(|e| format!("[alertmanager] url/ca_file: {e}"))
@@ -400,12 +406,13 @@ fn health_options(c: &Config) -> HealthOptions {
     }
 }
 
-/// The backend URLs as configured, for logs.
+/// The backend URLs as configured (DNS entries as written), for logs.
 fn backend_urls(c: &Config) -> Vec<String> {
     c.prometheus
         .base_urls()
         .iter()
         .map(|u| u.as_str().trim_end_matches('/').to_owned())
+        .chain(c.prometheus.discovered.iter().map(|d| d.entry.clone()))
         .collect()
 }
 

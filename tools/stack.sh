@@ -10,10 +10,11 @@
 #                       | restart COMPONENT | stop-component COMPONENT
 #                       | start-component COMPONENT
 # COMPONENT: keystone prometheus prometheus-a prometheus-ha alertmanager memcached exporter
+#            victoriametrics
 #            (prometheus-ha-1 or prometheus-ha-2 alone: one member of the HA pair)
 #
 # start   installs what is missing (apt: prometheus prometheus-alertmanager
-#         memcached jq curl; a uv
+#         victoria-metrics dnsmasq-base memcached jq curl; a uv
 #         virtualenv with keystone 30, gunicorn, openstack CLI; another with
 #         the consumers Watcher, Aodh, CloudKitty, prometheus-api-client), starts what
 #         is not running, seeds Keystone, pushes the differential data set,
@@ -24,7 +25,8 @@
 # env     prints env.json.
 # State (pids, logs, data, venv, env.json): ${AETOS_STACK_DIR:-<repo>/.stack}.
 # Ports: keystone 5000, prometheus 9090 (main) 9091 (only-A) 9092+9093 (HA),
-# alertmanager 9095 (no cluster port), memcached 11211, exporter 9110 -- all
+# alertmanager 9095 (no cluster port), memcached 11211, exporter 9110,
+# victoriametrics 8428 (single node, scrapes the exporter) -- all
 # bound to 127.0.0.1.
 set -euo pipefail
 set -o errtrace
@@ -47,6 +49,8 @@ readonly MEMCACHED_PORT=11211
 readonly EXPORTER_PORT=9110
 # Not Alertmanager's usual 9093 (an HA Prometheus has it).
 readonly ALERTMANAGER_PORT=9095
+# VictoriaMetrics single node (tests/functional_victoriametrics.rs).
+readonly VM_PORT=8428
 readonly REGION=RegionOne
 readonly KEYSTONE_URL="http://$HOST:$KEYSTONE_PORT/v3"
 readonly AETOS_URL="http://$HOST:8080/prometheus"
@@ -58,7 +62,7 @@ readonly DIFF_MAX_AGE=$((7 * 86400))
 # Prometheus instances: name -> port and data directory name.
 declare -A PROM_PORT=([prometheus]=9090 [prometheus-a]=9091 [prometheus-ha-1]=9092 [prometheus-ha-2]=9093)
 declare -A PROM_DIR=([prometheus]=main [prometheus-a]=only-a [prometheus-ha-1]=ha-1 [prometheus-ha-2]=ha-2)
-readonly COMPONENTS="memcached keystone prometheus prometheus-a prometheus-ha alertmanager exporter"
+readonly COMPONENTS="memcached keystone prometheus prometheus-a prometheus-ha alertmanager exporter victoriametrics"
 
 # Users: name, project (- for none), roles (comma separated, - for none).
 readonly USERS=(
@@ -249,7 +253,7 @@ apt_install() {
 # stack runs its own, on loopback only, with its own data directories.
 disable_debian_services() {
   local svc
-  for svc in prometheus prometheus-alertmanager memcached; do
+  for svc in prometheus prometheus-alertmanager memcached victoria-metrics; do
     if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
       systemctl disable --now "$svc" >>"$S/logs/apt.log" 2>&1 || true
     elif [[ -x /etc/init.d/$svc ]]; then
@@ -266,6 +270,10 @@ install_packages() {
   local -a missing=()
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+  command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
+  # The DNS server of tests/functional_discovery.rs: the binary alone (the
+  # 'dnsmasq' package would add a system service on port 53).
+  [[ -x /usr/sbin/dnsmasq ]] || missing+=(dnsmasq-base)
   command -v memcached >/dev/null || missing+=(memcached)
   command -v jq >/dev/null || missing+=(jq)
   command -v curl >/dev/null || missing+=(curl)
@@ -746,6 +754,38 @@ start_alertmanager() {
 
 wait_alertmanager() { wait_http alertmanager "http://$HOST:$ALERTMANAGER_PORT/-/ready" 30; }
 
+# ---------------------------------------------------------------- victoriametrics
+VM_DIR=$S/victoriametrics
+
+# The same exporter job as the stack's Prometheus (honor_labels: the
+# exporter's project labels are kept), so both hold the same live series.
+vm_scrape_config() {
+  cat <<EOF
+# Written by tools/stack.sh: VictoriaMetrics scrapes what Prometheus scrapes.
+global:
+  scrape_interval: 5s
+scrape_configs:
+  - job_name: exporter
+    honor_labels: true
+    static_configs:
+      - targets: ["$HOST:$EXPORTER_PORT"]
+EOF
+}
+
+start_victoriametrics() {
+  mkdir -p "$VM_DIR/data"
+  vm_scrape_config | write_changed "$VM_DIR/scrape.yml" || true
+  # A running one re-reads a changed file (-promscrape.configCheckInterval).
+  is_running victoriametrics && return 0
+  port_busy "$VM_PORT" && die "port $VM_PORT is in use by a process this stack did not start (Debian's victoria-metrics service?)"
+  launch victoriametrics victoria-metrics -httpListenAddr="$HOST:$VM_PORT" \
+    -storageDataPath="$VM_DIR/data" -promscrape.config="$VM_DIR/scrape.yml" \
+    -promscrape.configCheckInterval=5s -search.latencyOffset=0s
+  say "started victoriametrics on port $VM_PORT (pid $(recorded_pid victoriametrics))"
+}
+
+wait_victoriametrics() { wait_http victoriametrics "http://$HOST:$VM_PORT/health" 30; }
+
 # ---------------------------------------------------------------- exporter
 write_exporter_ids() {
   local dir=$S/exporter
@@ -881,6 +921,7 @@ write_env_json() {
     --arg ha1 "http://$HOST:${PROM_PORT[prometheus-ha-1]}" \
     --arg ha2 "http://$HOST:${PROM_PORT[prometheus-ha-2]}" \
     --arg mc "$HOST:$MEMCACHED_PORT" --arg aetos "$AETOS_URL" \
+    --arg vm "http://$HOST:$VM_PORT" \
     --arg am "http://$HOST:$ALERTMANAGER_PORT" --arg amtool "$(command -v amtool || echo amtool)" \
     --arg venv "$VENV/bin" --arg consumers_venv "$CONSUMERS_VENV/bin" --arg clouds "$S/clouds.yaml" \
     --arg exporter "http://$HOST:$EXPORTER_PORT/metrics" --arg state "$S" \
@@ -890,7 +931,7 @@ write_env_json() {
       keystone_url: $ks, region: $region,
       prometheus_url: $prom, prometheus_only_a_url: $prom_a,
       prometheus_ha_urls: [$ha1, $ha2],
-      alertmanager_url: $am, amtool: $amtool,
+      alertmanager_url: $am, amtool: $amtool, victoriametrics_url: $vm,
       memcached: $mc, aetos_url: $aetos,
       venv_bin: $venv, consumers_venv_bin: $consumers_venv, clouds_yaml: $clouds,
       projects: $ids[0].projects,
@@ -915,7 +956,7 @@ lock_state() {
 procs_of() {
   case $1 in
     prometheus-ha) echo prometheus-ha-1 prometheus-ha-2 ;;
-    memcached | keystone | prometheus | prometheus-a | prometheus-ha-1 | prometheus-ha-2 | alertmanager | exporter) echo "$1" ;;
+    memcached | keystone | prometheus | prometheus-a | prometheus-ha-1 | prometheus-ha-2 | alertmanager | exporter | victoriametrics) echo "$1" ;;
     *) die "unknown component '$1' (one of: $COMPONENTS)" ;;
   esac
 }
@@ -943,6 +984,10 @@ start_component() {
       start_exporter
       wait_exporter
       ;;
+    victoriametrics)
+      start_victoriametrics
+      wait_victoriametrics
+      ;;
     *) procs_of "$1" >/dev/null ;;
   esac
   say "$1 is up"
@@ -961,6 +1006,7 @@ cmd_start() {
   mkdir -p "$S/run" "$S/logs"
   start_memcached
   start_alertmanager
+  start_victoriametrics
   for p in prometheus prometheus-a prometheus-ha-1 prometheus-ha-2; do start_prom "$p"; done
   keystone_setup
   load_passwords
@@ -968,6 +1014,7 @@ cmd_start() {
   wait_memcached
   for p in prometheus prometheus-a prometheus-ha-1 prometheus-ha-2; do wait_prom "$p"; done
   wait_alertmanager
+  wait_victoriametrics
   ensure_diff_data
   wait_keystone
   seed_keystone
@@ -984,7 +1031,7 @@ cmd_stop() {
   local p
   [[ -d $S ]] || return 0
   lock_state
-  for p in exporter prometheus-ha-2 prometheus-ha-1 prometheus-a prometheus alertmanager keystone memcached; do
+  for p in exporter victoriametrics prometheus-ha-2 prometheus-ha-1 prometheus-a prometheus alertmanager keystone memcached; do
     stop_proc "$p"
   done
   say "stack stopped"

@@ -148,7 +148,7 @@ pub async fn healthcheck(req: &HttpRequest, state: &State) -> HttpResponse {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            json!({"class": "BackendReadiness",
+            let mut v = json!({"class": "BackendReadiness",
             "reason": if r.up { "OK".to_owned() } else if reveal {
                 r.last_error.clone().unwrap_or_else(|| "down".to_owned())
             } else {
@@ -160,7 +160,12 @@ pub async fn healthcheck(req: &HttpRequest, state: &State) -> HttpResponse {
                 "since": time(r.since),
                 "last_check": r.last_check.map(time),
                 "auth": auth.method(),
-            }})
+            }});
+            // The DNS entry a discovered address came from.
+            if let (true, Some(from)) = (reveal, &r.source) {
+                v["details"]["from"] = json!(from);
+            }
+            v
         })
         .collect();
     if reveal && auth.obtains_credentials() {

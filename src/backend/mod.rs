@@ -25,6 +25,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod discovery;
 pub mod env;
 mod error;
 pub mod pool;
@@ -52,6 +53,7 @@ pub use client::http_client;
 #[cfg(test)]
 pub use client::install_crypto;
 use client::root_cause;
+pub use discovery::DiscoveryOptions;
 pub use error::BackendError;
 pub use pool::TargetReport;
 pub use tenant::TenantHeader;
@@ -127,6 +129,9 @@ pub struct BackendOptions {
     pub health_check_path: String,
     /// Time between background health checks (several backends only).
     pub health_check_interval: Duration,
+    /// Backends discovered by DNS (`dns+` / `dnssrv+` entries), besides
+    /// `base_urls`.
+    pub discovery: Option<DiscoveryOptions>,
 }
 
 /// How far a failed attempt got, to decide whether another backend may
@@ -149,9 +154,14 @@ pub struct Backend {
 
 struct Inner {
     http: transport::Client,
+    /// The targets, each with its base prepared once; swapped as a whole
+    /// by DNS discovery.
     pool: pool::Pool,
-    /// Each pool target's base, prepared once (same order as the pool).
-    endpoints: Vec<Endpoint>,
+    /// The configured (not discovered) targets' bases.
+    static_bases: Vec<Url>,
+    /// The first configured base, or the first discovered entry's URL.
+    first_configured: Url,
+    discovery: Option<discovery::Discovery>,
     timeout: Duration,
     read_timeout: Duration,
     auth: BackendAuth,
@@ -162,7 +172,11 @@ struct Inner {
 
 impl Backend {
     pub fn new(opts: BackendOptions) -> Result<Backend, String> {
-        if opts.base_urls.is_empty() {
+        let discovering = opts
+            .discovery
+            .as_ref()
+            .is_some_and(|d| !d.entries.is_empty());
+        if opts.base_urls.is_empty() && !discovering {
             return Err("no backend URL".to_owned());
         }
         // No overall timeout: `timeout` bounds the head (in `send_to`),
@@ -186,19 +200,32 @@ impl Backend {
                 base
             })
             .collect::<Vec<Url>>();
-        let endpoints = bases
+        let targets = bases
             .iter()
-            .map(Endpoint::new)
+            .map(|b| target(b.clone(), None, &opts.health_check_path))
             .collect::<Result<Vec<_>, _>>()?;
-        for e in &endpoints {
-            e.url_for(&opts.health_check_path, "")
-                .map_err(|e| format!("[prometheus] health_check_path: {e}"))?;
+        if let Some(d) = opts.discovery.as_ref().filter(|_| discovering) {
+            // The discovered bases are the templates with an address for the name.
+            for e in &d.entries {
+                target(e.template.clone(), None, &opts.health_check_path)?;
+            }
         }
+        let first_configured = match (bases.first(), &opts.discovery) {
+            (Some(b), _) => b.clone(),
+            (None, Some(d)) if !d.entries.is_empty() => d.entries[0].template.clone(),
+            (None, _) => return Err("no backend URL".to_owned()),
+        };
+        let discovery = match opts.discovery.filter(|_| discovering) {
+            Some(d) => Some(discovery::Discovery::new(d)?),
+            None => None,
+        };
         Ok(Backend {
             inner: Arc::new(Inner {
                 http,
-                endpoints,
-                pool: pool::Pool::new(bases),
+                pool: pool::Pool::new(targets),
+                static_bases: bases,
+                first_configured,
+                discovery,
                 timeout: opts.timeout,
                 read_timeout: opts.read_timeout,
                 auth: opts.auth,
@@ -209,9 +236,14 @@ impl Backend {
         })
     }
 
-    /// The (first) base URL requests go to.
-    pub fn base_url(&self) -> &Url {
-        &self.inner.pool.target(0).base
+    /// The (first) base URL requests go to now; while DNS discovery has
+    /// found no address, the first discovered entry's URL (with its name).
+    pub fn base_url(&self) -> Url {
+        let inner = &self.inner;
+        match inner.pool.snapshot().first() {
+            Some(t) => t.base.clone(),
+            None => inner.first_configured.clone(),
+        }
     }
 
     /// How requests are authenticated.
@@ -224,7 +256,7 @@ impl Backend {
         self.inner.pool.len()
     }
 
-    /// Never true: a backend has at least one URL.
+    /// True only while DNS discovery has found no address.
     pub fn is_empty(&self) -> bool {
         self.inner.pool.is_empty()
     }
@@ -235,7 +267,7 @@ impl Backend {
     /// (credentials, a request that cannot be built: it would fail anywhere).
     async fn send_to(
         &self,
-        i: usize,
+        target: &pool::Target,
         req: &BackendRequest,
     ) -> Result<Response, (BackendError, Transport)> {
         let not_sent = |e: BackendError| (e, Transport::NotTried);
@@ -247,7 +279,7 @@ impl Backend {
         } else {
             &req.params.url
         };
-        let endpoint = &inner.endpoints[i];
+        let endpoint = &target.endpoint;
         let (url, uri) = endpoint.url_for(&req.path, query).map_err(|why| {
             tracing::error!("{why}");
             not_sent(BackendError::Other(why))
@@ -338,13 +370,22 @@ impl Backend {
     /// check passes again.
     pub async fn send(&self, req: BackendRequest) -> Result<Response, BackendError> {
         let pool = &self.inner.pool;
-        if pool.len() == 1 {
-            return self.send_to(0, &req).await.map_err(|(e, _)| e);
+        // One snapshot for the whole request: a target removed meanwhile
+        // (DNS discovery) still serves this request, not the next ones.
+        let targets = pool.snapshot();
+        match targets.len() {
+            0 => {
+                return Err(BackendError::Unreachable(
+                    "DNS discovery has found no backend address".to_owned(),
+                ))
+            }
+            1 => return self.send_to(&targets[0], &req).await.map_err(|(e, _)| e),
+            _ => {}
         }
-        let order = pool.order();
-        let first = order.first().copied().unwrap_or(0);
+        let order = pool.order(&targets);
+        let first = &targets[order[0]];
         let result = self.send_to(first, &req).await;
-        let Some(&second) = order.get(1) else {
+        let Some(second) = order.get(1).map(|i| &targets[*i]) else {
             return result.map_err(|(e, _)| e);
         };
         let why = match &result {
@@ -355,20 +396,20 @@ impl Backend {
             }
             _ => return result.map_err(|(e, _)| e),
         };
-        pool.record(first, Err(why.clone()), false);
+        first.record(Err(why.clone()), false);
         tracing::warn!(
-            failed = %pool.target(first).base,
-            retry = %pool.target(second).base,
+            failed = %first.base,
+            retry = %second.base,
             reason = %why,
             "backend request failed, retrying on another backend"
         );
         self.send_to(second, &req).await.map_err(|(e, _)| e)
     }
 
-    /// `GET <base><health_check_path>` on backend `i`: `Ok` when it answers 2xx.
-    async fn check(&self, i: usize) -> Result<(), String> {
+    /// `GET <base><health_check_path>` on `target`: `Ok` when it answers 2xx.
+    async fn check(&self, target: &pool::Target) -> Result<(), String> {
         let inner = &self.inner;
-        let endpoint = &inner.endpoints[i];
+        let endpoint = &target.endpoint;
         let (url, uri) = endpoint.url_for(&inner.health_path, "")?;
         let timeout = inner
             .health_interval
@@ -410,12 +451,38 @@ impl Backend {
     /// Checks every backend now, records the outcome (a change of state is
     /// logged) and returns each one's state.
     pub async fn check_all(&self) -> Vec<TargetReport> {
-        let n = self.inner.pool.len();
-        let outcomes = futures_util::future::join_all((0..n).map(|i| self.check(i))).await;
-        for (i, outcome) in outcomes.into_iter().enumerate() {
-            self.inner.pool.record(i, outcome, true);
+        let targets = self.inner.pool.snapshot();
+        let outcomes = futures_util::future::join_all(targets.iter().map(|t| self.check(t))).await;
+        for (t, outcome) in targets.iter().zip(outcomes) {
+            t.record(outcome, true);
         }
         self.inner.pool.report()
+    }
+
+    /// Resolves the discovered entries once and swaps the pool's targets
+    /// (configured ones first, then the discovered ones); returns whether
+    /// anything changed. Nothing to do without discovery.
+    pub async fn rediscover(&self) -> bool {
+        let inner = &self.inner;
+        let Some(d) = &inner.discovery else {
+            return false;
+        };
+        let mut list = Vec::new();
+        for b in &inner.static_bases {
+            if let Ok(t) = target(b.clone(), None, &inner.health_path) {
+                list.push(t);
+            }
+        }
+        for (base, source) in d.resolve_all().await {
+            if inner.static_bases.contains(&base) {
+                continue;
+            }
+            match target(base, Some(source), &inner.health_path) {
+                Ok(t) => list.push(t),
+                Err(why) => tracing::warn!("DNS discovery: {why}"),
+            }
+        }
+        inner.pool.replace(list)
     }
 
     /// Every backend's last known state, without checking.
@@ -427,7 +494,18 @@ impl Backend {
     /// `health_check_interval`, for as long as the runtime runs. Must be
     /// called within a Tokio runtime.
     pub fn start_health_checks(&self) {
-        if self.inner.pool.len() < 2 {
+        if let Some(d) = &self.inner.discovery {
+            let me = self.clone();
+            let every = d.interval;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    me.rediscover().await;
+                }
+            });
+        } else if self.inner.pool.len() < 2 {
             return;
         }
         let me = self.clone();
@@ -448,4 +526,13 @@ impl Backend {
             BackendError::Other(root_cause(e))
         }
     }
+}
+
+/// A pool target for `base`, checked: its health-check URL can be built.
+fn target(base: Url, source: Option<String>, health_path: &str) -> Result<pool::Target, String> {
+    let endpoint = Endpoint::new(&base)?;
+    endpoint
+        .url_for(health_path, "")
+        .map_err(|e| format!("[prometheus] health_check_path: {e}"))?;
+    Ok(pool::Target::new(base, endpoint, source))
 }

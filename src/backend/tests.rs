@@ -126,6 +126,7 @@ fn options(ports: &[u16]) -> BackendOptions {
         tenant: None,
         health_check_path: "/-/ready".into(),
         health_check_interval: Duration::from_secs(5),
+        discovery: None,
     }
 }
 

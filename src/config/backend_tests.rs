@@ -377,3 +377,71 @@ fn internal_listen_is_off_by_default_and_takes_host_port() {
         assert_eq!(c.api.internal_listen.as_deref(), Some(v));
     }
 }
+
+#[test]
+fn dns_and_dnssrv_entries_are_discovered_not_static() {
+    let (c, _) = ok("[prometheus]\nurls = http://a:9092, dns+prom.svc:9090, \
+         dnssrv+https://_web._tcp.prom.svc/prefix\ndns_server = 127.0.0.1:5353\n");
+    let p = &c.prometheus;
+    assert_eq!(p.base_urls().len(), 1);
+    assert_eq!(p.base_urls()[0].as_str(), "http://a:9092/");
+    let d: Vec<(bool, String)> = p
+        .discovered
+        .iter()
+        .map(|d| (d.srv, d.template.to_string()))
+        .collect();
+    assert_eq!(
+        d,
+        [
+            (false, "http://prom.svc:9090/".to_owned()),
+            (true, "https://_web._tcp.prom.svc/prefix/".to_owned())
+        ]
+    );
+    assert_eq!(p.discovered[0].entry, "dns+prom.svc:9090");
+    assert!(p.uses_tls());
+    assert_eq!(p.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+    assert_eq!(p.dns_refresh_interval, 30.0);
+
+    // `url` may be one too; then there is no static backend at all.
+    let (c, _) = ok("[prometheus]\nurl = dns+http://prom.svc:9090/p\ndns_server = ::1\n");
+    assert!(c.prometheus.base_urls().is_empty());
+    assert_eq!(c.prometheus.discovered.len(), 1);
+    assert_eq!(c.prometheus.dns_server, Some("[::1]:53".parse().unwrap()));
+    // `urls` replaces `url`, discovered or not.
+    let (c, _) = ok("[prometheus]\nurl = dns+http://x:1\nurls = http://a:9092\n");
+    assert!(c.prometheus.discovered.is_empty());
+}
+
+#[test]
+fn bad_discovered_entries_name_the_option() {
+    for (text, option, says) in [
+        (
+            "urls = dnssrv+_web._tcp.x:9090",
+            "urls",
+            "takes its ports from the SRV records",
+        ),
+        (
+            "urls = dns+ftp://x:21",
+            "urls",
+            "the scheme must be http or https",
+        ),
+        (
+            "url = dns+http://u:p@x:1",
+            "url",
+            "must not contain credentials",
+        ),
+        ("urls = dns+http://x:1/?a=b", "urls", "no query or fragment"),
+        (
+            "dns_server = resolver.example",
+            "dns_server",
+            "not an IP address",
+        ),
+    ] {
+        let e = err(&format!("[prometheus]\n{text}\n"));
+        let shown = e.to_string();
+        assert!(
+            shown.contains(option) && shown.contains(says),
+            "{text}: {shown}"
+        );
+    }
+}

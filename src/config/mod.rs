@@ -48,7 +48,9 @@ pub use keystone::{KeystoneSection, MemcacheSecurity};
 pub use limits::LimitsSection;
 pub use middleware::MiddlewareSection;
 pub use policy::PolicySection;
-pub use prometheus::{BackendAuthConfig, BackendAuthMethod, PrometheusSection, TenantConfig};
+pub use prometheus::{
+    BackendAuthConfig, BackendAuthMethod, DiscoveredBackend, PrometheusSection, TenantConfig,
+};
 pub use prometheus_aws::{AwsCredentialSource, AwsSection};
 pub use prometheus_azure::{AzureIdentityKind, AzureSection};
 pub use prometheus_google::{GoogleIdentityKind, GoogleSection};

@@ -630,9 +630,11 @@ pub static OPTIONS: &[OptSpec] = &[
     opt("prometheus", "project_label_name", Str, Some("project"),
         "Label holding the project id on every series. Scoped callers only see series whose \
          label equals their project id."),
-    opt("prometheus", "url", Url, None,
+    opt("prometheus", "url", Str, None,
         "Full URL of the Prometheus API root, with an optional path prefix, for example \
-         https://prom.example.com:9443/prometheus. When set it replaces host, port and use_tls."),
+         https://prom.example.com:9443/prometheus. When set it replaces host, port and use_tls. \
+         A discovered entry is accepted too (dns+http://NAME:PORT/PREFIX, dnssrv+http://_NAME._tcp.DOMAIN/PREFIX: \
+         see urls)."),
     opt("prometheus", "timeout", float(Some(0.001), None), Some("60"),
         "Seconds to wait for the head (status and headers) of Prometheus' answer, from \
          sending the request, before answering 504. The body that follows is bounded by \
@@ -650,14 +652,26 @@ pub static OPTIONS: &[OptSpec] = &[
          request whose connection fails is retried once on another one; each is checked in the \
          background (health_check_path) and returns to service when it is ready again. When \
          set it replaces url, host, port and use_tls. Every backend uses the same TLS options \
-         and auth_method."),
+         and auth_method. An entry may be discovered by DNS, Thanos-style: dns+http://NAME:PORT/PREFIX \
+         (or dns+NAME:PORT, meaning http) is every A/AAAA address of NAME; \
+         dnssrv+http://_NAME._tcp.DOMAIN/PREFIX (or dnssrv+_NAME._tcp.DOMAIN) is every \
+         host:port of the SRV records. They are resolved again every dns_refresh_interval: an \
+         address that appears joins the pool, one that disappears drains (requests on it \
+         finish, no new ones go there); a failed or empty answer keeps the last known \
+         addresses."),
+    opt("prometheus", "dns_refresh_interval", float(Some(0.1), None), Some("30"),
+        "Seconds between two resolutions of the dns+ and dnssrv+ entries of url and urls \
+         (answers are also cached for their DNS TTL)."),
+    opt("prometheus", "dns_server", Str, None,
+        "Address (IP or IP:PORT) of the DNS server asked for the dns+ and dnssrv+ entries of \
+         url and urls. Unset: the system's resolvers, from /etc/resolv.conf."),
     opt("prometheus", "health_check_path", Str, Some("/-/ready"),
         "Path below each backend URL that the background health check of urls asks (GET); a \
          2xx answer means ready. /-/ready for Prometheus and Thanos; Mimir serves \
          /api/v1/status/buildinfo below its prefix."),
     opt("prometheus", "health_check_interval", float(Some(0.1), None), Some("5"),
         "Seconds between background health checks of the backends of urls (not used with a \
-         single backend)."),
+         single configured backend without DNS discovery)."),
     opt("prometheus", "auth_method", choice(&["auto", "none", "basic", "bearer_file", "sigv4", "azure", "google"]),
         Some("auto"),
         "How requests to the backend are authenticated. 'none': nothing added. 'basic': \

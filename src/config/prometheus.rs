@@ -34,6 +34,13 @@ pub struct PrometheusSection {
     pub read_timeout: f64,
     /// Several equivalent backends; when non-empty, replaces url/host/port.
     pub urls: Vec<Url>,
+    /// The `dns+…` / `dnssrv+…` entries of `url` and `urls`, resolved
+    /// periodically into more backends.
+    pub discovered: Vec<DiscoveredBackend>,
+    /// Seconds between two resolutions of the discovered entries.
+    pub dns_refresh_interval: f64,
+    /// The DNS server asked (`None`: the system's, from /etc/resolv.conf).
+    pub dns_server: Option<std::net::SocketAddr>,
     /// Path below each backend URL asked by the background health check.
     pub health_check_path: String,
     /// Seconds between background health checks.
@@ -44,6 +51,53 @@ pub struct PrometheusSection {
     pub tenant_header: Option<String>,
     pub tenant: Option<String>,
     pub tenant_per_project: bool,
+}
+
+/// A Thanos-style `dns+http://host:port/prefix` (A/AAAA; `dns+host:port`
+/// means http) or `dnssrv+http://_name._tcp.domain/prefix` (SRV: the
+/// records give the hosts and ports) entry of `[prometheus] url`/`urls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredBackend {
+    /// The entry as written, for logs and the health report.
+    pub entry: String,
+    /// SRV (`dnssrv+`) rather than A/AAAA (`dns+`).
+    pub srv: bool,
+    /// The URL after the prefix, ending in `/`; its host is the name to
+    /// resolve. For `dns+` its port (or the scheme's) is the port used.
+    pub template: Url,
+}
+
+impl DiscoveredBackend {
+    /// `Ok(None)` when `s` is an ordinary URL; the entry, or what is wrong.
+    pub fn parse(s: &str) -> Result<Option<DiscoveredBackend>, String> {
+        let (srv, rest) = if let Some(r) = s.strip_prefix("dnssrv+") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("dns+") {
+            (false, r)
+        } else {
+            return Ok(None);
+        };
+        let with_scheme = if rest.contains("://") {
+            rest.to_owned()
+        } else {
+            format!("http://{rest}")
+        };
+        let mut template = resolve::parse_url(&with_scheme).map_err(|p| format!("{s:?}: {p}"))?;
+        if srv && template.port().is_some() {
+            return Err(format!(
+                "{s:?}: a dnssrv+ entry takes its ports from the SRV records; remove the port"
+            ));
+        }
+        if !template.path().ends_with('/') {
+            let path = format!("{}/", template.path());
+            template.set_path(&path);
+        }
+        Ok(Some(DiscoveredBackend {
+            entry: s.to_owned(),
+            srv,
+            template,
+        }))
+    }
 }
 
 /// `[prometheus] auth_method`, after `auto` has been resolved from the
@@ -106,8 +160,12 @@ impl PrometheusSection {
 
     /// Whether connections to Prometheus use TLS (from `urls`, `url` or `use_tls`).
     pub fn uses_tls(&self) -> bool {
-        if !self.urls.is_empty() {
-            return self.urls.iter().any(|u| u.scheme() == "https");
+        if !self.urls.is_empty() || !self.discovered.is_empty() {
+            return self
+                .urls
+                .iter()
+                .chain(self.discovered.iter().map(|d| &d.template))
+                .any(|u| u.scheme() == "https");
         }
         match &self.url {
             Some(u) => u.scheme() == "https",
@@ -115,10 +173,14 @@ impl PrometheusSection {
         }
     }
 
-    /// Every backend requests may go to: the `urls`, or the one of
-    /// [`base_url`](Self::base_url). Each ends in `/`.
+    /// Every configured backend requests may go to: the `urls`, or the one
+    /// of [`base_url`](Self::base_url) (none when `url`/`urls` only have
+    /// discovered entries: see [`discovered`](Self::discovered)). Each ends in `/`.
     pub fn base_urls(&self) -> Vec<Url> {
         if self.urls.is_empty() {
+            if !self.discovered.is_empty() {
+                return Vec::new();
+            }
             return vec![self.base_url()];
         }
         self.urls
@@ -160,16 +222,52 @@ pub(super) fn build_prometheus(r: &mut Resolver<'_>) -> Result<PrometheusSection
             ),
         ));
     }
-    let url = r.url("prometheus", "url")?;
-    if let Some(u) = &url {
-        check_backend_url("url", u)?;
+    let mut discovered = Vec::new();
+    let mut url = None;
+    if let Some(text) = r.opt_string("prometheus", "url")? {
+        match DiscoveredBackend::parse(&text)
+            .map_err(|p| ConfigError::new("prometheus", "url", p))?
+        {
+            Some(d) => {
+                check_backend_url("url", &d.template)?;
+                discovered.push(d);
+            }
+            None => {
+                let u = resolve::parse_url(&text)
+                    .map_err(|p| ConfigError::new("prometheus", "url", p))?;
+                check_backend_url("url", &u)?;
+                url = Some(u);
+            }
+        }
     }
     let mut urls = Vec::new();
+    let mut discovered_in_urls = Vec::new();
     for item in non_empty(r.list("prometheus", "urls")?) {
+        if let Some(d) = DiscoveredBackend::parse(&item)
+            .map_err(|p| ConfigError::new("prometheus", "urls", p))?
+        {
+            check_backend_url("urls", &d.template)?;
+            discovered_in_urls.push(d);
+            continue;
+        }
         let u = resolve::parse_url(&item).map_err(|p| ConfigError::new("prometheus", "urls", p))?;
         check_backend_url("urls", &u)?;
         urls.push(u);
     }
+    // `urls` replaces `url`, discovered entries included.
+    if !urls.is_empty() || !discovered_in_urls.is_empty() {
+        discovered = discovered_in_urls;
+    }
+    let dns_server = match r.opt_string("prometheus", "dns_server")? {
+        None => None,
+        Some(text) => Some(parse_dns_server(&text).map_err(|p| {
+            ConfigError::new(
+                "prometheus",
+                "dns_server",
+                format!("invalid value {text:?}: {p}"),
+            )
+        })?),
+    };
     let username = r.opt_string("prometheus", "username")?;
     let password = r.secret("prometheus", "password")?;
     let bearer_token_file = r.opt_string("prometheus", "bearer_token_file")?;
@@ -220,6 +318,9 @@ pub(super) fn build_prometheus(r: &mut Resolver<'_>) -> Result<PrometheusSection
         connect_timeout: r.float("prometheus", "connect_timeout")?,
         read_timeout: r.float("prometheus", "read_timeout")?,
         urls,
+        discovered,
+        dns_refresh_interval: r.float("prometheus", "dns_refresh_interval")?,
+        dns_server,
         health_check_path,
         health_check_interval: r.float("prometheus", "health_check_interval")?,
         auth_method,
@@ -228,12 +329,24 @@ pub(super) fn build_prometheus(r: &mut Resolver<'_>) -> Result<PrometheusSection
         tenant: r.opt_string("prometheus", "tenant")?,
         tenant_per_project: r.bool("prometheus", "tenant_per_project")?,
     };
-    if section.url.is_none() && section.urls.is_empty() {
+    if section.url.is_none() && section.urls.is_empty() && section.discovered.is_empty() {
         section
             .try_base_url()
             .map_err(|p| ConfigError::new("prometheus", "host", format!("invalid value: {p}")))?;
     }
     Ok(section)
+}
+
+/// `IP` or `IP:PORT` (`[IPv6]:PORT`) of a DNS server; port 53 by default.
+fn parse_dns_server(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(a) = text.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    let ip = text.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| "not an IP address or IP:port (a DNS server is given by address)".to_owned())
 }
 
 /// A backend URL carries no credentials, query or fragment (they would be
