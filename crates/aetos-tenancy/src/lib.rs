@@ -102,6 +102,10 @@ pub enum TenancyError {
     /// Valid PromQL that cannot be scoped safely for a project-scoped caller.
     #[error("not allowed for a project-scoped caller: {0}")]
     Unsupported(String),
+    /// A selector the metric access rules allow only in parts that one
+    /// selector cannot express (several rules with different matchers).
+    #[error("not allowed by the metric access rules as one selector: {0}")]
+    NotConfinable(String),
     /// The printed query did not survive the proofs run before it is
     /// returned. This is a refusal, not a crash: the engine would rather
     /// answer 400 than forward text it cannot vouch for.
@@ -269,21 +273,55 @@ pub fn scope_match_params_granted(
     project: &str,
     grants: Option<&Grants>,
 ) -> Result<Vec<String>, TenancyError> {
-    let mut scope = Scope::new(label, project)?;
-    scope.grants = grants;
     if matches.is_empty() {
-        let mut only = Expr::VectorSelector(VectorSelector::new(
-            None,
-            Matchers::new(vec![scope.matcher()]),
-        ));
-        let mut regexes = Vec::new();
-        let selectors = enforce::enforce(&mut only, &scope, &mut regexes)?;
-        return Ok(vec![finish(only, &scope, selectors, &regexes)?.text]);
+        let only = |grants: Option<&Grants>| {
+            let mut scope = Scope::new(label, project)?;
+            scope.grants = grants;
+            let mut only = Expr::VectorSelector(VectorSelector::new(
+                None,
+                Matchers::new(vec![scope.matcher()]),
+            ));
+            let mut regexes = Vec::new();
+            let selectors = enforce::enforce(&mut only, &scope, &mut regexes)?;
+            finish(only, &scope, selectors, &regexes).map(|s| s.text)
+        };
+        return match (only(grants), grants) {
+            (Err(TenancyError::NotConfinable(_)), Some(g)) => {
+                g.each().map(|one| only(Some(&one))).collect()
+            }
+            (r, _) => r.map(|s| vec![s]),
+        };
     }
     matches
         .iter()
         .map(|m| scope_selector_granted(m, label, project, grants))
         .collect()
+}
+
+/// Like [`scope_match_params_granted`], but a selector the rules allow only
+/// in parts becomes one selector per rule selector (their union, which a
+/// `match[]` list, or an `or`, expresses).
+pub fn scope_match_list_granted(
+    matches: &[String],
+    label: &str,
+    project: &str,
+    grants: Option<&Grants>,
+) -> Result<Vec<String>, TenancyError> {
+    if matches.is_empty() {
+        return scope_match_params_granted(matches, label, project, grants);
+    }
+    let mut out = Vec::with_capacity(matches.len());
+    for m in matches {
+        match (scope_selector_granted(m, label, project, grants), grants) {
+            (Err(TenancyError::NotConfinable(_)), Some(g)) => {
+                for one in g.each() {
+                    out.push(scope_selector_granted(m, label, project, Some(&one))?);
+                }
+            }
+            (r, _) => out.push(r?),
+        }
+    }
+    Ok(out)
 }
 
 /// Bound the input lexically, then parse it; return the tree (whose regex

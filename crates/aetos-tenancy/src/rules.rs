@@ -174,6 +174,14 @@ impl Grants {
     pub fn iter(&self) -> impl Iterator<Item = &Grant> {
         self.grants.iter().map(|g| g.as_ref())
     }
+
+    /// Each grant on its own: a list of selectors (`match[]`) can hold
+    /// their union where one selector cannot.
+    pub fn each(&self) -> impl Iterator<Item = Grants> + '_ {
+        self.grants.iter().map(|g| Grants {
+            grants: vec![g.clone()],
+        })
+    }
 }
 
 /// The fixed metric name of a selector, if any. Regex matchers reach this
@@ -224,7 +232,7 @@ fn deny(matchers: &mut Vec<Matcher>) {
 }
 
 fn not_confinable(what: &str) -> TenancyError {
-    TenancyError::Unsupported(format!(
+    TenancyError::NotConfinable(format!(
         "{what} is allowed by several metric access rules with different label matchers, \
          which one selector cannot express; query each allowed selector separately"
     ))
@@ -345,7 +353,7 @@ mod tests {
     #[test]
     fn two_narrow_grants_for_one_name_are_refused_not_widened() {
         let e = q("up", &["{job=\"a\"}", "{job=\"b\"}"]).unwrap_err();
-        assert!(matches!(e, TenancyError::Unsupported(_)), "{e}");
+        assert!(matches!(e, TenancyError::NotConfinable(_)), "{e}");
     }
 
     #[test]
@@ -418,6 +426,34 @@ mod tests {
             scope_selector_granted("node_load1", "project", "p", Some(&g)).unwrap(),
             "node_load1{__aetos_denied__=\"true\",project=\"p\"}"
         );
+    }
+
+    #[test]
+    fn match_lists_hold_the_union_one_selector_cannot() {
+        let g = grants(&["{__name__=~\"ceilometer_.*\"}", "{job=\"x\"}"]);
+        assert_eq!(
+            scope_match_params_granted(&[], "project", "p", Some(&g)).unwrap(),
+            vec![
+                "{__name__=~\"ceilometer_.*\",project=\"p\"}".to_owned(),
+                "{job=\"x\",project=\"p\"}".to_owned()
+            ]
+        );
+        let out = crate::scope_match_list_granted(
+            &["{instance=\"i\"}".to_owned()],
+            "project",
+            "p",
+            Some(&g),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                "{__name__=~\"ceilometer_.*\",instance=\"i\",project=\"p\"}".to_owned(),
+                "{instance=\"i\",job=\"x\",project=\"p\"}".to_owned()
+            ]
+        );
+        // One selector alone is still refused: it cannot hold the union.
+        assert!(scope_selector_granted("{instance=\"i\"}", "project", "p", Some(&g)).is_err());
     }
 
     #[test]
