@@ -569,9 +569,14 @@ fn spawn_file_watch(path: PathBuf, interval: Duration, changed: impl Fn() + 'sta
             .ok()
             .map(|m| (m.modified().ok(), m.len()))
     };
+    // Stamped now, before serving starts: a change made once the server
+    // answers is always seen as one.
+    let mut seen = stamp(&path);
+    // The first check one interval from now (an interval's first tick is
+    // immediate, and may come after a change it must not count as seen).
+    let first = tokio::time::Instant::now() + interval;
     actix_web::rt::spawn(async move {
-        let mut seen = stamp(&path);
-        let mut tick = tokio::time::interval(interval);
+        let mut tick = tokio::time::interval_at(first, interval);
         loop {
             tick.tick().await;
             let now = stamp(&path);

@@ -40,13 +40,20 @@ pub(super) async fn api_request(
         if let (Some(project), Scoping::FilterResponse(f)) = (&prepared.project, api.scoping) {
             if f.builds_own_answer() {
                 // metadata, targets/metadata: built from the project's targets.
-                let grants = state.scoper.grants(project, &admitted.roles);
-                let params = &prepared.request.params;
-                return filter::scoped_metadata(f, params, &state, project, grants.as_ref()).await;
+                let (params, grants) = (&prepared.request.params, prepared.grants.as_ref());
+                return filter::scoped_metadata(f, params, &state, project, grants).await;
             }
         }
+        let grants = prepared.grants;
         let resp = forward(&state, &api, prepared.request).await?;
-        answer(resp, &api, &state, prepared.project, admitted.admission).await
+        answer(
+            resp,
+            &api,
+            &state,
+            (prepared.project, grants),
+            admitted.admission,
+        )
+        .await
     };
     match answered.await {
         Ok(r) => r,
@@ -159,6 +166,8 @@ struct Prepared {
     request: BackendRequest,
     /// The project a scoped caller is confined to.
     project: Option<String>,
+    /// Its metric access rules (`None`: no rules file, or privileged).
+    grants: Option<CallerGrants>,
 }
 
 /// Reads the body, builds the backend request, applies the time limits
@@ -181,10 +190,11 @@ async fn prepare(
             breq.params.push(&name, &value);
         }
     }
+    let mut grants = None;
     let project = match (&admitted.access, limits) {
         (Access::Privileged, _) | (_, None) => None,
         (Access::Scoped { project }, Some((k, a))) => {
-            let grants = state.scoper.grants(project, &admitted.roles);
+            grants = state.scoper.grants(project, &admitted.roles);
             breq.params = scoped(
                 &a.values,
                 k,
@@ -192,7 +202,7 @@ async fn prepare(
                 api.scoping,
                 &breq.params,
                 project,
-                grants,
+                grants.clone(),
             )
             .await?;
             if matches!(api.scoping, Scoping::FilterResponse(_)) {
@@ -207,6 +217,7 @@ async fn prepare(
     Ok(Prepared {
         request: breq,
         project,
+        grants,
     })
 }
 
@@ -288,12 +299,12 @@ async fn answer(
     resp: crate::backend::Response,
     api: &Api,
     state: &State,
-    project: Option<String>,
+    (project, grants): (Option<String>, Option<CallerGrants>),
     admission: Option<Admission>,
 ) -> Result<HttpResponse, Refusal> {
     match (project, api.scoping) {
         (Some(project), Scoping::FilterResponse(f)) => {
-            filter::filtered(resp, f, state, &project).await
+            filter::filtered(resp, f, state, &project, grants).await
         }
         _ => Ok(stream_held(resp, admission)),
     }

@@ -324,6 +324,17 @@ pub fn scope_match_list_granted(
     Ok(out)
 }
 
+/// Whether every selector of `query` (a rule's expression, say) reads only
+/// series `grants` allow as they are: confining it to the grants changes
+/// nothing. A query that is refused, or that the grants would narrow or
+/// deny, is not within them. For filtering answers that quote PromQL.
+pub fn within_grants(query: &str, grants: &Grants) -> bool {
+    // Any valid label and project: only the difference matters.
+    let plain = scope_query_granted(query, "project", "p", None);
+    let granted = scope_query_granted(query, "project", "p", Some(grants));
+    matches!((plain, granted), (Ok(a), Ok(b)) if a == b)
+}
+
 /// Bound the input lexically, then parse it; return the tree (whose regex
 /// matchers hold placeholders) and the regex values (see `prescan`).
 ///

@@ -472,6 +472,19 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_expression_is_within_grants_only_if_nothing_changes() {
+        let g = grants(&["{__name__=~\"ceilometer_.*\"}", "up{job=\"x\"}"]);
+        assert!(crate::within_grants("rate(ceilometer_cpu[5m]) > 0", &g));
+        assert!(!crate::within_grants("node_load1 > 1", &g));
+        assert!(
+            !crate::within_grants("up == 0", &g),
+            "narrowed is not within"
+        );
+        assert!(!crate::within_grants("ceilometer_cpu + on() absent(x)", &g));
+        assert!(!crate::within_grants("sum(", &g));
+    }
+
+    #[test]
     fn names_are_admitted_for_answer_filtering() {
         let g = grants(&["{__name__=~\"ceilometer_.*\"}", "up{job=\"x\"}"]);
         assert!(g.admits_name("ceilometer_cpu"));

@@ -35,7 +35,7 @@ use crate::tenancy;
 use metadata::FAMILY_SUFFIXES;
 pub use metadata::{metadata_answer, targets_metadata_answer, MetadataQuery, ProjectSeries};
 use raw::RawObject;
-pub use rules::{filter_alerts, filter_rules};
+pub use rules::{filter_alerts, filter_rules, filter_rules_granted};
 
 /// Bodies at least this large are parsed and filtered on the blocking
 /// thread pool rather than on an async worker.
@@ -177,6 +177,7 @@ pub async fn filtered(
     filter: Filter,
     state: &State,
     project: &str,
+    grants: Option<CallerGrants>,
 ) -> Result<HttpResponse, Refusal> {
     if !resp.status().is_success() {
         return Ok(super::stream_unfiltered(resp));
@@ -187,7 +188,10 @@ pub async fn filtered(
     let project = project.to_owned();
     let out = run(body.len(), move || {
         let out = match filter {
-            Filter::Rules => filter_rules(&body, &label, &project),
+            Filter::Rules => {
+                let g = grants.as_ref().map(|g| g.grants.as_ref());
+                filter_rules_granted(&body, &label, &project, g)
+            }
             Filter::Alerts => filter_alerts(&body, &label, &project),
             // These build their own answer (scoped_metadata).
             Filter::Metadata | Filter::TargetsMetadata => {
