@@ -24,6 +24,7 @@ use crate::config::{self, AuthMode, BackendAuthConfig, Config, MemcacheSecurity,
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::policy::{Enforcer, PolicyOptions};
+use crate::request::MetricRules;
 use crate::server::{self, ListenOptions};
 use crate::state::{Authn, HealthOptions, State};
 use crate::telemetry::{self, LogOptions};
@@ -35,6 +36,8 @@ pub struct Loaded {
     pub enforcer: Enforcer,
     /// `[limits]` with its overrides file read (a broken one stops here).
     pub limits: Arc<Limits>,
+    /// `[prometheus] metric_rules_file`, read (a broken one stops here).
+    pub metric_rules: Arc<MetricRules>,
     /// A `tracing` level from `--log-level`, overriding `[DEFAULT] debug`.
     pub log_level: Option<String>,
 }
@@ -58,6 +61,7 @@ pub fn load_with_overrides(
     let enforcer = Enforcer::new(policy_options(&config))
         .map_err(|e| format!("[oslo_policy] policy_file: {e}"))?;
     let limits = Arc::new(limits_from(&config)?);
+    let metric_rules = Arc::new(metric_rules_from(&config)?);
     // The certificate and key are read now, so check-config sees a bad pair.
     tls_config(&config)?;
     Ok(Loaded {
@@ -65,8 +69,20 @@ pub fn load_with_overrides(
         warnings,
         enforcer,
         limits,
+        metric_rules,
         log_level: None,
     })
+}
+
+/// `[prometheus] metric_rules_file`, found like the policy file.
+fn metric_rules_from(c: &Config) -> Result<MetricRules, String> {
+    let Some(name) = &c.prometheus.metric_rules_file else {
+        return Ok(MetricRules::none());
+    };
+    let path = c
+        .find_file(name)
+        .ok_or_else(|| format!("[prometheus] metric_rules_file: {name} not found"))?;
+    MetricRules::load(path).map_err(|e| format!("[prometheus] metric_rules_file: {e}"))
 }
 
 /// Builds the backend's options as serving would (credential sources,
@@ -320,7 +336,10 @@ pub(crate) fn build_state(loaded: &Loaded) -> Result<State, String> {
         enforcer: loaded.enforcer.clone(),
         backend,
         alertmanager,
-        scoper: crate::request::Scoper::new(c.prometheus.project_label_name.clone()),
+        scoper: crate::request::Scoper::with_rules(
+            c.prometheus.project_label_name.clone(),
+            loaded.metric_rules.clone(),
+        ),
         root_path: c.api.root_path.clone(),
         www_authenticate_uri: c
             .keystone
@@ -507,9 +526,14 @@ pub fn serve(loaded: Loaded) -> Result<(), String> {
             state.limits.clone(),
             loaded.config.limits.overrides_reload_interval,
         );
+        spawn_rules_reload(
+            loaded.metric_rules.clone(),
+            Duration::from_secs_f64(loaded.config.prometheus.metric_rules_reload_interval),
+        );
         spawn_sighup(
             loaded.enforcer.clone(),
             state.limits.clone(),
+            loaded.metric_rules.clone(),
             log_handle,
             loaded.config.config_files.clone(),
             loaded.config.config_dirs.clone(),
@@ -524,14 +548,42 @@ fn spawn_limits_reload(limits: Arc<Limits>, interval: Duration) {
     let Some(path) = limits.overrides_file().map(PathBuf::from) else {
         return;
     };
+    spawn_file_watch(path, interval, move || {
+        if let Err(e) = limits.reload() {
+            tracing::error!("limits overrides not reloaded, keeping the last good ones: {e}");
+        }
+    });
+}
+
+/// Re-reads `[prometheus] metric_rules_file` when it changes. A failed
+/// reload keeps the last good rules.
+fn spawn_rules_reload(rules: Arc<MetricRules>, interval: Duration) {
+    let Some(path) = rules.file().map(PathBuf::from) else {
+        return;
+    };
+    spawn_file_watch(path, interval, move || {
+        if let Err(e) = rules.reload() {
+            tracing::error!("metric access rules not reloaded, keeping the last good ones: {e}");
+        }
+    });
+}
+
+/// Calls `changed` whenever the modification time or size of `path`
+/// changes, checked every `interval`.
+fn spawn_file_watch(path: PathBuf, interval: Duration, changed: impl Fn() + 'static) {
     let stamp = |p: &PathBuf| {
         std::fs::metadata(p)
             .ok()
             .map(|m| (m.modified().ok(), m.len()))
     };
+    // Stamped now, before serving starts: a change made once the server
+    // answers is always seen as one.
+    let mut seen = stamp(&path);
+    // The first check one interval from now (an interval's first tick is
+    // immediate, and may come after a change it must not count as seen).
+    let first = tokio::time::Instant::now() + interval;
     actix_web::rt::spawn(async move {
-        let mut seen = stamp(&path);
-        let mut tick = tokio::time::interval(interval);
+        let mut tick = tokio::time::interval_at(first, interval);
         loop {
             tick.tick().await;
             let now = stamp(&path);
@@ -539,9 +591,7 @@ fn spawn_limits_reload(limits: Arc<Limits>, interval: Duration) {
                 continue;
             }
             seen = now;
-            if let Err(e) = limits.reload() {
-                tracing::error!("limits overrides not reloaded, keeping the last good ones: {e}");
-            }
+            changed();
         }
     });
 }
@@ -551,6 +601,7 @@ fn spawn_limits_reload(limits: Arc<Limits>, interval: Duration) {
 fn spawn_sighup(
     enforcer: Enforcer,
     limits: Arc<Limits>,
+    rules: Arc<MetricRules>,
     log: telemetry::LogHandle,
     files: Vec<PathBuf>,
     dirs: Vec<PathBuf>,
@@ -570,6 +621,11 @@ fn spawn_sighup(
             if let Err(e) = limits.reload() {
                 tracing::error!(
                     "SIGHUP: limits overrides not reloaded, keeping the last good ones: {e}"
+                );
+            }
+            if let Err(e) = rules.reload() {
+                tracing::error!(
+                    "SIGHUP: metric access rules not reloaded, keeping the last good ones: {e}"
                 );
             }
             match config::load(&files, &dirs) {

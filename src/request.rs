@@ -6,10 +6,12 @@
 //! send) and `backend` (which sends them), so that both can name the same
 //! values without importing each other; it only uses the tenancy engine.
 
+mod rules;
 mod scope;
 
 use url::form_urlencoded;
 
+pub use rules::{CallerGrants, MetricRules};
 pub use scope::{
     scope_params_counted, scoped_input_bytes, RewriteError, Scoper, INLINE_REWRITE_BYTES,
 };

@@ -18,7 +18,7 @@ use crate::backend::{BackendRequest, FORWARDED_REQUEST_HEADERS};
 use crate::identity::Identity;
 use crate::limits::{Admission, LimitKey, LimitValues};
 use crate::metrics::RouteLabel;
-use crate::request::{self, Params, Scoper, Scoping};
+use crate::request::{self, CallerGrants, Params, Scoper, Scoping};
 use crate::state::{Authn, State};
 
 /// Runs the pipeline for `api`; `backend_path` is the path to call on the
@@ -40,11 +40,20 @@ pub(super) async fn api_request(
         if let (Some(project), Scoping::FilterResponse(f)) = (&prepared.project, api.scoping) {
             if f.builds_own_answer() {
                 // metadata, targets/metadata: built from the project's targets.
-                return filter::scoped_metadata(f, &prepared.request.params, &state, project).await;
+                let (params, grants) = (&prepared.request.params, prepared.grants.as_ref());
+                return filter::scoped_metadata(f, params, &state, project, grants).await;
             }
         }
+        let grants = prepared.grants;
         let resp = forward(&state, &api, prepared.request).await?;
-        answer(resp, &api, &state, prepared.project, admitted.admission).await
+        answer(
+            resp,
+            &api,
+            &state,
+            (prepared.project, grants),
+            admitted.admission,
+        )
+        .await
     };
     match answered.await {
         Ok(r) => r,
@@ -61,6 +70,8 @@ pub(super) struct Admitted {
     pub(super) admission: Option<Admission>,
     /// The path to call on the backend.
     pub(super) path: String,
+    /// The caller's roles (for the metric access rules).
+    pub(super) roles: Vec<String>,
 }
 
 /// authn → authz → a path that stays below the backend's base → the
@@ -71,10 +82,10 @@ pub(super) async fn admit(
     api: &Api,
     backend_path: Result<String, String>,
 ) -> Result<Admitted, Refusal> {
-    let (access, key) = if matches!(state.authn, Authn::Passthrough) {
+    let (access, key, roles) = if matches!(state.authn, Authn::Passthrough) {
         // Signing-proxy mode: privileged without identity, forwarded as is.
         set_mode(req, Mode::Passthrough);
-        (Access::Privileged, None)
+        (Access::Privileged, None, Vec::new())
     } else {
         let identity = authenticate(req, state).await.map_err(|e| match e {
             AuthError::MissingToken | AuthError::InvalidToken => Refusal::Unauthenticated,
@@ -87,7 +98,7 @@ pub(super) async fn admit(
             Ok(access) => {
                 set_mode(req, mode(&access));
                 let key = limit_key(&access, &identity);
-                (access, Some(key))
+                (access, Some(key), identity.roles.clone())
             }
             Err(denied) => {
                 set_mode(req, Mode::Denied);
@@ -113,6 +124,7 @@ pub(super) async fn admit(
         key,
         admission,
         path,
+        roles,
     })
 }
 
@@ -154,6 +166,8 @@ struct Prepared {
     request: BackendRequest,
     /// The project a scoped caller is confined to.
     project: Option<String>,
+    /// Its metric access rules (`None`: no rules file, or privileged).
+    grants: Option<CallerGrants>,
 }
 
 /// Reads the body, builds the backend request, applies the time limits
@@ -176,9 +190,11 @@ async fn prepare(
             breq.params.push(&name, &value);
         }
     }
+    let mut grants = None;
     let project = match (&admitted.access, limits) {
         (Access::Privileged, _) | (_, None) => None,
         (Access::Scoped { project }, Some((k, a))) => {
+            grants = state.scoper.grants(project, &admitted.roles);
             breq.params = scoped(
                 &a.values,
                 k,
@@ -186,6 +202,7 @@ async fn prepare(
                 api.scoping,
                 &breq.params,
                 project,
+                grants.clone(),
             )
             .await?;
             if matches!(api.scoping, Scoping::FilterResponse(_)) {
@@ -200,6 +217,7 @@ async fn prepare(
     Ok(Prepared {
         request: breq,
         project,
+        grants,
     })
 }
 
@@ -211,10 +229,12 @@ async fn scoped(
     scoping: Scoping,
     params: &Params,
     project: &str,
+    grants: Option<CallerGrants>,
 ) -> Result<Params, Refusal> {
     let bytes = request::scoped_input_bytes(params, scoping);
     limited(key, limits.check_query_bytes(bytes))?;
-    let (params, selectors) = scope(scoper, params, scoping, project).await.map_err(|e| {
+    let done = scope(scoper, params, scoping, project, grants).await;
+    let (params, selectors) = done.map_err(|e| {
         tracing::info!("refused a scoped request: {e}");
         Refusal::BadData(e.to_string())
     })?;
@@ -229,16 +249,17 @@ async fn scope(
     params: &Params,
     scoping: Scoping,
     project: &str,
+    grants: Option<CallerGrants>,
 ) -> Result<(Params, usize), request::RewriteError> {
     let len = params.url.len() + params.body.as_ref().map_or(0, String::len);
     if len <= request::INLINE_REWRITE_BYTES {
-        return request::scope_params_counted(params, scoping, scoper, project);
+        return request::scope_params_counted(params, scoping, scoper, project, grants.as_ref());
     }
     let slot = scoper.blocking_slot().await;
     let (scoper, params, project) = (scoper.clone(), params.clone(), project.to_owned());
     let done = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        request::scope_params_counted(&params, scoping, &scoper, &project)
+        request::scope_params_counted(&params, scoping, &scoper, &project, grants.as_ref())
     })
     .await;
     done.unwrap_or_else(|_| {
@@ -278,12 +299,12 @@ async fn answer(
     resp: crate::backend::Response,
     api: &Api,
     state: &State,
-    project: Option<String>,
+    (project, grants): (Option<String>, Option<CallerGrants>),
     admission: Option<Admission>,
 ) -> Result<HttpResponse, Refusal> {
     match (project, api.scoping) {
         (Some(project), Scoping::FilterResponse(f)) => {
-            filter::filtered(resp, f, state, &project).await
+            filter::filtered(resp, f, state, &project, grants).await
         }
         _ => Ok(stream_held(resp, admission)),
     }

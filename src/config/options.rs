@@ -630,6 +630,14 @@ pub static OPTIONS: &[OptSpec] = &[
     opt("prometheus", "project_label_name", Str, Some("project"),
         "Label holding the project id on every series. Scoped callers only see series whose \
          label equals their project id."),
+    opt("prometheus", "metric_rules_file", Str, None,
+        "YAML file of metric access rules: per role and/or project, the series selectors \
+         (metric names, __name__ regexes, label matchers) a scoped caller may read; see the \
+         metric access rules page of the admin guide. Unset: every metric of the caller's \
+         project. Privileged callers are not affected. Reloaded when it changes and on SIGHUP; \
+         a broken file is refused at start-up and, on reload, keeps the last good rules."),
+    opt("prometheus", "metric_rules_reload_interval", float(Some(0.1), None), Some("5"),
+        "Seconds between checks of metric_rules_file for changes."),
     opt("prometheus", "url", Str, None,
         "Full URL of the Prometheus API root, with an optional path prefix, for example \
          https://prom.example.com:9443/prometheus. When set it replaces host, port and use_tls. \

@@ -24,6 +24,10 @@ pub struct PrometheusSection {
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub project_label_name: String,
+    /// Metric access rules of scoped callers (YAML), found like other files.
+    pub metric_rules_file: Option<String>,
+    /// Seconds between checks of `metric_rules_file` for changes.
+    pub metric_rules_reload_interval: f64,
     /// When set, replaces host/port/use_tls.
     pub url: Option<Url>,
     /// Seconds.
@@ -313,6 +317,8 @@ pub(super) fn build_prometheus(r: &mut Resolver<'_>) -> Result<PrometheusSection
         username,
         password,
         project_label_name: label,
+        metric_rules_file: r.opt_string("prometheus", "metric_rules_file")?,
+        metric_rules_reload_interval: r.float("prometheus", "metric_rules_reload_interval")?,
         url,
         timeout: r.float("prometheus", "timeout")?,
         connect_timeout: r.float("prometheus", "connect_timeout")?,

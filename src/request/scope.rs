@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use url::form_urlencoded;
 
+use super::rules::{CallerGrants, MetricRules};
 use super::{Params, Scoping};
 use crate::tenancy::{self, Scoped, TenancyError};
 
@@ -26,6 +27,8 @@ pub struct Scoper {
     /// Rewrites of long inputs run on the blocking pool, at most this many
     /// at once, so that they never hold an async worker.
     blocking: Arc<tokio::sync::Semaphore>,
+    /// `[prometheus] metric_rules_file`, reloaded in place.
+    rules: Arc<MetricRules>,
 }
 
 /// Inputs (URL plus body) longer than this are rewritten off the async
@@ -38,7 +41,13 @@ const REWRITE_CACHE_BYTES: u64 = 32 << 20;
 
 impl Scoper {
     pub fn new(label: impl Into<String>) -> Scoper {
+        Scoper::with_rules(label, Arc::new(MetricRules::none()))
+    }
+
+    /// A scoper that also confines scoped callers to the metric access rules.
+    pub fn with_rules(label: impl Into<String>, rules: Arc<MetricRules>) -> Scoper {
         Scoper {
+            rules,
             label: label.into(),
             cache: moka::sync::Cache::builder()
                 .weigher(|k: &String, v: &(Arc<str>, usize)| {
@@ -58,6 +67,17 @@ impl Scoper {
         self.blocking.clone().acquire_owned().await.ok()
     }
 
+    /// The metric access rules (for the reload tasks).
+    pub fn rules(&self) -> &Arc<MetricRules> {
+        &self.rules
+    }
+
+    /// What a caller scoped to `project` with `roles` may read (`None`:
+    /// no rules file, everything of the project).
+    pub fn grants(&self, project: &str, roles: &[String]) -> Option<CallerGrants> {
+        self.rules.grants(project, roles)
+    }
+
     /// `[prometheus] project_label_name`.
     pub fn label(&self) -> &str {
         &self.label
@@ -67,11 +87,14 @@ impl Scoper {
         &self,
         kind: char,
         project: &str,
+        grants: Option<&CallerGrants>,
         input: &str,
         f: impl FnOnce() -> Result<Scoped, TenancyError>,
     ) -> Result<Scoped, TenancyError> {
-        // The project id cannot contain NUL (tenancy refuses it), so the key is unambiguous.
-        let key = format!("{kind}\0{project}\0{input}");
+        // The project id cannot contain NUL (tenancy refuses it), and the
+        // grants key none, so the key is unambiguous.
+        let rules = grants.map_or("", |g| g.key.as_str());
+        let key = format!("{kind}\0{project}\0{rules}\0{input}");
         if let Some((text, selectors)) = self.cache.get(&key) {
             return Ok(Scoped {
                 text: text.to_string(),
@@ -91,18 +114,48 @@ impl Scoper {
 
     /// [`tenancy::scope_query_counted`], remembered.
     pub fn query_counted(&self, q: &str, project: &str) -> Result<Scoped, TenancyError> {
-        self.cached('q', project, q, || {
-            tenancy::scope_query_counted(q, &self.label, project)
+        self.query_granted(q, project, None)
+    }
+
+    /// [`tenancy::scope_query_granted`], remembered.
+    pub fn query_granted(
+        &self,
+        q: &str,
+        project: &str,
+        grants: Option<&CallerGrants>,
+    ) -> Result<Scoped, TenancyError> {
+        self.cached('q', project, grants, q, || {
+            let g = grants.map(|g| g.grants.as_ref());
+            tenancy::scope_query_granted(q, &self.label, project, g)
         })
     }
 
     /// [`tenancy::scope_selector`], remembered.
+    #[cfg(test)]
     pub fn selector(&self, m: &str, project: &str) -> Result<String, TenancyError> {
-        self.cached('m', project, m, || {
-            tenancy::scope_selector(m, &self.label, project)
-                .map(|text| Scoped { text, selectors: 1 })
-        })
-        .map(|s| s.text)
+        self.selectors_granted(m, project, None).map(|l| l.concat())
+    }
+
+    /// [`tenancy::scope_match_list_granted`] of one `match[]` value,
+    /// remembered: one selector, or one per rule selector when the metric
+    /// access rules allow it only in parts.
+    pub fn selectors_granted(
+        &self,
+        m: &str,
+        project: &str,
+        grants: Option<&CallerGrants>,
+    ) -> Result<Vec<String>, TenancyError> {
+        let one = [m.to_owned()];
+        let out = self.cached('m', project, grants, m, || {
+            let g = grants.map(|g| g.grants.as_ref());
+            let list = tenancy::scope_match_list_granted(&one, &self.label, project, g)?;
+            // A printed selector holds no raw line break (the proof refuses one).
+            Ok(Scoped {
+                selectors: list.len(),
+                text: list.join("\n"),
+            })
+        })?;
+        Ok(out.text.split('\n').map(str::to_owned).collect())
     }
 }
 
@@ -153,6 +206,30 @@ fn scope_one(
     Ok(encode(&ps))
 }
 
+/// Scopes every `match[]` of one parameter string in place; one may become
+/// several (the metric access rules' union). Other parameters are kept.
+fn scope_matches(
+    s: &str,
+    f: &dyn Fn(&str) -> Result<Vec<String>, TenancyError>,
+    selectors: &mut usize,
+) -> Result<String, TenancyError> {
+    if !has_key(s, "match[]") {
+        return Ok(s.to_owned());
+    }
+    let mut out = Vec::new();
+    for (k, v) in pairs(s) {
+        if k != "match[]" {
+            out.push((k, v));
+            continue;
+        }
+        for m in f(&v)? {
+            *selectors += 1;
+            out.push((k.clone(), m));
+        }
+    }
+    Ok(encode(&out))
+}
+
 /// The bytes of every value of the parameters that `scoping` parses (the
 /// text the tenancy engine would read), for `[limits] max_query_bytes`.
 pub fn scoped_input_bytes(params: &Params, scoping: Scoping) -> usize {
@@ -178,23 +255,27 @@ pub fn scope_params(
     scoper: &Scoper,
     project: &str,
 ) -> Result<Params, RewriteError> {
-    scope_params_counted(params, scoping, scoper, project).map(|(p, _)| p)
+    scope_params_counted(params, scoping, scoper, project, None).map(|(p, _)| p)
 }
 
 /// [`scope_params`], with the number of selectors the rewritten request
 /// holds (for `[limits] max_selectors`).
+///
+/// `grants`: the metric access rules of the caller (see
+/// [`Scoper::grants`]), enforced in the same rewrite.
 pub fn scope_params_counted(
     params: &Params,
     scoping: Scoping,
     scoper: &Scoper,
     project: &str,
+    grants: Option<&CallerGrants>,
 ) -> Result<(Params, usize), RewriteError> {
     let label = scoper.label();
     let body = params.body.as_deref();
     let mut n = 0;
     match scoping {
         Scoping::Query => {
-            let f = |q: &str| scoper.query_counted(q, project);
+            let f = |q: &str| scoper.query_granted(q, project, grants);
             let url = scope_one(&params.url, "query", &f, &mut n)?;
             let body = body
                 .map(|b| scope_one(b, "query", &f, &mut n))
@@ -202,23 +283,22 @@ pub fn scope_params_counted(
             Ok((Params { url, body }, n))
         }
         Scoping::Match | Scoping::MatchRequired => {
-            let f = |m: &str| {
-                scoper
-                    .selector(m, project)
-                    .map(|text| Scoped { text, selectors: 1 })
-            };
-            let mut url = scope_one(&params.url, "match[]", &f, &mut n)?;
-            let mut body = body
-                .map(|b| scope_one(b, "match[]", &f, &mut n))
-                .transpose()?;
+            let f = |m: &str| scoper.selectors_granted(m, project, grants);
+            let mut url = scope_matches(&params.url, &f, &mut n)?;
+            let mut body = body.map(|b| scope_matches(b, &f, &mut n)).transpose()?;
             let anywhere =
                 has_key(&url, "match[]") || body.as_deref().is_some_and(|b| has_key(b, "match[]"));
             if !anywhere {
                 if scoping == Scoping::MatchRequired {
                     return Err(RewriteError::MissingMatch);
                 }
-                let only = tenancy::scope_match_params(&[], label, project)?;
-                let extra = encode(&[("match[]".to_owned(), only.concat())]);
+                let g = grants.map(|g| g.grants.as_ref());
+                let only = tenancy::scope_match_params_granted(&[], label, project, g)?;
+                let pairs: Vec<(String, String)> = only
+                    .iter()
+                    .map(|m| ("match[]".to_owned(), m.clone()))
+                    .collect();
+                let extra = encode(&pairs);
                 // A form body is where the other parameters are; else the URL.
                 let target = match body.as_mut() {
                     Some(b) if !b.is_empty() => b,
@@ -228,7 +308,7 @@ pub fn scope_params_counted(
                     target.push('&');
                 }
                 target.push_str(&extra);
-                n += 1;
+                n += only.len();
             }
             Ok((Params { url, body }, n))
         }

@@ -164,7 +164,7 @@ const ALLOWED_BINARY_OPS: &[u16] = &[
 pub(crate) fn enforce(
     expr: &mut Expr,
     scope: &Scope<'_>,
-    regexes: &[String],
+    regexes: &mut Vec<String>,
 ) -> Result<usize, TenancyError> {
     match expr {
         Expr::Aggregate(AggregateExpr {
@@ -248,7 +248,7 @@ pub(crate) fn enforce(
 fn scope_vector_selector(
     vs: &mut VectorSelector,
     scope: &Scope<'_>,
-    regexes: &[String],
+    regexes: &mut Vec<String>,
 ) -> Result<usize, TenancyError> {
     let VectorSelector {
         name,
@@ -279,6 +279,11 @@ fn scope_vector_selector(
         return Err(TenancyError::Parse(
             "vector selector must contain at least one non-empty matcher".to_owned(),
         ));
+    }
+    if let Some(grants) = scope.grants {
+        // The metric access rules, in the same pass: the selector is
+        // confined to what the caller may read (or made to match nothing).
+        super::rules::confine(name.as_deref(), matchers, grants, regexes)?;
     }
     if !matchers.iter().any(|m| scope.is_enforced(m)) {
         matchers.push(scope.matcher());

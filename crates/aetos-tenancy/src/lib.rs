@@ -36,7 +36,10 @@
 
 mod enforce;
 mod prescan;
+mod rules;
 mod verify;
+
+pub use rules::{Grant, Grants, DENIED_LABEL};
 
 use promql_parser::label::{MatchOp, Matcher, Matchers};
 use promql_parser::parser::{Expr, VectorSelector};
@@ -99,6 +102,10 @@ pub enum TenancyError {
     /// Valid PromQL that cannot be scoped safely for a project-scoped caller.
     #[error("not allowed for a project-scoped caller: {0}")]
     Unsupported(String),
+    /// A selector the metric access rules allow only in parts that one
+    /// selector cannot express (several rules with different matchers).
+    #[error("not allowed by the metric access rules as one selector: {0}")]
+    NotConfinable(String),
     /// The printed query did not survive the proofs run before it is
     /// returned. This is a refusal, not a crash: the engine would rather
     /// answer 400 than forward text it cannot vouch for.
@@ -111,6 +118,9 @@ pub enum TenancyError {
 pub(crate) struct Scope<'a> {
     pub(crate) label: &'a str,
     pub(crate) project: &'a str,
+    /// The metric access rules that apply to the caller; `None`: every
+    /// metric of the project.
+    pub(crate) grants: Option<&'a Grants>,
 }
 
 impl<'a> Scope<'a> {
@@ -122,7 +132,11 @@ impl<'a> Scope<'a> {
         if project.is_empty() || project.contains('\u{FFFD}') {
             return Err(TenancyError::InvalidProject);
         }
-        Ok(Self { label, project })
+        Ok(Self {
+            label,
+            project,
+            grants: None,
+        })
     }
 
     /// The matcher every selector must carry.
@@ -165,9 +179,24 @@ pub fn scope_query_counted(
     label: &str,
     project: &str,
 ) -> Result<Scoped, TenancyError> {
-    let scope = Scope::new(label, project)?;
-    let (mut expr, regexes) = parse_checked(query)?;
-    let selectors = enforce::enforce(&mut expr, &scope, &regexes)?;
+    scope_query_granted(query, label, project, None)
+}
+
+/// [`scope_query_counted`], with every selector also confined to the
+/// metric access rules `grants` (see `rules`): in the same walk that adds
+/// the project matcher, a selector no grant allows is made to match
+/// nothing, one that some grant allows only in part is narrowed, and one
+/// that cannot be confined soundly is refused.
+pub fn scope_query_granted(
+    query: &str,
+    label: &str,
+    project: &str,
+    grants: Option<&Grants>,
+) -> Result<Scoped, TenancyError> {
+    let mut scope = Scope::new(label, project)?;
+    scope.grants = grants;
+    let (mut expr, mut regexes) = parse_checked(query)?;
+    let selectors = enforce::enforce(&mut expr, &scope, &mut regexes)?;
     finish(expr, &scope, selectors, &regexes)
 }
 
@@ -200,8 +229,19 @@ fn finish(
 /// Like Prometheus' `match[]`, only `metric`, `metric{…}` or `{…}` is
 /// accepted: no operators, functions, ranges, `offset` or `@`.
 pub fn scope_selector(selector: &str, label: &str, project: &str) -> Result<String, TenancyError> {
-    let scope = Scope::new(label, project)?;
-    let (mut expr, regexes) = parse_checked(selector)?;
+    scope_selector_granted(selector, label, project, None)
+}
+
+/// [`scope_selector`], confined to `grants` as [`scope_query_granted`] is.
+pub fn scope_selector_granted(
+    selector: &str,
+    label: &str,
+    project: &str,
+    grants: Option<&Grants>,
+) -> Result<String, TenancyError> {
+    let mut scope = Scope::new(label, project)?;
+    scope.grants = grants;
+    let (mut expr, mut regexes) = parse_checked(selector)?;
     match &expr {
         Expr::VectorSelector(VectorSelector {
             offset: None,
@@ -210,7 +250,7 @@ pub fn scope_selector(selector: &str, label: &str, project: &str) -> Result<Stri
         }) => {}
         _ => return Err(TenancyError::NotASelector(selector.to_owned())),
     }
-    let selectors = enforce::enforce(&mut expr, &scope, &regexes)?;
+    let selectors = enforce::enforce(&mut expr, &scope, &mut regexes)?;
     finish(expr, &scope, selectors, &regexes).map(|s| s.text)
 }
 
@@ -222,18 +262,77 @@ pub fn scope_match_params(
     label: &str,
     project: &str,
 ) -> Result<Vec<String>, TenancyError> {
-    let scope = Scope::new(label, project)?;
+    scope_match_params_granted(matches, label, project, None)
+}
+
+/// [`scope_match_params`], confined to `grants`: with no `match[]`, the one
+/// added is `{<label>="<project>"}` confined like any other selector.
+pub fn scope_match_params_granted(
+    matches: &[String],
+    label: &str,
+    project: &str,
+    grants: Option<&Grants>,
+) -> Result<Vec<String>, TenancyError> {
     if matches.is_empty() {
-        let only = Expr::VectorSelector(VectorSelector::new(
-            None,
-            Matchers::new(vec![scope.matcher()]),
-        ));
-        return Ok(vec![verify::print_and_prove(only, &scope, 1)?]);
+        let only = |grants: Option<&Grants>| {
+            let mut scope = Scope::new(label, project)?;
+            scope.grants = grants;
+            let mut only = Expr::VectorSelector(VectorSelector::new(
+                None,
+                Matchers::new(vec![scope.matcher()]),
+            ));
+            let mut regexes = Vec::new();
+            let selectors = enforce::enforce(&mut only, &scope, &mut regexes)?;
+            finish(only, &scope, selectors, &regexes).map(|s| s.text)
+        };
+        return match (only(grants), grants) {
+            (Err(TenancyError::NotConfinable(_)), Some(g)) => {
+                g.each().map(|one| only(Some(&one))).collect()
+            }
+            (r, _) => r.map(|s| vec![s]),
+        };
     }
     matches
         .iter()
-        .map(|m| scope_selector(m, label, project))
+        .map(|m| scope_selector_granted(m, label, project, grants))
         .collect()
+}
+
+/// Like [`scope_match_params_granted`], but a selector the rules allow only
+/// in parts becomes one selector per rule selector (their union, which a
+/// `match[]` list, or an `or`, expresses).
+pub fn scope_match_list_granted(
+    matches: &[String],
+    label: &str,
+    project: &str,
+    grants: Option<&Grants>,
+) -> Result<Vec<String>, TenancyError> {
+    if matches.is_empty() {
+        return scope_match_params_granted(matches, label, project, grants);
+    }
+    let mut out = Vec::with_capacity(matches.len());
+    for m in matches {
+        match (scope_selector_granted(m, label, project, grants), grants) {
+            (Err(TenancyError::NotConfinable(_)), Some(g)) => {
+                for one in g.each() {
+                    out.push(scope_selector_granted(m, label, project, Some(&one))?);
+                }
+            }
+            (r, _) => out.push(r?),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether every selector of `query` (a rule's expression, say) reads only
+/// series `grants` allow as they are: confining it to the grants changes
+/// nothing. A query that is refused, or that the grants would narrow or
+/// deny, is not within them. For filtering answers that quote PromQL.
+pub fn within_grants(query: &str, grants: &Grants) -> bool {
+    // Any valid label and project: only the difference matters.
+    let plain = scope_query_granted(query, "project", "p", None);
+    let granted = scope_query_granted(query, "project", "p", Some(grants));
+    matches!((plain, granted), (Ok(a), Ok(b)) if a == b)
 }
 
 /// Bound the input lexically, then parse it; return the tree (whose regex

@@ -297,6 +297,7 @@ mod tests {
             &Scope {
                 label: "project",
                 project,
+                grants: None,
             },
             selectors,
         )

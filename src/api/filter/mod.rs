@@ -29,13 +29,13 @@ use reqwest::Method;
 
 use super::Refusal;
 use crate::backend::BackendRequest;
-use crate::request::{Filter, Params};
+use crate::request::{CallerGrants, Filter, Params};
 use crate::state::State;
 use crate::tenancy;
 use metadata::FAMILY_SUFFIXES;
 pub use metadata::{metadata_answer, targets_metadata_answer, MetadataQuery, ProjectSeries};
 use raw::RawObject;
-pub use rules::{filter_alerts, filter_rules};
+pub use rules::{filter_alerts, filter_rules, filter_rules_granted};
 
 /// Bodies at least this large are parsed and filtered on the blocking
 /// thread pool rather than on an async worker.
@@ -177,6 +177,7 @@ pub async fn filtered(
     filter: Filter,
     state: &State,
     project: &str,
+    grants: Option<CallerGrants>,
 ) -> Result<HttpResponse, Refusal> {
     if !resp.status().is_success() {
         return Ok(super::stream_unfiltered(resp));
@@ -187,7 +188,10 @@ pub async fn filtered(
     let project = project.to_owned();
     let out = run(body.len(), move || {
         let out = match filter {
-            Filter::Rules => filter_rules(&body, &label, &project),
+            Filter::Rules => {
+                let g = grants.as_ref().map(|g| g.grants.as_ref());
+                filter_rules_granted(&body, &label, &project, g)
+            }
             Filter::Alerts => filter_alerts(&body, &label, &project),
             // These build their own answer (scoped_metadata).
             Filter::Metadata | Filter::TargetsMetadata => {
@@ -214,6 +218,7 @@ pub async fn scoped_metadata(
     params: &Params,
     state: &State,
     project: &str,
+    grants: Option<&CallerGrants>,
 ) -> Result<HttpResponse, Refusal> {
     let targets_api = filter == Filter::TargetsMetadata;
     let q = MetadataQuery::parse(&params.url).map_err(|e| {
@@ -225,7 +230,7 @@ pub async fn scoped_metadata(
         tracing::info!("refused a scoped {name} request: {e}");
         Refusal::BadData(e)
     })?;
-    let query = project_series_query(state, project, q.metric.as_deref()).map_err(|e| {
+    let query = project_series_query(state, project, grants, q.metric.as_deref()).map_err(|e| {
         tracing::info!("cannot scope the metadata series query: {e}");
         Refusal::BadData(e)
     })?;
@@ -268,30 +273,29 @@ pub async fn scoped_metadata(
 }
 
 /// `count by (__name__, job, instance) ({<label>="<project>"})`, narrowed
-/// to one metric family's series when the caller asked for one; built and
-/// scoped by the tenancy engine.
+/// to one metric family's series when the caller asked for one, and to
+/// what the metric access rules allow (the union of their selectors, as
+/// `or`); built and scoped by the tenancy engine.
 fn project_series_query(
     state: &State,
     project: &str,
+    grants: Option<&CallerGrants>,
     metric: Option<&str>,
 ) -> Result<String, String> {
-    match metric.filter(|m| is_metric_name(m)) {
+    let matches: Vec<String> = match metric.filter(|m| is_metric_name(m)) {
         Some(m) => {
             let suffixes = FAMILY_SUFFIXES.join("|");
-            let q = format!(
-                "count by (__name__, job, instance) ({{__name__=~\"{m}(?:{suffixes})?\"}})"
-            );
-            state.scoper.query(&q, project).map_err(|e| e.to_string())
+            vec![format!("{{__name__=~\"{m}(?:{suffixes})?\"}}")]
         }
-        None => {
-            let selector = tenancy::scope_match_params(&[], state.scoper.label(), project)
-                .map_err(|e| e.to_string())?;
-            Ok(format!(
-                "count by (__name__, job, instance) ({})",
-                selector.concat()
-            ))
-        }
-    }
+        None => Vec::new(),
+    };
+    let g = grants.map(|g| g.grants.as_ref());
+    let selectors = tenancy::scope_match_list_granted(&matches, state.scoper.label(), project, g)
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "count by (__name__, job, instance) ({})",
+        selectors.join(" or ")
+    ))
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`: safe to place in a regular expression as is.

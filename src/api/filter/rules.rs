@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 
 use super::raw::{self, write_key, write_raw, RawObject};
 use super::{parse_top, FilterError};
+use crate::tenancy::{self, Grants};
 
 /// Whether `labels` (an object) gives `label` the value `project`, and
 /// only that value.
@@ -56,6 +57,23 @@ fn rewrite_data<'a>(
 /// of their alerts those that do); drop groups left empty. Of `data`, only
 /// `groups` and the opaque `groupNextToken` are kept.
 pub fn filter_rules(body: &[u8], label: &str, project: &str) -> Result<Vec<u8>, FilterError> {
+    filter_rules_granted(body, label, project, None)
+}
+
+/// [`filter_rules`], also dropping the rules whose expression reads series
+/// the caller's metric access rules do not allow as they are (see
+/// [`tenancy::within_grants`]), so that their names never show.
+pub fn filter_rules_granted(
+    body: &[u8],
+    label: &str,
+    project: &str,
+    grants: Option<&Grants>,
+) -> Result<Vec<u8>, FilterError> {
+    let who = Who {
+        label,
+        project,
+        grants,
+    };
     rewrite_data(body, |out, data| {
         let groups = data
             .get("groups")
@@ -64,7 +82,7 @@ pub fn filter_rules(body: &[u8], label: &str, project: &str) -> Result<Vec<u8>, 
         out.extend_from_slice(br#"{"groups":["#);
         let mut kept = 0;
         for g in groups {
-            if write_group(out, g, kept > 0, label, project)? {
+            if write_group(out, g, kept > 0, &who)? {
                 kept += 1;
             }
         }
@@ -79,14 +97,20 @@ pub fn filter_rules(body: &[u8], label: &str, project: &str) -> Result<Vec<u8>, 
     })
 }
 
+/// Whose rules are kept.
+struct Who<'a> {
+    label: &'a str,
+    project: &'a str,
+    grants: Option<&'a Grants>,
+}
+
 /// Writes a group with its project's rules; nothing (and `false`) when
 /// none is left.
 fn write_group(
     out: &mut Vec<u8>,
     g: &RawValue,
     comma: bool,
-    label: &str,
-    project: &str,
+    who: &Who<'_>,
 ) -> Result<bool, FilterError> {
     let obj = raw::object(g).ok_or(FilterError::Shape("data.groups[]"))?;
     let Some(rules) = obj.get("rules").and_then(raw::array) else {
@@ -109,7 +133,7 @@ fn write_group(
             write_key(out, k);
             out.push(b'[');
             for r in rules {
-                if write_rule(out, r, kept > 0, label, project)? {
+                if write_rule(out, r, kept > 0, who)? {
                     kept += 1;
                 }
             }
@@ -136,12 +160,20 @@ fn write_rule(
     out: &mut Vec<u8>,
     r: &RawValue,
     comma: bool,
-    label: &str,
-    project: &str,
+    who: &Who<'_>,
 ) -> Result<bool, FilterError> {
+    let (label, project) = (who.label, who.project);
     let obj = raw::object(r).ok_or(FilterError::Shape("data.groups[].rules[]"))?;
     if !labels_have(obj.get("labels"), label, project) {
         return Ok(false);
+    }
+    if let Some(g) = who.grants {
+        let query = obj
+            .get("query")
+            .and_then(|q| serde_json::from_str::<String>(q.get()).ok());
+        if !query.is_some_and(|q| tenancy::within_grants(&q, g)) {
+            return Ok(false);
+        }
     }
     if comma {
         out.push(b',');

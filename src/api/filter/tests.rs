@@ -435,3 +435,24 @@ fn family_suffixes_and_metric_names() {
     assert!(is_metric_name("a:b_c9"));
     assert!(!is_metric_name("9a") && !is_metric_name("a.b") && !is_metric_name(""));
 }
+
+#[test]
+fn rules_reading_metrics_outside_the_grants_are_dropped() {
+    use std::sync::Arc;
+
+    use crate::tenancy::{Grant, Grants};
+    let g = Grants::new(vec![Arc::new(
+        Grant::parse("{__name__=~\"ceilometer_.*\"}").unwrap(),
+    )]);
+    let b = br#"{"data":{"groups":[{"name":"g","rules":[
+        {"name":"ok","labels":{"project":"B"},"query":"rate(ceilometer_cpu[5m]) > 0"},
+        {"name":"hidden","labels":{"project":"B"},"query":"node_secret_total > 1"},
+        {"name":"noquery","labels":{"project":"B"}}]}]}}"#;
+    let v = parsed(&filter_rules_granted(b, "project", "B", Some(&g)).unwrap());
+    let rules = v["data"]["groups"][0]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{v}");
+    assert_eq!(rules[0]["name"], "ok");
+    // Without rules file, all three stay.
+    let v = parsed(&filter_rules_granted(b, "project", "B", None).unwrap());
+    assert_eq!(v["data"]["groups"][0]["rules"].as_array().unwrap().len(), 3);
+}
