@@ -43,6 +43,9 @@ pub(super) async fn api_request(
                 return filter::scoped_metadata(f, &prepared.request.params, &state, project).await;
             }
         }
+        if let Some(cached) = super::cached::answer(&req, &state, &api, &prepared.request).await {
+            return cached;
+        }
         let resp = forward(&state, &api, prepared.request).await?;
         answer(resp, &api, &state, prepared.project, admitted.admission).await
     };
