@@ -362,3 +362,52 @@ async fn memcached_store_is_shared_and_its_loss_only_costs_misses() {
     assert_eq!((status, cache.as_deref()), (200, Some("miss")));
     assert_same(&gone, &want, "memcached gone");
 }
+
+#[tokio::test]
+async fn instant_queries_with_a_time_are_cached_for_instant_ttl() {
+    let a = Aetos::start(&format!("{}instant_ttl = 300\n", memory_cache()), None);
+    let admin = token("admin").await;
+    let at = stack().env["diff"]["eval_time"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let ask = |time: Option<String>| {
+        let mut params = vec![(
+            "query",
+            "sum by (project) (diff_memory_used_bytes)".to_owned(),
+        )];
+        if let Some(t) = time {
+            params.push(("time", t));
+        }
+        let url = format!("{}/prometheus/api/v1/query", a.url);
+        let admin = admin.clone();
+        async move {
+            let r = common::client()
+                .get(url)
+                .query(&params)
+                .header("X-Auth-Token", admin)
+                .send()
+                .await
+                .unwrap();
+            let cache = r
+                .headers()
+                .get("x-aetos-cache")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (cache, r.json::<Value>().await.unwrap())
+        }
+    };
+    let want = common::prom_query("sum by (project) (diff_memory_used_bytes)", Some(&at)).await;
+    assert_eq!(want["status"], "success");
+    assert!(!want["data"]["result"].as_array().unwrap().is_empty());
+    let (cache, cold) = ask(Some(at.clone())).await;
+    assert_eq!(cache.as_deref(), Some("miss"));
+    assert_eq!(cold["data"], want["data"]);
+    let (cache, warm) = ask(Some(at.clone())).await;
+    assert_eq!(cache.as_deref(), Some("hit"));
+    assert_eq!(warm["data"], want["data"]);
+    // Without `time` the answer is of "now": never cached.
+    let (cache, _) = ask(None).await;
+    assert_eq!(cache, None);
+    let (cache, _) = ask(None).await;
+    assert_eq!(cache, None);
+}
