@@ -389,12 +389,18 @@ fn results_cache(c: &Config, metrics: &Metrics, urls: &[String]) -> Result<Optio
         instant_ttl: cc.instant_ttl,
         max_answer_bytes: c.api.max_filtered_response_bytes,
     };
-    Ok(Some(Cache::new(
-        store,
-        opts,
-        urls.join(","),
-        metrics.clone(),
-    )))
+    // The backend's identity in every key: its URLs and the tenant it is
+    // asked as (a static tenant header changes the answers).
+    let mut backend_id = urls.join(",");
+    if let Some(t) = &c.backend_tenant {
+        backend_id.push_str(&format!(
+            "\ntenant:{}={}:{}",
+            t.header,
+            String::from_utf8_lossy(t.tenant.as_bytes()),
+            t.per_project
+        ));
+    }
+    Ok(Some(Cache::new(store, opts, backend_id, metrics.clone())))
 }
 
 /// The Alertmanager of `[alertmanager]`, when its url is set: one backend

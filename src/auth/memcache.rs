@@ -235,7 +235,7 @@ impl Server {
         // Those who found it dead at the same time need not say it again.
         if newly {
             tracing::warn!(server = %self.name, retry_in_s = dead_retry.as_secs(),
-                "memcached server marked dead ({why}); token cache misses until then");
+                "memcached server marked dead ({why}); its entries are misses until then");
         }
         // Drop the idle connections: they lead to the same dead server.
         lock(&self.idle).clear();
