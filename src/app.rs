@@ -20,7 +20,10 @@ use crate::backend::auth::bearer_file::BearerFile;
 use crate::backend::auth::google::GoogleAuth;
 use crate::backend::env::{self, Env};
 use crate::backend::{self, Backend, BackendAuth, BackendOptions, TenantHeader};
-use crate::config::{self, AuthMode, BackendAuthConfig, Config, MemcacheSecurity, Warning};
+use crate::cache::{Cache, ResultsOptions, Store};
+use crate::config::{
+    self, AuthMode, BackendAuthConfig, CacheStore, Config, MemcacheSecurity, Warning,
+};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::policy::{Enforcer, PolicyOptions};
@@ -296,16 +299,7 @@ pub(crate) fn build_state(loaded: &Loaded) -> Result<State, String> {
                 negative_cache_time: Duration::from_secs(k.negative_cache_time),
             };
             let shared = (!k.memcached_servers.is_empty()).then(|| {
-                let secret = k
-                    .memcache_secret_key
-                    .as_ref()
-                    .map(|s| s.expose())
-                    .unwrap_or_default();
-                let protection = match k.memcache_security_strategy {
-                    MemcacheSecurity::None => Protection::None,
-                    MemcacheSecurity::Mac => Protection::mac(secret),
-                    MemcacheSecurity::Encrypt => Protection::encrypt(secret),
-                };
+                let protection = memcache_protection(c);
                 let pool = PoolOptions {
                     socket_timeout: Duration::from_secs(k.memcache_pool_socket_timeout),
                     dead_retry: Duration::from_secs(k.memcache_pool_dead_retry),
@@ -327,6 +321,7 @@ pub(crate) fn build_state(loaded: &Loaded) -> Result<State, String> {
         }
     };
     let alertmanager = alertmanager_backend(c)?;
+    let cache = results_cache(c, &metrics, &urls)?;
     if let Some(am) = &alertmanager {
         tracing::info!(alertmanager = %am.base_url(), auth = %am.auth().describe(),
             "Alertmanager configured: serving /alertmanager/api/v2");
@@ -355,7 +350,81 @@ pub(crate) fn build_state(loaded: &Loaded) -> Result<State, String> {
         listen_host: format_host(&c.api.host, c.api.port),
         metrics,
         limits: loaded.limits.clone(),
+        cache,
     })
+}
+
+/// How memcached entries are protected (`[keystone_authtoken]
+/// memcache_security_strategy`), for tokens and results alike.
+fn memcache_protection(c: &Config) -> Protection {
+    let k = &c.keystone;
+    let secret = k
+        .memcache_secret_key
+        .as_ref()
+        .map(|s| s.expose())
+        .unwrap_or_default();
+    match k.memcache_security_strategy {
+        MemcacheSecurity::None => Protection::None,
+        MemcacheSecurity::Mac => Protection::mac(secret),
+        MemcacheSecurity::Encrypt => Protection::encrypt(secret),
+    }
+}
+
+/// `[cache]`, when enabled: its store and how it answers.
+fn results_cache(c: &Config, metrics: &Metrics, urls: &[String]) -> Result<Option<Cache>, String> {
+    let cc = &c.cache;
+    if !cc.enabled {
+        return Ok(None);
+    }
+    let store = match cc.store {
+        CacheStore::Memory => Store::memory(cc.max_bytes),
+        CacheStore::Memcached => {
+            let servers = if cc.memcached_servers.is_empty() {
+                &c.keystone.memcached_servers
+            } else {
+                &cc.memcached_servers
+            };
+            if servers.is_empty() {
+                return Err(
+                    "[cache] backend = memcached needs [cache] memcached_servers or \
+                     [keystone_authtoken] memcached_servers"
+                        .to_owned(),
+                );
+            }
+            let k = &c.keystone;
+            let pool = PoolOptions {
+                socket_timeout: cc.memcached_timeout,
+                dead_retry: Duration::from_secs(k.memcache_pool_dead_retry),
+                maxsize: usize::try_from(k.memcache_pool_maxsize).unwrap_or(usize::MAX),
+                conn_get_timeout: cc.memcached_timeout,
+            };
+            let shared = SharedCache::with_pool(servers, memcache_protection(c), pool);
+            Store::memcached(shared, cc.memcached_max_item_bytes)
+        }
+    };
+    tracing::info!(store = ?cc.store, split_interval = ?cc.split_interval,
+        freshness = ?cc.freshness, "results cache enabled");
+    let opts = ResultsOptions {
+        split_interval: cc.split_interval,
+        freshness: cc.freshness,
+        align_to_step: cc.align_to_step,
+        max_parallel: cc.max_parallel,
+        ttl: cc.ttl,
+        instant_ttl: cc.instant_ttl,
+        max_answer_bytes: c.api.max_filtered_response_bytes,
+    };
+    // The backend's identity in every key: its URLs and the tenant it is
+    // asked as (a static tenant header changes the answers).
+    let mut backend_id = urls.join(",");
+    if let Some(t) = &c.backend_tenant {
+        backend_id.push_str(&format!(
+            "\ntenant:{}={}:{}",
+            t.header,
+            String::from_utf8_lossy(t.tenant.as_bytes()),
+            t.per_project
+        ));
+    }
+    Ok(Some(Cache::new(store, opts, backend_id, metrics.clone())))
 }
 
 /// The Alertmanager of `[alertmanager]`, when its url is set: one backend

@@ -26,6 +26,8 @@
 //!   ▼                           answer; every Refusal rendered to HTTP in one place
 //!  state ────────────────────── State: the components a request needs (no actix)
 //!   ▼
+//!  cache ────────────────────── results cache: split, key, merge, stores ([cache])
+//!   ▼
 //!  auth  authz  backend  cors ─ authn (Keystone, token caches), authz
 //!   ▼                           ((Identity, rule, Guard) → Access), forwarding, CORS
 //!  request  config ──────────── what the backend is sent (Params, Scoping, Scoper);
@@ -46,6 +48,7 @@ pub mod app;
 pub mod auth;
 mod authz;
 mod backend;
+mod cache;
 pub mod config;
 mod cors;
 mod identity;

@@ -40,6 +40,12 @@ pub(crate) struct ReasonLabel {
     pub(crate) reason: String,
 }
 
+/// How the results cache answered: hit, miss, partial, passed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct OutcomeLabel {
+    pub(crate) outcome: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms … ~65 s
     Histogram::new(exponential_buckets(0.0005, 2.0, 18))
@@ -63,6 +69,14 @@ pub struct Metrics {
     pub(crate) keystone_errors: Family<KindLabel, Counter>,
     /// Requests refused by `[limits]`, by reason (never by project).
     pub(crate) limit_refusals: Family<ReasonLabel, Counter>,
+    /// Answers of the results cache by outcome.
+    pub(crate) results_cache_answers: Family<OutcomeLabel, Counter>,
+    /// Bytes of answers sent from the results cache (hits and partial hits).
+    pub(crate) results_cache_answered_bytes: Counter,
+    /// Bytes of entries written to the results cache.
+    pub(crate) results_cache_stored_bytes: Counter,
+    /// Entries not stored because they exceed the store's item limit.
+    pub(crate) results_cache_too_large: Counter,
 }
 
 impl Default for Metrics {
@@ -90,6 +104,10 @@ impl Metrics {
         let keystone_validation_duration = latency_histogram();
         let keystone_errors = Family::<KindLabel, Counter>::default();
         let limit_refusals = Family::<ReasonLabel, Counter>::default();
+        let results_cache_answers = Family::<OutcomeLabel, Counter>::default();
+        let results_cache_answered_bytes = Counter::default();
+        let results_cache_stored_bytes = Counter::default();
+        let results_cache_too_large = Counter::default();
 
         let mut r = Registry::with_prefix("aetos");
         r.register(
@@ -158,6 +176,27 @@ impl Metrics {
             "Keystone failures by kind (invalid, unavailable)",
             keystone_errors.clone(),
         );
+        r.register(
+            "results_cache_answers",
+            "query_range and query answers of the results cache by outcome (hit, miss, partial; \
+             passed: a backend answer sent as it came, not merged)",
+            results_cache_answers.clone(),
+        );
+        r.register(
+            "results_cache_answered_bytes",
+            "Bytes of answers served from the results cache (hits and partial hits)",
+            results_cache_answered_bytes.clone(),
+        );
+        r.register(
+            "results_cache_stored_bytes",
+            "Bytes of entries written to the results cache",
+            results_cache_stored_bytes.clone(),
+        );
+        r.register(
+            "results_cache_too_large",
+            "Results not cached because they exceed the store's item size",
+            results_cache_too_large.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             requests,
@@ -173,6 +212,10 @@ impl Metrics {
             keystone_validation_duration,
             keystone_errors,
             limit_refusals,
+            results_cache_answers,
+            results_cache_answered_bytes,
+            results_cache_stored_bytes,
+            results_cache_too_large,
         }
     }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::auth::Authenticator;
 use crate::backend::Backend;
+use crate::cache::Cache;
 use crate::cors::CorsOptions;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -68,4 +69,6 @@ pub struct State {
     pub cors: CorsOptions,
     /// `[limits]`: admission and shape limits per project.
     pub limits: Arc<Limits>,
+    /// `[cache]`: the results cache, when enabled.
+    pub cache: Option<Cache>,
 }

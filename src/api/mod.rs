@@ -8,6 +8,7 @@
 //! ([`refusal`]). Nothing here knows how a stage works inside.
 
 mod alertmanager;
+mod cached;
 pub mod filter;
 mod pipeline;
 pub mod probes;

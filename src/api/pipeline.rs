@@ -45,6 +45,9 @@ pub(super) async fn api_request(
             }
         }
         let grants = prepared.grants;
+        if let Some(cached) = super::cached::answer(&req, &state, &api, &prepared.request).await {
+            return cached;
+        }
         let resp = forward(&state, &api, prepared.request).await?;
         answer(
             resp,

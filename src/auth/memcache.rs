@@ -235,7 +235,7 @@ impl Server {
         // Those who found it dead at the same time need not say it again.
         if newly {
             tracing::warn!(server = %self.name, retry_in_s = dead_retry.as_secs(),
-                "memcached server marked dead ({why}); token cache misses until then");
+                "memcached server marked dead ({why}); its entries are misses until then");
         }
         // Drop the idle connections: they lead to the same dead server.
         lock(&self.idle).clear();
@@ -428,6 +428,47 @@ impl SharedCache {
         });
     }
 
+    /// The raw entry stored under `namespace` for `material` (hashed like a
+    /// token, never sent as is), if any and intact; for the results cache.
+    pub(crate) async fn get_entry(&self, namespace: &str, material: &[u8]) -> Option<Vec<u8>> {
+        let inner = &self.inner;
+        let (key, primary) = inner.key_in(namespace, material);
+        let raw = inner.on_live_server(primary, Op::Get(key)).await??;
+        let payload = open(&inner.protection, &raw);
+        if payload.is_none() {
+            tracing::warn!("ignoring a memcached {namespace} entry that fails its integrity check");
+        }
+        payload
+    }
+
+    /// Stores `value` under `namespace` for `material` for `ttl`, in the
+    /// background; `false` (nothing sent) when the sealed entry would be
+    /// larger than `max_bytes`.
+    pub(crate) fn set_entry(
+        &self,
+        namespace: &str,
+        material: &[u8],
+        value: &[u8],
+        ttl: Duration,
+        max_bytes: usize,
+    ) -> bool {
+        let (key, primary) = self.inner.key_in(namespace, material);
+        let sealed = seal(&self.inner.protection, value);
+        if sealed.is_empty() || sealed.len() > max_bytes {
+            return false;
+        }
+        let inner = self.inner.clone();
+        let op = Op::Set {
+            key,
+            value: sealed,
+            ttl: ttl.as_secs().max(1) as i64,
+        };
+        tokio::spawn(async move {
+            inner.on_live_server(primary, op).await;
+        });
+        true
+    }
+
     /// Whether `memcached_servers[index]` is currently skipped as dead (for
     /// the tests below).
     #[cfg(test)]
@@ -443,16 +484,22 @@ impl Inner {
     /// The entry key of `token`, and the index of its server while every
     /// server is live.
     fn key(&self, token: &str) -> (String, usize) {
+        self.key_in("tokens", token.as_bytes())
+    }
+
+    /// The entry key of `material` below `aetos/<namespace>/`, and its
+    /// server's index.
+    fn key_in(&self, namespace: &str, material: &[u8]) -> (String, usize) {
         let digest: [u8; 32] = if self.key_salt.is_empty() {
             let mut d = [0u8; 32];
-            d.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+            d.copy_from_slice(digest::digest(&digest::SHA256, material).as_ref());
             d
         } else {
-            hmac(&self.key_salt, token.as_bytes())
+            hmac(&self.key_salt, material)
         };
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         let server = usize::from(digest[0]) % self.servers.len();
-        (format!("aetos/tokens/{hex}"), server)
+        (format!("aetos/{namespace}/{hex}"), server)
     }
 
     /// The first live server from `primary` on (so a dead server's keys

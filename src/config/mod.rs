@@ -22,6 +22,7 @@
 
 mod alertmanager;
 mod api;
+mod cache;
 mod cors;
 mod default;
 pub mod env;
@@ -41,6 +42,7 @@ pub mod sample;
 
 pub use alertmanager::AlertmanagerSection;
 pub use api::ApiSection;
+pub use cache::{CacheSection, CacheStore};
 pub use cors::CorsSection;
 pub use default::{AuthMode, DefaultSection};
 pub use healthcheck::HealthcheckSection;
@@ -184,6 +186,8 @@ pub struct Config {
     pub healthcheck: HealthcheckSection,
     pub oslo_middleware: MiddlewareSection,
     pub limits: LimitsSection,
+    /// `[cache]`: the results cache (off unless enabled).
+    pub cache: CacheSection,
     /// `[alertmanager]` (off while its url is unset).
     pub alertmanager: AlertmanagerSection,
     /// How requests to Alertmanager are authenticated, checked with the
@@ -475,6 +479,7 @@ fn build_sections(
         cors: cors::build_cors(r)?,
         healthcheck: healthcheck::build_healthcheck(r)?,
         limits: limits::build(r)?,
+        cache: cache::build(r)?,
         alertmanager: alertmanager::build_alertmanager(r)?,
         alertmanager_auth: BackendAuthConfig::None,
         backend_auth: BackendAuthConfig::None,

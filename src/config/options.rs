@@ -368,6 +368,45 @@ pub static OPTIONS: &[OptSpec] = &[
         "PEM CA bundle for mutual TLS: every client must present a certificate issued by one \
          of these CAs, or the handshake fails (callers still need a Keystone token). Empty: \
          no client certificate is asked for. Requires tls_cert_file."),
+    // ------------------------------------------------------------------ cache
+    opt("cache", "enabled", Bool, Some("false"),
+        "Answer query_range (and, with instant_ttl, query) from a results cache: a range is \
+         split into intervals of split_interval, each answered from the cache or the backend, \
+         and merged. Entries are keyed by the query as the backend is sent it (after the \
+         tenancy stage), so one project's entry never answers another."),
+    opt("cache", "backend", choice(&["memory", "memcached"]), Some("memory"),
+        "Where entries are kept: memory (this process, bounded by max_bytes) or memcached \
+         (shared by every replica; memcached_servers)."),
+    opt("cache", "memcached_servers", List, None,
+        "memcached servers of backend = memcached, as host:port. Empty: the servers of \
+         [keystone_authtoken] memcached_servers. Entries are protected as \
+         [keystone_authtoken] memcache_security_strategy says."),
+    opt("cache", "memcached_timeout", float(Some(0.01), Some(10.0)), Some("0.25"),
+        "Seconds one memcached operation may take; past it the entry is a miss and the server \
+         is skipped for [keystone_authtoken] memcache_pool_dead_retry."),
+    opt("cache", "memcached_max_item_bytes", int(Some(1024), None), Some("1048000"),
+        "Largest entry stored in memcached (its -I item size limit, 1 MiB by default, less \
+         room for the key); larger intervals are answered but not cached."),
+    opt("cache", "max_bytes", int(Some(0), None), Some("268435456"),
+        "Most bytes of answers kept by backend = memory; the least recently used go first."),
+    opt("cache", "split_interval", Str, Some("24h"),
+        "Length of the intervals a query_range is split into, aligned to multiples of it \
+         since the epoch (seconds or a duration such as 24h)."),
+    opt("cache", "freshness", Str, Some("10m"),
+        "Intervals ending later than now minus this are always fetched, never cached, so that \
+         recent data (late samples, rule evaluations) is live (seconds or a duration)."),
+    opt("cache", "align_to_step", Bool, Some("false"),
+        "Round start and end of a query_range down to a multiple of step before answering, as \
+         Thanos' query-frontend does, so repeated dashboard queries share entries. The answer \
+         then differs from Prometheus' for the unaligned range."),
+    opt("cache", "max_parallel", int(Some(1), Some(64)), Some("4"),
+        "Most intervals of one request fetched from the backend at once."),
+    opt("cache", "ttl", Str, Some("7d"),
+        "How long a query_range interval stays cached (seconds or a duration); bounds how long \
+         an answer can outlive data the backend has since dropped (retention, deletions)."),
+    opt("cache", "instant_ttl", Str, Some("0"),
+        "Seconds (or a duration) an instant query with an explicit time is answered from the \
+         cache; 0: instant queries are not cached. A query without time is never cached."),
     // ------------------------------------------------------------------- cors
     opt("cors", "allowed_origin", List, None,
         "Origins allowed to share responses with, as <scheme>://<host>[:<port>] with no trailing \

@@ -1,0 +1,413 @@
+//! The results cache (`[cache]`) against the stack's real Keystone and
+//! Prometheus: through the cache — cold, warm, partially warm, across
+//! interval boundaries, odd steps, `@` and `offset` — answers equal direct
+//! Prometheus point for point; one project's entries never answer another,
+//! privileged and scoped entries never mix; a memcached store (our own
+//! memcached, started here) is shared by replicas and its loss only costs
+//! misses.
+#![cfg(feature = "functional")]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{free_port, stack, token, Aetos};
+use serde_json::Value;
+
+/// The fixed data set of the differential tests (an hour, `diff` in env.json).
+fn diff_range() -> (i64, i64) {
+    let d = &stack().env["diff"];
+    (d["start"].as_i64().unwrap(), d["end"].as_i64().unwrap())
+}
+
+/// `[cache]` on, in memory, cut every 10 minutes so the data set's hour
+/// spans several intervals.
+fn memory_cache() -> &'static str {
+    "[cache]\nenabled = true\nsplit_interval = 600\n"
+}
+
+fn range_params(query: &str, start: i64, end: i64, step: &str) -> Vec<(String, String)> {
+    vec![
+        ("query".to_owned(), query.to_owned()),
+        ("start".to_owned(), start.to_string()),
+        ("end".to_owned(), end.to_string()),
+        ("step".to_owned(), step.to_owned()),
+    ]
+}
+
+/// A `query_range` straight to the stack's Prometheus.
+async fn direct(params: &[(String, String)]) -> Value {
+    let r = common::client()
+        .get(format!("{}/api/v1/query_range", stack().prometheus_url()))
+        .query(params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// A `query_range` through aetos: status, `X-Aetos-Cache`, body.
+async fn through(
+    a: &Aetos,
+    tok: &str,
+    params: &[(String, String)],
+    extra_header: Option<(&str, &str)>,
+) -> (u16, Option<String>, Value) {
+    let mut r = common::client()
+        .get(format!("{}/prometheus/api/v1/query_range", a.url))
+        .query(params)
+        .header("X-Auth-Token", tok);
+    if let Some((k, v)) = extra_header {
+        r = r.header(k, v);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let cache = r
+        .headers()
+        .get("x-aetos-cache")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, cache, body)
+}
+
+/// The answer's series sorted by labels, each with its `[t, "v"]` points.
+fn series(answer: &Value) -> Vec<(Value, Value)> {
+    assert_eq!(answer["status"], "success", "{answer}");
+    assert_eq!(answer["data"]["resultType"], "matrix", "{answer}");
+    let mut s: Vec<(Value, Value)> = answer["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["metric"].clone(), s["values"].clone()))
+        .collect();
+    s.sort_by_key(|(m, _)| m.to_string());
+    s
+}
+
+fn assert_same(ours: &Value, theirs: &Value, what: &str) {
+    let (o, t) = (series(ours), series(theirs));
+    assert!(
+        !t.is_empty(),
+        "{what}: the baseline has no series; is the data set loaded?"
+    );
+    assert_eq!(o.len(), t.len(), "{what}: series count");
+    for ((om, ov), (tm, tv)) in o.iter().zip(&t) {
+        assert_eq!(om, tm, "{what}: labels");
+        assert_eq!(ov, tv, "{what}: points of {om}");
+    }
+}
+
+#[tokio::test]
+async fn cached_answers_equal_direct_prometheus() {
+    let a = Aetos::start(memory_cache(), None);
+    let admin = token("admin").await;
+    let (s, e) = diff_range();
+    let queries = [
+        "diff_cpu_usage_ratio",
+        "rate(diff_http_requests_total[5m])",
+        "sum by (project) (diff_memory_used_bytes)",
+        "diff_queue_length offset 10m",
+        "diff_cpu_usage_ratio @ 1796156000",
+        "max_over_time(diff_queue_length[10m:1m])",
+        "histogram_quantile(0.9, sum by (le) (rate(diff_request_duration_seconds_bucket[5m])))",
+    ];
+    for q in queries {
+        for step in ["15", "7", "61s"] {
+            // Cold, then warm: the same answer, the second from the cache.
+            let p = range_params(q, s + 3, e, step);
+            let want = direct(&p).await;
+            let (status, cache, cold) = through(&a, &admin, &p, None).await;
+            assert_eq!(
+                (status, cache.as_deref()),
+                (200, Some("miss")),
+                "{q} step {step}"
+            );
+            assert_same(&cold, &want, &format!("cold {q} step {step}"));
+            let (status, cache, warm) = through(&a, &admin, &p, None).await;
+            assert_eq!(
+                (status, cache.as_deref()),
+                (200, Some("hit")),
+                "{q} step {step}"
+            );
+            assert_same(&warm, &want, &format!("warm {q} step {step}"));
+        }
+    }
+    // Partially warm: a shorter range first, then one that holds it.
+    let q = "rate(diff_http_requests_total[5m])";
+    let inner = range_params(q, s + 1200, s + 2400, "15");
+    let (_, cache, short) = through(&a, &admin, &inner, None).await;
+    assert_eq!(cache.as_deref(), Some("miss"));
+    assert_same(&short, &direct(&inner).await, "shorter range");
+    let outer = range_params(q, s, e, "15");
+    let (_, cache, long) = through(&a, &admin, &outer, None).await;
+    assert_eq!(cache.as_deref(), Some("partial"));
+    assert_same(&long, &direct(&outer).await, "longer range, partially warm");
+
+    // The same through a form POST, answered from the entries of the GETs.
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(outer.iter())
+        .finish();
+    let r = a
+        .post_form("/api/v1/query_range", &form, Some(&admin))
+        .await;
+    assert_eq!(r.headers().get("x-aetos-cache").unwrap(), "hit");
+    let posted: Value = r.json().await.unwrap();
+    assert_same(&posted, &direct(&outer).await, "POST form");
+
+    // `@ start()` changes meaning when a range is split: not cached, and right.
+    let p = range_params("diff_cpu_usage_ratio @ start()", s, e, "60");
+    let (status, cache, body) = through(&a, &admin, &p, None).await;
+    assert_eq!((status, cache), (200, None));
+    assert_same(&body, &direct(&p).await, "@ start()");
+
+    // A parameter the cache does not know: forwarded, not cached.
+    let mut p = range_params("diff_cpu_usage_ratio", s, e, "60");
+    p.push(("lookback_delta".to_owned(), "1m".to_owned()));
+    let (status, cache, _) = through(&a, &admin, &p, None).await;
+    assert_eq!((status, cache), (200, None));
+}
+
+#[tokio::test]
+async fn cache_control_from_the_client_bypasses_the_cache() {
+    let a = Aetos::start(memory_cache(), None);
+    let admin = token("admin").await;
+    let (s, e) = diff_range();
+    let p = range_params("diff_queue_length", s, e, "30");
+    // no-store: neither read nor written.
+    let (_, cache, _) = through(&a, &admin, &p, Some(("Cache-Control", "no-store"))).await;
+    assert_eq!(cache, None);
+    let (_, cache, _) = through(&a, &admin, &p, None).await;
+    assert_eq!(cache.as_deref(), Some("miss"), "no-store wrote nothing");
+    // no-cache: not read (a miss although warm), but written.
+    let (_, cache, body) = through(&a, &admin, &p, Some(("Cache-Control", "no-cache"))).await;
+    assert_eq!(cache.as_deref(), Some("miss"));
+    assert_same(&body, &direct(&p).await, "no-cache");
+    let (_, cache, _) = through(&a, &admin, &p, None).await;
+    assert_eq!(cache.as_deref(), Some("hit"));
+}
+
+/// Every `project` label value of an answer.
+fn projects(answer: &Value) -> Vec<String> {
+    let mut p: Vec<String> = series(answer)
+        .iter()
+        .map(|(m, _)| m["project"].as_str().unwrap_or("").to_owned())
+        .collect();
+    p.sort();
+    p.dedup();
+    p
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn one_projects_entries_never_answer_another() {
+    // freshness 0: the recent past of the live exporters is cached too.
+    let a = Aetos::start(&format!("{}freshness = 0\n", memory_cache()), None);
+    common::wait_for_history(Duration::from_secs(120)).await;
+    let demo = stack().project("demo");
+    let other = stack().project("other");
+    let reader_a = token("demo-reader").await;
+    let member_b = token("other-member").await;
+    let admin = token("admin").await;
+    let end = now() - 30;
+    let p = range_params("ceilometer_cpu", end - 90, end, "15");
+
+    let (_, cache, a_cold) = through(&a, &reader_a, &p, None).await;
+    assert_eq!(cache.as_deref(), Some("miss"));
+    assert_eq!(projects(&a_cold), std::slice::from_ref(&demo));
+    let (_, cache, a_warm) = through(&a, &reader_a, &p, None).await;
+    assert_eq!(cache.as_deref(), Some("hit"));
+    assert_eq!(projects(&a_warm), std::slice::from_ref(&demo));
+
+    // B asks the same text: not A's entry, B's own data.
+    let (_, cache, b) = through(&a, &member_b, &p, None).await;
+    assert_eq!(
+        cache.as_deref(),
+        Some("miss"),
+        "B was answered from A's entry"
+    );
+    assert_eq!(projects(&b), std::slice::from_ref(&other));
+    let (_, cache, b) = through(&a, &member_b, &p, None).await;
+    assert_eq!(cache.as_deref(), Some("hit"));
+    assert_eq!(projects(&b), std::slice::from_ref(&other));
+
+    // Privileged: neither scoped entry, every project.
+    let (_, cache, all) = through(&a, &admin, &p, None).await;
+    assert_eq!(
+        cache.as_deref(),
+        Some("miss"),
+        "privileged answered from a scoped entry"
+    );
+    let all = projects(&all);
+    assert!(all.contains(&demo) && all.contains(&other), "{all:?}");
+    // And a scoped caller after the privileged entry exists: still its own.
+    let (_, _, a_again) = through(&a, &reader_a, &p, None).await;
+    assert_eq!(projects(&a_again), [demo]);
+}
+
+/// A memcached of our own on a free port (never the stack's).
+struct Memcached {
+    child: Child,
+    addr: String,
+}
+
+impl Memcached {
+    fn start() -> Memcached {
+        let port = free_port();
+        let port_arg = port.to_string();
+        // `-u`: memcached refuses to run as root without it.
+        let args = [
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port_arg,
+            "-U",
+            "0",
+            "-m",
+            "64",
+            "-u",
+            "nobody",
+        ];
+        let child = Command::new("memcached")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("memcached (Debian package memcached) is installed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "memcached did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Memcached {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+}
+
+impl Drop for Memcached {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asks until the answer is a hit (memcached writes are sent in the
+/// background); panics after 50 tries.
+async fn until_hit(a: &Aetos, tok: &str, p: &[(String, String)]) -> Value {
+    for _ in 0..50 {
+        let (status, cache, body) = through(a, tok, p, None).await;
+        assert_eq!(status, 200);
+        if cache.as_deref() == Some("hit") {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never a hit");
+}
+
+#[tokio::test]
+async fn memcached_store_is_shared_and_its_loss_only_costs_misses() {
+    let m = Memcached::start();
+    let conf = format!(
+        "{}backend = memcached\nmemcached_servers = {}\nmemcached_timeout = 0.3\n",
+        memory_cache(),
+        m.addr
+    );
+    let one = Aetos::start(&conf, None);
+    let two = Aetos::start(&conf, None);
+    let admin = token("admin").await;
+    let (s, e) = diff_range();
+    let p = range_params("rate(diff_http_requests_total[5m])", s, e, "15");
+    let want = direct(&p).await;
+
+    let (_, cache, cold) = through(&one, &admin, &p, None).await;
+    assert_eq!(cache.as_deref(), Some("miss"));
+    assert_same(&cold, &want, "cold, memcached");
+    assert_same(&until_hit(&one, &admin, &p).await, &want, "warm, memcached");
+    // The other replica has never seen the query: memcached answers it.
+    let (_, cache, shared) = through(&two, &admin, &p, None).await;
+    assert_eq!(cache.as_deref(), Some("hit"), "replicas share entries");
+    assert_same(&shared, &want, "from the other replica");
+
+    // memcached hangs (stopped): answered from Prometheus, correctly.
+    m.signal("-STOP");
+    let (status, cache, hung) = through(&two, &admin, &p, None).await;
+    assert_eq!((status, cache.as_deref()), (200, Some("miss")));
+    assert_same(&hung, &want, "memcached hung");
+    // memcached gone: the same.
+    m.signal("-CONT");
+    drop(m);
+    let (status, cache, gone) = through(&one, &admin, &p, None).await;
+    assert_eq!((status, cache.as_deref()), (200, Some("miss")));
+    assert_same(&gone, &want, "memcached gone");
+}
+
+#[tokio::test]
+async fn instant_queries_with_a_time_are_cached_for_instant_ttl() {
+    let a = Aetos::start(&format!("{}instant_ttl = 300\n", memory_cache()), None);
+    let admin = token("admin").await;
+    let at = stack().env["diff"]["eval_time"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let ask = |time: Option<String>| {
+        let mut params = vec![(
+            "query",
+            "sum by (project) (diff_memory_used_bytes)".to_owned(),
+        )];
+        if let Some(t) = time {
+            params.push(("time", t));
+        }
+        let url = format!("{}/prometheus/api/v1/query", a.url);
+        let admin = admin.clone();
+        async move {
+            let r = common::client()
+                .get(url)
+                .query(&params)
+                .header("X-Auth-Token", admin)
+                .send()
+                .await
+                .unwrap();
+            let cache = r
+                .headers()
+                .get("x-aetos-cache")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (cache, r.json::<Value>().await.unwrap())
+        }
+    };
+    let want = common::prom_query("sum by (project) (diff_memory_used_bytes)", Some(&at)).await;
+    assert_eq!(want["status"], "success");
+    assert!(!want["data"]["result"].as_array().unwrap().is_empty());
+    let (cache, cold) = ask(Some(at.clone())).await;
+    assert_eq!(cache.as_deref(), Some("miss"));
+    assert_eq!(cold["data"], want["data"]);
+    let (cache, warm) = ask(Some(at.clone())).await;
+    assert_eq!(cache.as_deref(), Some("hit"));
+    assert_eq!(warm["data"], want["data"]);
+    // Without `time` the answer is of "now": never cached.
+    let (cache, _) = ask(None).await;
+    assert_eq!(cache, None);
+    let (cache, _) = ask(None).await;
+    assert_eq!(cache, None);
+}
