@@ -4,6 +4,8 @@
 //! filtered for a scoped caller). Each step takes the values it needs and
 //! returns a plain value or a [`Refusal`].
 
+use std::sync::Arc;
+
 use actix_web::http::Method;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
@@ -73,8 +75,9 @@ pub(super) struct Admitted {
     pub(super) admission: Option<Admission>,
     /// The path to call on the backend.
     pub(super) path: String,
-    /// The caller's roles (for the metric access rules).
-    pub(super) roles: Vec<String>,
+    /// Who the caller is (`None` in signing-proxy mode): the cached
+    /// identity itself, not a copy of its roles.
+    pub(super) identity: Option<Arc<Identity>>,
 }
 
 /// authn → authz → a path that stays below the backend's base → the
@@ -85,10 +88,10 @@ pub(super) async fn admit(
     api: &Api,
     backend_path: Result<String, String>,
 ) -> Result<Admitted, Refusal> {
-    let (access, key, roles) = if matches!(state.authn, Authn::Passthrough) {
+    let (access, key, identity) = if matches!(state.authn, Authn::Passthrough) {
         // Signing-proxy mode: privileged without identity, forwarded as is.
         set_mode(req, Mode::Passthrough);
-        (Access::Privileged, None, Vec::new())
+        (Access::Privileged, None, None)
     } else {
         let identity = authenticate(req, state).await.map_err(|e| match e {
             AuthError::MissingToken | AuthError::InvalidToken => Refusal::Unauthenticated,
@@ -101,7 +104,7 @@ pub(super) async fn admit(
             Ok(access) => {
                 set_mode(req, mode(&access));
                 let key = limit_key(&access, &identity);
-                (access, Some(key), identity.roles.clone())
+                (access, Some(key), Some(identity))
             }
             Err(denied) => {
                 set_mode(req, Mode::Denied);
@@ -127,7 +130,7 @@ pub(super) async fn admit(
         key,
         admission,
         path,
-        roles,
+        identity,
     })
 }
 
@@ -197,7 +200,11 @@ async fn prepare(
     let project = match (&admitted.access, limits) {
         (Access::Privileged, _) | (_, None) => None,
         (Access::Scoped { project }, Some((k, a))) => {
-            grants = state.scoper.grants(project, &admitted.roles);
+            let roles = admitted
+                .identity
+                .as_deref()
+                .map_or(&[][..], |i| &i.roles[..]);
+            grants = state.scoper.grants(project, roles);
             breq.params = scoped(
                 &a.values,
                 k,
