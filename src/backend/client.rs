@@ -1,7 +1,8 @@
-//! The HTTP clients aetos makes: rustls on ring (no OpenSSL, no aws-lc C
-//! build), our timeouts, CA bundle and client certificate. One builder is
-//! shared by the backend, the identity providers (STS, Azure AD, Google)
-//! and the Keystone client, so TLS choices are made in one place.
+//! The reqwest clients aetos makes, for the identity providers (STS, Azure
+//! AD, Google) and the Keystone client: rustls on ring (no OpenSSL, no
+//! aws-lc C build), our timeouts, CA bundle and client certificate. The
+//! backend path's hyper client ([`super::transport`]) makes the same TLS
+//! choices.
 
 use std::time::Duration;
 
@@ -12,8 +13,8 @@ pub fn install_crypto() {
 }
 
 /// Builds a reqwest client with our TLS choices (rustls on ring; no
-/// OpenSSL anywhere). Shared by the backend, the identity providers and
-/// the Keystone client.
+/// OpenSSL anywhere), for Keystone and the identity providers (the backend
+/// path has its own client: [`super::transport`]).
 pub fn http_client(
     connect_timeout: Duration,
     timeout: Option<Duration>,
@@ -21,28 +22,8 @@ pub fn http_client(
     client_cert: Option<(&str, &str)>,
     insecure: bool,
 ) -> Result<reqwest::Client, String> {
-    http_client_with(
-        connect_timeout,
-        timeout,
-        ca_file,
-        client_cert,
-        insecure,
-        reqwest::redirect::Policy::default(),
-    )
-}
-
-/// [`http_client`] with a redirect policy.
-pub(super) fn http_client_with(
-    connect_timeout: Duration,
-    timeout: Option<Duration>,
-    ca_file: Option<&str>,
-    client_cert: Option<(&str, &str)>,
-    insecure: bool,
-    redirect: reqwest::redirect::Policy,
-) -> Result<reqwest::Client, String> {
     install_crypto();
     let mut b = reqwest::Client::builder()
-        .redirect(redirect)
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
