@@ -51,7 +51,17 @@ pub fn authorize(
 ) -> Result<Access, Denied> {
     let creds = identity.credentials();
     let target = identity.policy_target();
-    let check = |rule: &str| enforcer.enforce(rule, target, creds);
+    // A cached identity asks the same rules on every request: the answers
+    // are remembered with it until the rule set changes.
+    let generation = enforcer.generation();
+    let memo = &identity.decisions;
+    let check = |rule: &str| {
+        memo.get(generation, rule).unwrap_or_else(|| {
+            let (allowed, decided_in) = enforcer.enforce_in_generation(rule, target, creds);
+            memo.put(decided_in, rule, allowed);
+            allowed
+        })
+    };
     let mut buf = [0u8; 128];
     let all = all_projects(rule, &mut buf);
     let all: &str = &all;
@@ -227,5 +237,38 @@ mod tests {
         let e = enforcer(&dir);
         let got = authorize(&e, &caller(Some("")), "t:pass_fail", Guard::ScopedOrAll);
         assert!(got.is_err(), "{got:?}");
+    }
+
+    #[test]
+    fn a_remembered_decision_ends_with_the_rule_set() {
+        let dir = TempDir::new("authz-memo");
+        let e = enforcer(&dir);
+        e.set_reload_check_interval(std::time::Duration::ZERO);
+        // One identity for every request, as a cached token's is.
+        let who = caller(Some("p"));
+        let ask = || authorize(&e, &who, "t:pass_pass", Guard::ScopedOrAll);
+        assert_eq!(ask(), Ok(Access::Privileged));
+        assert_eq!(ask(), Ok(Access::Privileged), "remembered");
+        // The operator takes `:all_projects` away: the same identity is
+        // scoped on its next request, not privileged from memory.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        dir.write(
+            "policy.yaml",
+            &POLICY.replace(
+                r#""t:pass_pass:all_projects": "@""#,
+                r#""t:pass_pass:all_projects": "!""#,
+            ),
+        );
+        e.reload().expect("the changed policy loads");
+        assert_eq!(
+            ask(),
+            Ok(Access::Scoped {
+                project: "p".into()
+            })
+        );
+        // A broken file denies everything, remembered or not.
+        dir.write("policy.yaml", "\"t:pass_pass\": [[[");
+        assert!(e.reload().is_err());
+        assert!(ask().is_err());
     }
 }

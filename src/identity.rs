@@ -6,7 +6,7 @@
 //! oslo.policy credentials dictionary upstream Aetos builds through
 //! oslo.context.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
@@ -36,6 +36,8 @@ pub(crate) struct Identity {
     /// The policy dictionaries, built once per identity (a cached token's
     /// identity serves every request made with it).
     pub(crate) policy: PolicyDicts,
+    /// Policy decisions on it, remembered per rule set.
+    pub(crate) decisions: Decisions,
 }
 
 /// The credentials and target dictionaries of an [`Identity`], built on
@@ -183,9 +185,85 @@ impl Identity {
     }
 }
 
+/// Bound on the decisions kept per identity (the route table asks a
+/// handful of rules; a full memo is emptied, never grown).
+const MAX_DECISIONS: usize = 32;
+
+/// Policy decisions remembered for one identity: a cached token's identity
+/// asks the same few rules on every request, and the answers change only
+/// with the rule set, so they are kept tagged with the rule set's
+/// generation ([`crate::authz`] does the remembering).
+/// Remembered `(rule → allowed)` under one rule set.
+/// A clone starts empty, like the policy dictionaries it is derived from.
+#[derive(Debug, Default)]
+pub(crate) struct Decisions(Mutex<Memo>);
+
+#[derive(Debug, Default)]
+struct Memo {
+    generation: u64,
+    entries: Vec<(Box<str>, bool)>,
+}
+
+impl Clone for Decisions {
+    fn clone(&self) -> Self {
+        Decisions::default()
+    }
+}
+
+impl PartialEq for Decisions {
+    /// Derived data: identities are equal by their fields alone.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Decisions {
+    /// The decision on `rule` under rule set `generation`, if remembered.
+    pub(crate) fn get(&self, generation: u64, rule: &str) -> Option<bool> {
+        let memo = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if memo.generation != generation {
+            return None;
+        }
+        memo.entries
+            .iter()
+            .find(|(r, _)| &**r == rule)
+            .map(|&(_, d)| d)
+    }
+
+    /// Remembers `allowed` for `rule` under rule set `generation`.
+    pub(crate) fn put(&self, generation: u64, rule: &str, allowed: bool) {
+        let mut memo = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if memo.generation != generation || memo.entries.len() >= MAX_DECISIONS {
+            memo.generation = generation;
+            memo.entries.clear();
+        }
+        memo.entries.push((rule.into(), allowed));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decisions_are_kept_per_generation_and_bounded() {
+        let d = Decisions::default();
+        assert_eq!(d.get(1, "a"), None);
+        d.put(1, "a", true);
+        d.put(1, "b", false);
+        assert_eq!(d.get(1, "a"), Some(true));
+        assert_eq!(d.get(1, "b"), Some(false));
+        // Another rule set: nothing remembered applies.
+        assert_eq!(d.get(2, "a"), None);
+        d.put(2, "a", false);
+        assert_eq!(d.get(2, "a"), Some(false));
+        assert_eq!(d.get(1, "b"), None);
+        for i in 0..100 {
+            d.put(2, &format!("r{i}"), true);
+        }
+        assert!(d.0.lock().unwrap().entries.len() <= MAX_DECISIONS);
+        assert_eq!(d.clone().get(2, "r99"), None, "a clone starts empty");
+    }
 
     #[test]
     fn token_body_maps_to_identity_and_credentials() {

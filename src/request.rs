@@ -6,6 +6,7 @@
 //! send) and `backend` (which sends them), so that both can name the same
 //! values without importing each other; it only uses the tenancy engine.
 
+mod form;
 mod rules;
 mod scope;
 

@@ -93,8 +93,8 @@ struct Cached {
 
 struct PerEntryTtl;
 
-impl moka::Expiry<TokenKey, Cached> for PerEntryTtl {
-    fn expire_after_create(&self, _k: &TokenKey, v: &Cached, _at: Instant) -> Option<Duration> {
+impl moka::Expiry<String, Cached> for PerEntryTtl {
+    fn expire_after_create(&self, _k: &String, v: &Cached, _at: Instant) -> Option<Duration> {
         Some(v.ttl)
     }
 }
@@ -117,7 +117,11 @@ impl moka::Expiry<TokenKey, Exchanged> for ExchangedTtl {
 /// Validates Keystone tokens, with caching and request coalescing.
 pub struct Authenticator {
     keystone: Arc<KeystoneClient>,
-    positive: Option<Cache<TokenKey, Cached>>,
+    /// Keyed by the token itself: a hit costs a hash of it, not a SHA-256
+    /// (the in-process map holds what every request's buffers hold anyway;
+    /// memcached, outside the process, gets only digests).
+    positive: Option<Cache<String, Cached>>,
+    /// Keyed by SHA-256 of the token: looked up only when `positive` misses.
     negative: Cache<TokenKey, ()>,
     /// Basic credentials (hashed) → the token they were exchanged for.
     exchanged: Cache<TokenKey, Exchanged>,
@@ -179,6 +183,13 @@ impl Authenticator {
 
     /// Validates `token` and returns who it belongs to.
     pub(crate) async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
+        // The common case first: a token seen before, no digest computed.
+        if let Some(cache) = &self.positive {
+            if let Some(c) = cache.get(token).await {
+                self.metrics.token_cache_hits.inc();
+                return Self::unexpired(cache, token, c).await;
+            }
+        }
         let key = sha256(&[token.as_bytes()]);
         if self.negative.contains_key(&key) {
             self.metrics.token_negative_hits.inc();
@@ -190,7 +201,7 @@ impl Authenticator {
         };
         let mut missed = false;
         let result = cache
-            .try_get_with(key, async {
+            .try_get_with_by_ref(token, async {
                 missed = true;
                 self.validate(key, token).await
             })
@@ -201,16 +212,23 @@ impl Authenticator {
             self.metrics.token_cache_hits.inc();
         }
         match result {
-            Ok(c) => {
-                // A cached token may have expired since it was cached.
-                if c.identity.time_left(SystemTime::now()) == Some(Duration::ZERO) {
-                    cache.invalidate(&key).await;
-                    return Err(AuthError::InvalidToken);
-                }
-                Ok(c.identity)
-            }
+            Ok(c) => Self::unexpired(cache, token, c).await,
             Err(e) => Err((*e).clone()),
         }
+    }
+
+    /// A cached token may have expired since it was cached: then it is
+    /// dropped and refused.
+    async fn unexpired(
+        cache: &Cache<String, Cached>,
+        token: &str,
+        c: Cached,
+    ) -> Result<Arc<Identity>, AuthError> {
+        if c.identity.time_left(SystemTime::now()) == Some(Duration::ZERO) {
+            cache.invalidate(token).await;
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(c.identity)
     }
 
     /// `caller` with the service whose `X-Service-Token` came with the

@@ -51,7 +51,12 @@ struct State {
     fingerprint: Fingerprint,
     /// Set when the last (re)load failed: every decision denies.
     failure: Option<String>,
+    /// Unique per installed rule set (process-wide), for [`Decisions`].
+    generation: u64,
 }
+
+/// Source of [`State::generation`].
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 
 impl State {
     /// Compiles the defaults merged with `overrides` (later entries win).
@@ -166,6 +171,7 @@ impl State {
             dir_files: Vec::new(),
             fingerprint: Vec::new(),
             failure: None,
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -373,6 +379,23 @@ impl Enforcer {
         state.decide(rule, target, creds, self.inner.opts.enforce_scope)
     }
 
+    /// [`Enforcer::enforce`], with the generation of the rule set that
+    /// decided (see [`Enforcer::generation`]).
+    pub fn enforce_in_generation(&self, rule: &str, target: &Value, creds: &Value) -> (bool, u64) {
+        self.maybe_reload();
+        let state = self.snapshot();
+        let allowed = state.decide(rule, target, creds, self.inner.opts.enforce_scope);
+        (allowed, state.generation)
+    }
+
+    /// Which rule set is in force: unique per loaded (or failed) rule set,
+    /// process-wide, so a decision remembered under one generation is the
+    /// decision of the rules in force while it is current.
+    pub fn generation(&self) -> u64 {
+        self.maybe_reload();
+        self.snapshot().generation
+    }
+
     /// Re-reads the policy files now (SIGHUP). On failure every decision
     /// denies until a later reload succeeds, and the error is returned.
     pub fn reload(&self) -> Result<(), PolicyError> {
@@ -440,7 +463,8 @@ impl Enforcer {
             .clone()
     }
 
-    fn install(&self, state: State) {
+    fn install(&self, mut state: State) {
+        state.generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
         *self
             .inner
             .state

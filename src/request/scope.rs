@@ -9,8 +9,7 @@
 
 use std::sync::Arc;
 
-use url::form_urlencoded;
-
+use super::form;
 use super::rules::{CallerGrants, MetricRules};
 use super::{Params, Scoping};
 use crate::tenancy::{self, Scoped, TenancyError};
@@ -23,7 +22,11 @@ use crate::tenancy::{self, Scoped, TenancyError};
 #[derive(Clone)]
 pub struct Scoper {
     label: String,
-    cache: moka::sync::Cache<String, (Arc<str>, usize)>,
+    /// Keyed by a keyed hash of (kind, project, rules, input), each entry
+    /// holding its inputs: a lookup allocates nothing, and a hash collision
+    /// is a miss, never another input's rewrite.
+    cache: moka::sync::Cache<u64, Arc<Rewrite>>,
+    hasher: std::collections::hash_map::RandomState,
     /// Rewrites of long inputs run on the blocking pool, at most this many
     /// at once, so that they never hold an async worker.
     blocking: Arc<tokio::sync::Semaphore>,
@@ -49,10 +52,9 @@ impl Scoper {
         Scoper {
             rules,
             label: label.into(),
+            hasher: Default::default(),
             cache: moka::sync::Cache::builder()
-                .weigher(|k: &String, v: &(Arc<str>, usize)| {
-                    u32::try_from(k.len() + v.0.len()).unwrap_or(u32::MAX)
-                })
+                .weigher(|_: &u64, v: &Arc<Rewrite>| u32::try_from(v.size()).unwrap_or(u32::MAX))
                 .max_capacity(REWRITE_CACHE_BYTES)
                 .build(),
             blocking: Arc::new(tokio::sync::Semaphore::new(
@@ -90,21 +92,45 @@ impl Scoper {
         grants: Option<&CallerGrants>,
         input: &str,
         f: impl FnOnce() -> Result<Scoped, TenancyError>,
-    ) -> Result<Scoped, TenancyError> {
-        // The project id cannot contain NUL (tenancy refuses it), and the
-        // grants key none, so the key is unambiguous.
+    ) -> Result<(Arc<str>, usize), TenancyError> {
+        use std::hash::{BuildHasher, Hash, Hasher};
         let rules = grants.map_or("", |g| g.key.as_str());
-        let key = format!("{kind}\0{project}\0{rules}\0{input}");
-        if let Some((text, selectors)) = self.cache.get(&key) {
-            return Ok(Scoped {
-                text: text.to_string(),
-                selectors,
-            });
+        let mut h = self.hasher.build_hasher();
+        (kind, project, rules, input).hash(&mut h);
+        let hash = h.finish();
+        if let Some(r) = self.cache.get(&hash) {
+            if r.kind == kind && *r.project == *project && *r.rules == *rules && *r.input == *input
+            {
+                return Ok((r.text.clone(), r.selectors));
+            }
         }
         let out = f()?;
-        self.cache
-            .insert(key, (Arc::from(out.text.as_str()), out.selectors));
-        Ok(out)
+        let text: Arc<str> = out.text.into();
+        self.cache.insert(
+            hash,
+            Arc::new(Rewrite {
+                kind,
+                project: project.into(),
+                rules: rules.into(),
+                input: input.into(),
+                text: text.clone(),
+                selectors: out.selectors,
+            }),
+        );
+        Ok((text, out.selectors))
+    }
+
+    /// [`tenancy::scope_query_granted`], remembered, shared with the cache.
+    fn query_shared(
+        &self,
+        q: &str,
+        project: &str,
+        grants: Option<&CallerGrants>,
+    ) -> Result<(Arc<str>, usize), TenancyError> {
+        self.cached('q', project, grants, q, || {
+            let g = grants.map(|g| g.grants.as_ref());
+            tenancy::scope_query_granted(q, &self.label, project, g)
+        })
     }
 
     /// [`tenancy::scope_query`], remembered.
@@ -124,10 +150,11 @@ impl Scoper {
         project: &str,
         grants: Option<&CallerGrants>,
     ) -> Result<Scoped, TenancyError> {
-        self.cached('q', project, grants, q, || {
-            let g = grants.map(|g| g.grants.as_ref());
-            tenancy::scope_query_granted(q, &self.label, project, g)
-        })
+        self.query_shared(q, project, grants)
+            .map(|(text, selectors)| Scoped {
+                text: text.to_string(),
+                selectors,
+            })
     }
 
     /// [`tenancy::scope_selector`], remembered.
@@ -155,7 +182,7 @@ impl Scoper {
                 text: list.join("\n"),
             })
         })?;
-        Ok(out.text.split('\n').map(str::to_owned).collect())
+        Ok(out.0.split('\n').map(str::to_owned).collect())
     }
 }
 
@@ -168,42 +195,52 @@ pub enum RewriteError {
     MissingMatch,
 }
 
+/// One remembered rewrite, with what it was computed from.
+struct Rewrite {
+    kind: char,
+    project: Box<str>,
+    rules: Box<str>,
+    input: Box<str>,
+    text: Arc<str>,
+    selectors: usize,
+}
+
+impl Rewrite {
+    fn size(&self) -> usize {
+        self.project.len() + self.rules.len() + self.input.len() + self.text.len() + 64
+    }
+}
+
+#[cfg(test)]
 fn pairs(s: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(s.as_bytes())
+    form::parse(s)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
-fn encode(pairs: &[(String, String)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
-fn has_key(s: &str, key: &str) -> bool {
-    form_urlencoded::parse(s.as_bytes()).any(|(k, _)| k == key)
-}
+use form::has_key;
 
 /// Scopes one parameter string in place, returning it re-encoded. Only the
 /// scoped values change; every other parameter keeps its order and value.
 fn scope_one(
     s: &str,
     key: &str,
-    f: &dyn Fn(&str) -> Result<Scoped, TenancyError>,
+    f: &dyn Fn(&str) -> Result<(Arc<str>, usize), TenancyError>,
     selectors: &mut usize,
 ) -> Result<String, TenancyError> {
-    if !has_key(s, key) {
-        return Ok(s.to_owned());
-    }
-    let mut ps = pairs(s);
-    for (k, v) in ps.iter_mut() {
+    let mut out = String::with_capacity(s.len() + 64);
+    let mut found = false;
+    for (k, v) in form::parse(s) {
         if k == key {
-            let scoped = f(v)?;
-            *selectors += scoped.selectors;
-            *v = scoped.text;
+            found = true;
+            let (text, n) = f(&v)?;
+            *selectors += n;
+            form::append_pair(&mut out, &k, &text);
+        } else {
+            form::append_pair(&mut out, &k, &v);
         }
     }
-    Ok(encode(&ps))
+    Ok(if found { out } else { s.to_owned() })
 }
 
 /// Scopes every `match[]` of one parameter string in place; one may become
@@ -213,21 +250,20 @@ fn scope_matches(
     f: &dyn Fn(&str) -> Result<Vec<String>, TenancyError>,
     selectors: &mut usize,
 ) -> Result<String, TenancyError> {
-    if !has_key(s, "match[]") {
-        return Ok(s.to_owned());
-    }
-    let mut out = Vec::new();
-    for (k, v) in pairs(s) {
+    let mut out = String::with_capacity(s.len() + 64);
+    let mut found = false;
+    for (k, v) in form::parse(s) {
         if k != "match[]" {
-            out.push((k, v));
+            form::append_pair(&mut out, &k, &v);
             continue;
         }
+        found = true;
         for m in f(&v)? {
             *selectors += 1;
-            out.push((k.clone(), m));
+            form::append_pair(&mut out, &k, &m);
         }
     }
-    Ok(encode(&out))
+    Ok(if found { out } else { s.to_owned() })
 }
 
 /// The bytes of every value of the parameters that `scoping` parses (the
@@ -241,7 +277,7 @@ pub fn scoped_input_bytes(params: &Params, scoping: Scoping) -> usize {
     [Some(params.url.as_str()), params.body.as_deref()]
         .into_iter()
         .flatten()
-        .flat_map(|s| form_urlencoded::parse(s.as_bytes()))
+        .flat_map(form::parse)
         .filter(|(k, _)| k == key)
         .map(|(_, v)| v.len())
         .sum()
@@ -275,7 +311,7 @@ pub fn scope_params_counted(
     let mut n = 0;
     match scoping {
         Scoping::Query => {
-            let f = |q: &str| scoper.query_granted(q, project, grants);
+            let f = |q: &str| scoper.query_shared(q, project, grants);
             let url = scope_one(&params.url, "query", &f, &mut n)?;
             let body = body
                 .map(|b| scope_one(b, "query", &f, &mut n))
@@ -294,11 +330,10 @@ pub fn scope_params_counted(
                 }
                 let g = grants.map(|g| g.grants.as_ref());
                 let only = tenancy::scope_match_params_granted(&[], label, project, g)?;
-                let pairs: Vec<(String, String)> = only
-                    .iter()
-                    .map(|m| ("match[]".to_owned(), m.clone()))
-                    .collect();
-                let extra = encode(&pairs);
+                let mut extra = String::new();
+                for m in &only {
+                    form::append_pair(&mut extra, "match[]", m);
+                }
                 // A form body is where the other parameters are; else the URL.
                 let target = match body.as_mut() {
                     Some(b) if !b.is_empty() => b,
