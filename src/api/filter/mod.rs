@@ -1,7 +1,9 @@
 //! Answers that are filtered, not rewritten, for scoped callers.
 //!
 //! - `rules` and `alerts`: only the rules (and their alerts) and alerts
-//!   whose labels carry the caller's project.
+//!   whose labels carry the caller's project; under metric access rules
+//!   that restrict the caller, only of the rules whose expression they
+//!   allow (`alerts` is then built from `rules?type=alert`).
 //! - `metadata` and `targets/metadata`: built from the metadata of the
 //!   scrape targets that hold the project's series (see
 //!   [`ProjectSeries`]), so that HELP/TYPE text exported only by another
