@@ -97,7 +97,9 @@ pub enum Filter {
     /// `rules`: only the rules (and their alerts) whose labels carry the
     /// project.
     Rules,
-    /// `alerts`: only the alerts whose labels carry the project.
+    /// `alerts`: only the alerts whose labels carry the project; under
+    /// metric access rules that restrict the caller, answered from the
+    /// alerting rules whose expressions they allow (`rules?type=alert`).
     Alerts,
     /// `metadata`: built from the metadata of the project's targets.
     Metadata,

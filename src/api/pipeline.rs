@@ -215,10 +215,13 @@ async fn prepare(
                 grants.clone(),
             )
             .await?;
-            if matches!(api.scoping, Scoping::FilterResponse(_)) {
+            if let Scoping::FilterResponse(f) = api.scoping {
                 // The answer is filtered as JSON: ask for it uncompressed.
                 breq.headers
                     .retain(|(k, _)| k != http::header::ACCEPT_ENCODING);
+                // `alerts` under restricting metric access rules: from the
+                // alerting rules, whose expressions can be checked.
+                filter::answers_alerts_from_rules(f, grants.as_ref(), &mut breq);
             }
             breq.project = Some(project.clone());
             Some(project.clone())

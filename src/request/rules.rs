@@ -66,6 +66,16 @@ pub struct CallerGrants {
     pub key: String,
 }
 
+impl CallerGrants {
+    /// The grants when they allow less than every series (see
+    /// [`Grants::allows_everything`]): what the answer filters of `rules`,
+    /// `alerts` and Alertmanager's alerts must check expressions against.
+    /// `None`: they filter by project only, as without a rules file.
+    pub fn restricted(&self) -> Option<&Grants> {
+        (!self.grants.allows_everything()).then_some(self.grants.as_ref())
+    }
+}
+
 /// The rules in force, and where they come from.
 #[derive(Debug, Default)]
 pub struct MetricRules {
@@ -231,6 +241,24 @@ rules:
     fn a_caller_no_rule_applies_to_is_granted_nothing() {
         let g = rules(GOOD).grants("p-y", &roles(&["observer"])).unwrap();
         assert_eq!(g.grants.iter().count(), 0);
+        assert!(g.restricted().is_some(), "nothing is a restriction");
+    }
+
+    #[test]
+    fn an_everything_rule_restricts_no_answer() {
+        let r = rules(
+            "rules:\n  - allow: ['{__name__=~\".+\"}']\n  - roles: [reader]\n    allow: [up]\n",
+        );
+        assert!(r
+            .grants("p", &roles(&["reader"]))
+            .unwrap()
+            .restricted()
+            .is_none());
+        assert!(rules(GOOD)
+            .grants("p-x", &roles(&["reader"]))
+            .unwrap()
+            .restricted()
+            .is_some());
     }
 
     #[test]

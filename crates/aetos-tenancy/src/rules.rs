@@ -170,6 +170,23 @@ impl Grants {
         self.grants.iter().any(|g| g.admits_name(name))
     }
 
+    /// Whether these grants allow every series: one of them has no label
+    /// matchers and a name constraint that admits every name, the
+    /// documented `{__name__=~".+"}` (every stored series has a name; `.*`
+    /// is accepted too, though it cannot be written as a selector alone).
+    /// The answer filters then need not look at expressions: a rule or an
+    /// alert of the project is shown as without a rules file.
+    pub fn allows_everything(&self) -> bool {
+        self.grants.iter().any(|g| {
+            g.whole_metrics()
+                && match &g.name {
+                    Name::Any => true,
+                    Name::Regex(src, _) => src == ".*" || src == ".+",
+                    Name::Exact(_) => false,
+                }
+        })
+    }
+
     /// The grants.
     pub fn iter(&self) -> impl Iterator<Item = &Grant> {
         self.grants.iter().map(|g| g.as_ref())
@@ -482,6 +499,21 @@ mod tests {
         );
         assert!(!crate::within_grants("ceilometer_cpu + on() absent(x)", &g));
         assert!(!crate::within_grants("sum(", &g));
+    }
+
+    #[test]
+    fn only_a_whole_name_wildcard_allows_everything() {
+        assert!(grants(&["{__name__=~\".+\"}"]).allows_everything());
+        assert!(grants(&["up", "{__name__=~\".+\"}"]).allows_everything());
+        for narrower in [
+            &["{__name__=~\".+\",job=\"x\"}"][..],
+            &["{__name__=~\"..*\"}"],
+            &["{__name__=~\"ceilometer_.*\"}", "up"],
+            &["{job=~\".+\"}"],
+            &[],
+        ] {
+            assert!(!grants(narrower).allows_everything(), "{narrower:?}");
+        }
     }
 
     #[test]

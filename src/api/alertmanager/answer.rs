@@ -3,15 +3,40 @@
 //! alerts whose `<label>` is the project, only groups that keep an alert,
 //! only silences that pin the project ([`owns`]). Kept entries are copied
 //! byte for byte (borrowed views, as `api::filter`).
+//!
+//! Under metric access rules that restrict the caller, an alert is also
+//! kept only if the expression of the rule it comes from is within the
+//! caller's grants ([`tenancy::within_grants`], the check the Prometheus
+//! `rules` and `alerts` answers make). Alertmanager does not hold the
+//! expression; Prometheus writes it into each alert's `generatorURL`
+//! (`<external URL>/graph?g0.expr=<expression>&g0.tab=1`), which is where
+//! it is read ([`generator_expr`]). An alert without a readable one (another
+//! sender, a malformed URL) is hidden from such callers: fail closed.
+//! Silences do not read series and stay confined by project only.
+
+use std::collections::HashMap;
 
 use serde_json::value::RawValue;
+use url::form_urlencoded;
 
 use super::scope::owns;
 use crate::api::filter::raw::{self, RawObject};
 use crate::api::filter::FilterError;
+use crate::tenancy::{self, Grants};
 
-/// An answer filter: `(body, label, project) → kept body`.
-pub type AnswerFilter = fn(&[u8], &str, &str) -> Result<Vec<u8>, FilterError>;
+/// Whom an answer is confined to.
+#[derive(Debug, Clone, Copy)]
+pub struct Confine<'a> {
+    /// The project label's name (`[prometheus] project_label_name`).
+    pub label: &'a str,
+    pub project: &'a str,
+    /// The caller's metric access rules when they restrict it (see
+    /// `CallerGrants::restricted`); `None`: by project only.
+    pub grants: Option<&'a Grants>,
+}
+
+/// An answer filter: `(body, whom) → kept body`.
+pub type AnswerFilter = fn(&[u8], &Confine<'_>) -> Result<Vec<u8>, FilterError>;
 
 fn top_array(body: &[u8]) -> Result<Vec<&RawValue>, FilterError> {
     let text = std::str::from_utf8(body).map_err(|_| FilterError::NotJson)?;
@@ -30,32 +55,85 @@ fn write_list<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a RawValue>) 
     out.push(b']');
 }
 
-/// Whether an alert's `labels` carry `project` (unambiguously).
-fn alert_is_projects(alert: &RawValue, label: &str, project: &str) -> bool {
-    raw::object(alert)
-        .and_then(|a| a.get("labels"))
-        .and_then(raw::object)
-        .and_then(|l| l.unique_str(label))
-        .is_some_and(|p| p == project)
+/// The expression of the alerting rule an alert comes from, as Prometheus
+/// writes it into the alert's `generatorURL`: the one `g0.expr` parameter
+/// of its query string, decoded. `None` when there is no query string, no
+/// or more than one `g0.expr`, or an empty one.
+pub fn generator_expr(url: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    let mut found = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k == "g0.expr" {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(v.into_owned());
+        }
+    }
+    found.filter(|e| !e.trim().is_empty())
 }
 
-/// `GET alerts`: the project's alerts.
-pub fn filter_alerts(body: &[u8], label: &str, project: &str) -> Result<Vec<u8>, FilterError> {
+/// Decides which alerts a caller sees; the verdict on an expression is
+/// remembered for the answer (the alerts of one rule share their
+/// `generatorURL`), so each is parsed once.
+struct Keep<'a> {
+    whom: &'a Confine<'a>,
+    verdicts: HashMap<String, bool>,
+}
+
+impl<'a> Keep<'a> {
+    fn new(whom: &'a Confine<'a>) -> Keep<'a> {
+        Keep {
+            whom,
+            verdicts: HashMap::new(),
+        }
+    }
+
+    /// Whether the alert's `labels` carry the project (unambiguously) and,
+    /// under restricting rules, its expression is within them.
+    fn keeps(&mut self, alert: &RawValue) -> bool {
+        let Some(alert) = raw::object(alert) else {
+            return false;
+        };
+        let projects = alert
+            .get("labels")
+            .and_then(raw::object)
+            .and_then(|l| l.unique_str(self.whom.label))
+            .is_some_and(|p| p == self.whom.project);
+        if !projects {
+            return false;
+        }
+        let Some(grants) = self.whom.grants else {
+            return true;
+        };
+        let Some(url) = alert.unique_str("generatorURL") else {
+            return false;
+        };
+        if let Some(v) = self.verdicts.get(url.as_ref()) {
+            return *v;
+        }
+        let v = generator_expr(&url).is_some_and(|e| tenancy::within_grants(&e, grants));
+        self.verdicts.insert(url.into_owned(), v);
+        v
+    }
+}
+
+/// `GET alerts`: the project's alerts (under restricting metric access
+/// rules, of the rules they allow).
+pub fn filter_alerts(body: &[u8], whom: &Confine<'_>) -> Result<Vec<u8>, FilterError> {
     let alerts = top_array(body)?;
+    let mut keep = Keep::new(whom);
     let mut out = Vec::with_capacity(body.len());
-    write_list(
-        &mut out,
-        alerts
-            .into_iter()
-            .filter(|a| alert_is_projects(a, label, project)),
-    );
+    write_list(&mut out, alerts.into_iter().filter(|a| keep.keeps(a)));
     Ok(out)
 }
 
-/// `GET alerts/groups`: each group with only the project's alerts; a group
-/// left without any is dropped.
-pub fn filter_groups(body: &[u8], label: &str, project: &str) -> Result<Vec<u8>, FilterError> {
+/// `GET alerts/groups`: each group with only the alerts [`filter_alerts`]
+/// keeps; a group left without any is dropped.
+pub fn filter_groups(body: &[u8], whom: &Confine<'_>) -> Result<Vec<u8>, FilterError> {
     let groups = top_array(body)?;
+    let mut keep = Keep::new(whom);
     let mut out = Vec::with_capacity(body.len());
     out.push(b'[');
     let mut first = true;
@@ -71,10 +149,7 @@ pub fn filter_groups(body: &[u8], label: &str, project: &str) -> Result<Vec<u8>,
             raw::write_key(&mut one, k);
             if k == "alerts" {
                 let alerts = raw::array(v).ok_or(FilterError::Shape("a group's alerts"))?;
-                let kept: Vec<&RawValue> = alerts
-                    .into_iter()
-                    .filter(|a| alert_is_projects(a, label, project))
-                    .collect();
+                let kept: Vec<&RawValue> = alerts.into_iter().filter(|a| keep.keeps(a)).collect();
                 kept_any |= !kept.is_empty();
                 write_list(&mut one, kept.into_iter());
             } else {
@@ -94,15 +169,16 @@ pub fn filter_groups(body: &[u8], label: &str, project: &str) -> Result<Vec<u8>,
     Ok(out)
 }
 
-/// `GET silences`: the silences that pin the project.
-pub fn filter_silences(body: &[u8], label: &str, project: &str) -> Result<Vec<u8>, FilterError> {
+/// `GET silences`: the silences that pin the project. Silences do not read
+/// series: metric access rules do not apply to them.
+pub fn filter_silences(body: &[u8], whom: &Confine<'_>) -> Result<Vec<u8>, FilterError> {
     let silences = top_array(body)?;
     let mut out = Vec::with_capacity(body.len());
     write_list(
         &mut out,
         silences
             .into_iter()
-            .filter(|s| raw::object(s).is_some_and(|o| owns(&o, label, project))),
+            .filter(|s| raw::object(s).is_some_and(|o| owns(&o, whom.label, whom.project))),
     );
     Ok(out)
 }
@@ -127,8 +203,14 @@ mod tests {
                "fingerprint": format!("{p}{name}"), "status": {"state": "active"}})
     }
 
+    const WHOM: Confine<'static> = Confine {
+        label: L,
+        project: "A",
+        grants: None,
+    };
+
     fn run(f: AnswerFilter, v: &Value) -> Value {
-        serde_json::from_slice(&f(v.to_string().as_bytes(), L, "A").unwrap()).unwrap()
+        serde_json::from_slice(&f(v.to_string().as_bytes(), &WHOM).unwrap()).unwrap()
     }
 
     #[test]
@@ -150,7 +232,7 @@ mod tests {
         );
         // Duplicate keys as text: neither value is trusted.
         let text = r#"[{"labels":{"project":"A","project":"B"}},{"labels":{"project":"A"}}]"#;
-        let out = filter_alerts(text.as_bytes(), L, "A").unwrap();
+        let out = filter_alerts(text.as_bytes(), &WHOM).unwrap();
         assert_eq!(out, br#"[{"labels":{"project":"A"}}]"#);
         assert_eq!(run(filter_alerts, &json!(null)), json!([]));
     }
@@ -191,15 +273,150 @@ mod tests {
         assert!(!silence_is_projects(b"not json", L, "A"));
     }
 
+    /// An alert as Alertmanager lists one sent by Prometheus for `expr`
+    /// (`generatorURL` as Prometheus writes it: Go's `url.QueryEscape`).
+    fn sent(p: &str, name: &str, url: Option<&str>) -> Value {
+        let mut a = alert(p, name);
+        if let Some(u) = url {
+            a["generatorURL"] = json!(u);
+        }
+        a
+    }
+
+    fn prometheus_url(expr: &str) -> String {
+        let q: String = form_urlencoded::byte_serialize(expr.as_bytes()).collect();
+        format!("http://prom:9090/graph?g0.expr={q}&g0.tab=1")
+    }
+
+    fn grants(texts: &[&str]) -> Grants {
+        Grants::new(
+            texts
+                .iter()
+                .map(|t| std::sync::Arc::new(crate::tenancy::Grant::parse(t).unwrap()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_expression_is_read_from_the_generator_url_as_prometheus_writes_it() {
+        let expr = "count by (project, project_name) (ceilometer_cpu{job=~\"a|b\"}) > 0 and x & y";
+        assert_eq!(generator_expr(&prometheus_url(expr)).as_deref(), Some(expr));
+        assert_eq!(
+            generator_expr("http://p/graph?g0.tab=1&g0.expr=up+%3D%3D+0#frag").as_deref(),
+            Some("up == 0")
+        );
+        for bad in [
+            "",
+            "http://p/graph",
+            "http://p/graph?g0.tab=1",
+            "http://p/graph?g0.expr=",
+            "http://p/graph?g0.expr=+",
+            "http://p/graph?g0.expr=up&g0.expr=secret",
+            "vmalert/alert?group_id=1&alert_id=2",
+        ] {
+            assert_eq!(generator_expr(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn restricted_callers_see_only_alerts_of_expressions_within_their_grants() {
+        let g = grants(&["{__name__=~\"ceilometer_.*\"}", "up{job=\"x\"}"]);
+        let allowed = prometheus_url("ceilometer_cpu > 0");
+        let body = json!([
+            sent("A", "Allowed", Some(&allowed)),
+            sent(
+                "A",
+                "Denied",
+                Some(&prometheus_url("label_lookalike_info > 0"))
+            ),
+            sent("A", "Narrowed", Some(&prometheus_url("up == 0"))),
+            sent(
+                "A",
+                "Mixed",
+                Some(&prometheus_url("ceilometer_cpu > on() secret"))
+            ),
+            sent("A", "NoUrl", None),
+            sent("A", "NoExpr", Some("http://prom:9090/graph?g0.tab=1")),
+            sent(
+                "A",
+                "Malformed",
+                Some("http://prom:9090/graph?g0.expr=sum%28%zz")
+            ),
+            sent("A", "Twice", Some(&format!("{allowed}&g0.expr=secret"))),
+            sent("B", "Allowed", Some(&allowed)),
+            sent("A", "Allowed2", Some(&allowed)),
+        ]);
+        let whom = Confine {
+            grants: Some(&g),
+            ..WHOM
+        };
+        let out = filter_alerts(body.to_string().as_bytes(), &whom).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            json!([
+                sent("A", "Allowed", Some(&allowed)),
+                sent("A", "Allowed2", Some(&allowed))
+            ])
+        );
+        // Without restricting rules: every alert of the project, as before.
+        assert_eq!(run(filter_alerts, &body).as_array().unwrap().len(), 9);
+        // Nothing granted: nothing is shown.
+        let none = grants(&[]);
+        let whom = Confine {
+            grants: Some(&none),
+            ..WHOM
+        };
+        let out = filter_alerts(body.to_string().as_bytes(), &whom).unwrap();
+        assert_eq!(out, b"[]");
+    }
+
+    #[test]
+    fn restricted_groups_drop_denied_alerts_and_groups_left_empty() {
+        let g = grants(&["{__name__=~\"ceilometer_.*\"}"]);
+        let ok = prometheus_url("ceilometer_cpu > 0");
+        let denied = prometheus_url("label_lookalike_info > 0");
+        let group =
+            |alerts: Vec<Value>| json!({"labels": {}, "receiver": {"name": "r"}, "alerts": alerts});
+        let body = json!([
+            group(vec![
+                sent("A", "X", Some(&ok)),
+                sent("A", "Y", Some(&denied))
+            ]),
+            group(vec![sent("A", "Y", Some(&denied)), sent("A", "Z", None)]),
+        ]);
+        let whom = Confine {
+            grants: Some(&g),
+            ..WHOM
+        };
+        let out = filter_groups(body.to_string().as_bytes(), &whom).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, json!([group(vec![sent("A", "X", Some(&ok))])]));
+        assert_eq!(run(filter_groups, &body).as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn silences_ignore_the_metric_access_rules() {
+        let none = grants(&[]);
+        let whom = Confine {
+            grants: Some(&none),
+            ..WHOM
+        };
+        let body =
+            json!([{"id": "1", "matchers": [{"name": "project", "value": "A", "isRegex": false}]}]);
+        let out = filter_silences(body.to_string().as_bytes(), &whom).unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), body);
+    }
+
     #[test]
     fn answers_that_are_not_lists_are_refused() {
         for f in [filter_alerts, filter_groups, filter_silences] {
             assert_eq!(
-                f(b"{}", L, "A"),
+                f(b"{}", &WHOM),
                 Err(FilterError::Shape("the top level (not a list)"))
             );
-            assert_eq!(f(b"<html>", L, "A"), Err(FilterError::NotJson));
+            assert_eq!(f(b"<html>", &WHOM), Err(FilterError::NotJson));
         }
-        assert!(filter_groups(b"[1]", L, "A").is_err());
+        assert!(filter_groups(b"[1]", &WHOM).is_err());
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! | endpoint | scoped caller |
 //! |---|---|
-//! | `GET alerts`, `GET alerts/groups` | `filter=<label>="<project>"` added; answer filtered |
+//! | `GET alerts`, `GET alerts/groups` | `filter=<label>="<project>"` added; answer filtered (and, under metric access rules that restrict the caller, by the expression in each alert's `generatorURL`) |
 //! | `GET silences` | only silences that pin the project |
 //! | `POST silences` | project matcher enforced ([`scope::scope_silence`]); an update must be of the project's silence |
 //! | `GET`/`DELETE silence/{id}` | only the project's silence (another's is 404) |
@@ -17,6 +17,8 @@
 
 mod answer;
 mod scope;
+
+use std::sync::Arc;
 
 use actix_web::http::Method;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
@@ -32,6 +34,7 @@ use crate::backend::{Backend, BackendRequest};
 use crate::metrics::RouteLabel;
 use crate::request::{AmEndpoint, Params, Scoping};
 use crate::state::State;
+use crate::tenancy::Grants;
 use scope::AmRefusal;
 
 impl From<AmRefusal> for Refusal {
@@ -76,11 +79,23 @@ pub(super) async fn api_request(
                 Ok(stream_held(resp, admitted.admission))
             }
             Access::Scoped { ref project } => {
+                let roles = admitted
+                    .identity
+                    .as_deref()
+                    .map_or(&[][..], |i| &i.roles[..]);
+                // Metric access rules govern alerts (silences read no series).
+                let reads_alerts = matches!(endpoint, AmEndpoint::Alerts | AmEndpoint::AlertGroups);
+                let grants = reads_alerts
+                    .then(|| state.scoper.grants(project, roles))
+                    .flatten()
+                    .filter(|g| g.restricted().is_some())
+                    .map(|g| g.grants);
                 let answer = Scoped {
                     state: &state,
                     am,
                     api: &api,
                     project,
+                    grants,
                 };
                 let r = answer.respond(endpoint, request).await;
                 drop(admitted);
@@ -189,6 +204,8 @@ struct Scoped<'a> {
     am: &'a Backend,
     api: &'a Api,
     project: &'a str,
+    /// Its metric access rules, when they restrict it (alerts only).
+    grants: Option<Arc<Grants>>,
 }
 
 impl Scoped<'_> {
@@ -280,7 +297,16 @@ impl Scoped<'_> {
         let head = super::response_head(&resp);
         let body = filter::read_body(resp, self.state.max_filtered).await?;
         let (label, project) = (self.label().to_owned(), self.project.to_owned());
-        let out = filter::run(body.len(), move || f(&body, &label, &project)).await?;
+        let grants = self.grants.clone();
+        let out = filter::run(body.len(), move || {
+            let whom = answer::Confine {
+                label: &label,
+                project: &project,
+                grants: grants.as_deref(),
+            };
+            f(&body, &whom)
+        })
+        .await?;
         Ok(respond_json(head, out))
     }
 

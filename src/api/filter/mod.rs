@@ -1,7 +1,9 @@
 //! Answers that are filtered, not rewritten, for scoped callers.
 //!
 //! - `rules` and `alerts`: only the rules (and their alerts) and alerts
-//!   whose labels carry the caller's project.
+//!   whose labels carry the caller's project; under metric access rules
+//!   that restrict the caller, only of the rules whose expression they
+//!   allow (`alerts` is then built from `rules?type=alert`).
 //! - `metadata` and `targets/metadata`: built from the metadata of the
 //!   scrape targets that hold the project's series (see
 //!   [`ProjectSeries`]), so that HELP/TYPE text exported only by another
@@ -35,7 +37,9 @@ use crate::tenancy;
 use metadata::FAMILY_SUFFIXES;
 pub use metadata::{metadata_answer, targets_metadata_answer, MetadataQuery, ProjectSeries};
 use raw::RawObject;
-pub use rules::{filter_alerts, filter_rules, filter_rules_granted};
+pub use rules::{
+    alerts_from_rules, filter_alerts, filter_rules, filter_rules_granted, ALERTING_RULES,
+};
 
 /// Bodies at least this large are parsed and filtered on the blocking
 /// thread pool rather than on an async worker.
@@ -189,10 +193,15 @@ pub async fn filtered(
     let out = run(body.len(), move || {
         let out = match filter {
             Filter::Rules => {
-                let g = grants.as_ref().map(|g| g.grants.as_ref());
+                let g = grants.as_ref().and_then(CallerGrants::restricted);
                 filter_rules_granted(&body, &label, &project, g)
             }
-            Filter::Alerts => filter_alerts(&body, &label, &project),
+            // The backend was asked for `rules?type=alert` instead (see
+            // `answers_alerts_from_rules`).
+            Filter::Alerts => match grants.as_ref().and_then(CallerGrants::restricted) {
+                Some(g) => alerts_from_rules(&body, &label, &project, g),
+                None => filter_alerts(&body, &label, &project),
+            },
             // These build their own answer (scoped_metadata).
             Filter::Metadata | Filter::TargetsMetadata => {
                 Err(FilterError::Shape("an endpoint that is not filtered"))
@@ -207,6 +216,30 @@ pub async fn filtered(
     let mut r = head.body(Bytes::from(out));
     r.headers_mut().remove("content-encoding");
     Ok(r)
+}
+
+/// Whether a scoped caller's `alerts` is answered from the backend's
+/// alerting rules (its metric access rules restrict it: an alert is shown
+/// only if its rule's expression is within them, see [`alerts_from_rules`]).
+/// Then `request` is made that `rules?type=alert` request.
+pub fn answers_alerts_from_rules(
+    filter: Filter,
+    grants: Option<&CallerGrants>,
+    request: &mut BackendRequest,
+) -> bool {
+    if filter != Filter::Alerts || grants.and_then(CallerGrants::restricted).is_none() {
+        return false;
+    }
+    let (path, query) = ALERTING_RULES;
+    request.path = path.to_owned();
+    request.params = Params {
+        url: query.to_owned(),
+        body: None,
+    };
+    request
+        .headers
+        .retain(|(k, _)| k != http::header::CONTENT_TYPE);
+    true
 }
 
 /// `metadata` and `targets/metadata` for a caller scoped to `project`:

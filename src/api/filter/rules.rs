@@ -1,6 +1,14 @@
 //! `rules` and `alerts` for a scoped caller: the backend's answer copied
 //! byte for byte, keeping only the rules, alerts and groups whose labels
 //! carry the caller's project.
+//!
+//! Under metric access rules that restrict the caller, a rule is also
+//! dropped unless its expression is within the caller's grants, and
+//! `alerts` is answered from the backend's `rules?type=alert` instead
+//! ([`alerts_from_rules`]): an alert carries labels, not the expression it
+//! comes from, while each alerting rule of that answer carries its query
+//! and its active alerts, as Prometheus lists them in `alerts` (both are
+//! `rulesAlertsToAPIAlerts` of the rule's `ActiveAlerts()`).
 
 use serde_json::value::RawValue;
 
@@ -244,6 +252,73 @@ pub fn filter_alerts(body: &[u8], label: &str, project: &str) -> Result<Vec<u8>,
                 }
                 write_raw(out, a);
                 n += 1;
+            }
+        }
+        out.extend_from_slice(b"]}");
+        Ok(())
+    })
+}
+
+/// The path and parameters that replace a restricted caller's `alerts`
+/// (see [`alerts_from_rules`]). `alerts` takes no parameters, so nothing of
+/// the caller's request is lost.
+pub const ALERTING_RULES: (&str, &str) = ("/api/v1/rules", "type=alert");
+
+/// `alerts` for a caller whose metric access rules restrict it, built from
+/// a `rules?type=alert` answer: the active alerts of each alerting rule
+/// whose expression is within `grants` ([`tenancy::within_grants`], the
+/// check `rules` makes), of those the alerts whose labels carry the project
+/// (as [`filter_alerts`] keeps them: an alert is the project's by its own
+/// labels, a rule need not carry the project label). A rule without a
+/// readable expression gives none (fail closed). The answer is
+/// `{"status":"success","data":{"alerts":[…]}}` with each kept alert
+/// copied byte for byte, the envelope's other members as the backend sent
+/// them.
+pub fn alerts_from_rules(
+    body: &[u8],
+    label: &str,
+    project: &str,
+    grants: &Grants,
+) -> Result<Vec<u8>, FilterError> {
+    rewrite_data(body, |out, data| {
+        let groups = data
+            .get("groups")
+            .and_then(raw::array)
+            .ok_or(FilterError::Shape("data.groups"))?;
+        out.extend_from_slice(br#"{"alerts":["#);
+        let mut n = 0;
+        for g in groups {
+            let group = raw::object(g).ok_or(FilterError::Shape("data.groups[]"))?;
+            let Some(rules) = group.get("rules") else {
+                continue;
+            };
+            let rules = raw::array(rules).ok_or(FilterError::Shape("data.groups[].rules"))?;
+            for r in rules {
+                let rule = raw::object(r).ok_or(FilterError::Shape("data.groups[].rules[]"))?;
+                // Recording rules (a backend that ignores `type`) have none.
+                let Some(alerts) = rule.get("alerts") else {
+                    continue;
+                };
+                let alerts =
+                    raw::array(alerts).ok_or(FilterError::Shape("data.groups[].rules[].alerts"))?;
+                if alerts.is_empty() {
+                    continue;
+                }
+                let within = rule
+                    .unique_str("query")
+                    .is_some_and(|q| tenancy::within_grants(&q, grants));
+                if !within {
+                    continue;
+                }
+                for a in alerts {
+                    if labels_have(raw::object(a).and_then(|o| o.get("labels")), label, project) {
+                        if n > 0 {
+                            out.push(b',');
+                        }
+                        write_raw(out, a);
+                        n += 1;
+                    }
+                }
             }
         }
         out.extend_from_slice(b"]}");

@@ -456,3 +456,127 @@ fn rules_reading_metrics_outside_the_grants_are_dropped() {
     let v = parsed(&filter_rules_granted(b, "project", "B", None).unwrap());
     assert_eq!(v["data"]["groups"][0]["rules"].as_array().unwrap().len(), 3);
 }
+
+fn grants_of(texts: &[&str]) -> crate::tenancy::Grants {
+    crate::tenancy::Grants::new(
+        texts
+            .iter()
+            .map(|t| std::sync::Arc::new(crate::tenancy::Grant::parse(t).unwrap()))
+            .collect(),
+    )
+}
+
+/// A `rules?type=alert` answer as Prometheus 2.42 writes it (the stack's
+/// rules, shortened), with a denied rule, a narrowed one and odd ones.
+const ALERTING_RULES_BODY: &str = r#"{"status":"success","data":{"groups":[
+{"name":"g1","file":"f","rules":[
+ {"state":"firing","name":"Busy","query":"ceilometer_cpu \u003e 0","duration":0,"labels":{"severity":"info"},
+  "alerts":[
+   {"labels":{"alertname":"Busy","project":"A","resource":"r1"},"annotations":{"summary":"s"},"state":"firing","activeAt":"2026-01-01T00:00:00Z","value":"5e+12"},
+   {"labels":{"alertname":"Busy","project":"B","resource":"r2"},"annotations":{},"state":"firing","activeAt":"2026-01-01T00:00:00Z","value":"1e+00"},
+   {"labels":{"alertname":"Busy","project":"A","resource":"r3"},"annotations":{},"state":"pending","activeAt":"2026-01-01T00:00:01Z","value":"2e+00"}],
+  "health":"ok","type":"alerting"},
+ {"state":"firing","name":"Secret","query":"label_lookalike_info > 0","labels":{"project":"A"},
+  "alerts":[{"labels":{"alertname":"Secret","project":"A","looks_like":"x"},"annotations":{},"state":"firing","activeAt":"2026-01-01T00:00:00Z","value":"1e+00"}],
+  "type":"alerting"},
+ {"state":"firing","name":"Narrowed","query":"up == 0",
+  "alerts":[{"labels":{"alertname":"Narrowed","project":"A"},"annotations":{},"state":"firing","activeAt":"2026-01-01T00:00:00Z","value":"0e+00"}],
+  "type":"alerting"},
+ {"state":"firing","name":"NoQuery",
+  "alerts":[{"labels":{"alertname":"NoQuery","project":"A"},"annotations":{},"state":"firing","value":"1e+00"}]},
+ {"state":"firing","name":"BadQuery","query":"sum(",
+  "alerts":[{"labels":{"alertname":"BadQuery","project":"A"},"annotations":{},"state":"firing","value":"1e+00"}]},
+ {"state":"inactive","name":"Quiet","query":"ceilometer_memory_usage > 1e99","alerts":[],"type":"alerting"},
+ {"name":"recorded","query":"sum(ceilometer_cpu)","type":"recording"}]},
+{"name":"g2","file":"f","rules":[
+ {"state":"firing","name":"Memory","query":"ceilometer_memory_usage > 0","alerts":null},
+ {"state":"firing","name":"Memory2","query":"ceilometer_memory_usage > 0",
+  "alerts":[{"labels":{"alertname":"Memory2","project":"A"},"annotations":{},"state":"firing","activeAt":"2026-01-01T00:00:00Z","value":"3e+00","keepFiringSince":"2026-01-01T00:00:05Z"}]}]}]}}"#;
+
+#[test]
+fn alerts_under_restricting_rules_are_those_of_the_rules_they_allow() {
+    let g = grants_of(&["{__name__=~\"ceilometer_.*\"}", "up{job=\"x\"}"]);
+    let out = alerts_from_rules(ALERTING_RULES_BODY.as_bytes(), "project", "A", &g).unwrap();
+    // Each kept alert byte for byte, in the order of the rules.
+    let alert = |name: &str, nth: usize| {
+        let start = ALERTING_RULES_BODY
+            .match_indices(&format!(r#"{{"labels":{{"alertname":"{name}""#))
+            .nth(nth)
+            .unwrap()
+            .0;
+        let len = ALERTING_RULES_BODY[start..].find(r#""value":""#).unwrap();
+        let rest = &ALERTING_RULES_BODY[start + len..];
+        let end = rest.find('}').unwrap();
+        ALERTING_RULES_BODY[start..start + len + end + 1].to_owned()
+    };
+    let expected = format!(
+        r#"{{"status":"success","data":{{"alerts":[{},{},{}]}}}}"#,
+        alert("Busy", 0),
+        alert("Busy", 2),
+        alert("Memory2", 0)
+    );
+    assert_eq!(String::from_utf8(out.clone()).unwrap(), expected);
+    assert!(!contains(&out, "looks_like") && !contains(&out, "Narrowed"));
+    // Nothing granted: no alert; another project's caller: its own only.
+    let none = grants_of(&[]);
+    let out = alerts_from_rules(ALERTING_RULES_BODY.as_bytes(), "project", "A", &none).unwrap();
+    assert_eq!(
+        parsed(&out),
+        json!({"status":"success","data":{"alerts":[]}})
+    );
+    let out = alerts_from_rules(ALERTING_RULES_BODY.as_bytes(), "project", "B", &g).unwrap();
+    let v = parsed(&out);
+    assert_eq!(v["data"]["alerts"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["data"]["alerts"][0]["labels"]["resource"], "r2");
+    // Not a rules answer: refused (502), never passed through.
+    for bad in [
+        r#"{"status":"success","data":{"alerts":[]}}"#,
+        r#"{"status":"success","data":{"groups":[{"rules":[{"alerts":{}}]}]}}"#,
+        r#"{"status":"success","data":{"groups":[1]}}"#,
+        "<html>",
+    ] {
+        assert!(
+            alerts_from_rules(bad.as_bytes(), "project", "A", &g).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn only_restricting_rules_send_alerts_to_the_alerting_rules() {
+    use crate::request::CallerGrants;
+    let request = || BackendRequest {
+        method: Method::GET,
+        path: "/api/v1/alerts".into(),
+        params: Params {
+            url: "x=1".into(),
+            body: None,
+        },
+        headers: vec![],
+        project: Some("A".into()),
+    };
+    let caller = |texts: &[&str]| CallerGrants {
+        grants: std::sync::Arc::new(grants_of(texts)),
+        key: "g1:0,".into(),
+    };
+    let restricted = caller(&["ceilometer_cpu"]);
+    let mut r = request();
+    assert!(answers_alerts_from_rules(
+        Filter::Alerts,
+        Some(&restricted),
+        &mut r
+    ));
+    assert_eq!((r.path.as_str(), r.params.url.as_str()), ALERTING_RULES);
+    for (filter, grants) in [
+        (Filter::Alerts, None),
+        (Filter::Alerts, Some(caller(&["{__name__=~\".+\"}"]))),
+        (Filter::Rules, Some(restricted.clone())),
+    ] {
+        let mut r = request();
+        assert!(!answers_alerts_from_rules(filter, grants.as_ref(), &mut r));
+        assert_eq!(
+            (r.path.as_str(), r.params.url.as_str()),
+            ("/api/v1/alerts", "x=1")
+        );
+    }
+}
