@@ -21,6 +21,7 @@ use crate::state::State;
 
 /// Header carrying the request id on every answer.
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+const REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// Wraps every request: a fresh `req-<uuid>`, a tracing span carrying it
 /// (so every log line of the request has it), the response header, and one
@@ -44,7 +45,7 @@ where
         request_id = %id,
         global_request_id = tracing::field::Empty
     );
-    match req.headers().get(REQUEST_ID_HEADER).map(global_request_id) {
+    match req.headers().get(REQUEST_ID_NAME).map(global_request_id) {
         Some(Ok(global)) => {
             span.record("global_request_id", tracing::field::display(global));
         }
@@ -66,7 +67,7 @@ where
     // Only requests from a browser (with Origin) need their headers kept for CORS.
     let cors_request = req
         .headers()
-        .contains_key("origin")
+        .contains_key(actix_web::http::header::ORIGIN)
         .then(|| req.headers().clone());
     if let Some(m) = &metrics {
         m.in_flight.inc();
@@ -83,7 +84,7 @@ where
             Ok(mut res) => {
                 if let Ok(v) = HeaderValue::from_str(&id) {
                     res.headers_mut()
-                        .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+                        .insert(REQUEST_ID_NAME, v);
                 }
                 if let (Some(h), Some(s)) = (&cors_request, &state) {
                     s.cors.decorate(h, res.headers_mut());

@@ -360,13 +360,21 @@ pub(super) async fn read_body(
 pub(super) fn forwarded_headers(req: &HttpRequest) -> Vec<(http::HeaderName, http::HeaderValue)> {
     FORWARDED_REQUEST_HEADERS
         .iter()
-        .filter(|h| **h != http::header::CONTENT_TYPE)
-        .filter_map(|h| {
-            let v = req.headers().get(h.as_str())?;
+        .zip(FORWARDED_AS_ACTIX)
+        .filter(|(h, _)| **h != http::header::CONTENT_TYPE)
+        .filter_map(|(h, name)| {
+            let v = req.headers().get(name)?;
             Some((h.clone(), http::HeaderValue::from_bytes(v.as_bytes()).ok()?))
         })
         .collect()
 }
+
+/// [`FORWARDED_REQUEST_HEADERS`] as names of actix' own `http` version, in
+/// the same order, to look them up in the request without parsing them.
+const FORWARDED_AS_ACTIX: [actix_web::http::header::HeaderName; 4] = {
+    use actix_web::http::header::*;
+    [ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE, USER_AGENT]
+};
 
 /// Builds the backend request from the caller's. Only form-encoded bodies
 /// are accepted: Prometheus also reads multipart bodies, which would carry
@@ -380,7 +388,7 @@ fn backend_request(
     let mut headers = forwarded_headers(req);
     let is_form = req
         .headers()
-        .get("content-type")
+        .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|ct| {
             ct.split(';')
@@ -428,4 +436,17 @@ fn backend_request(
         headers,
         project: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_names_are_the_same_in_both_http_versions() {
+        assert_eq!(FORWARDED_REQUEST_HEADERS.len(), FORWARDED_AS_ACTIX.len());
+        for (h, a) in FORWARDED_REQUEST_HEADERS.iter().zip(FORWARDED_AS_ACTIX) {
+            assert_eq!(h.as_str(), a.as_str());
+        }
+    }
 }

@@ -12,7 +12,7 @@ pub mod memcache;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName};
 use moka::future::Cache;
 
 use crate::identity::Identity;
@@ -367,10 +367,15 @@ impl Authenticator {
     }
 }
 
+/// Names looked up on every request, built once (a name given as a
+/// string is parsed, and a non-standard one allocated, per lookup).
+const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
+const X_SERVICE_TOKEN: HeaderName = HeaderName::from_static("x-service-token");
+
 /// The `X-Service-Token` of a request, whitespace stripped.
 pub(crate) fn service_token_from_headers(headers: &HeaderMap) -> Option<&str> {
     headers
-        .get("x-service-token")
+        .get(X_SERVICE_TOKEN)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|t| !t.is_empty())
@@ -378,7 +383,7 @@ pub(crate) fn service_token_from_headers(headers: &HeaderMap) -> Option<&str> {
 
 /// The caller's token, whitespace stripped; `None` when absent or empty.
 pub(crate) fn token_from_headers(headers: &HeaderMap) -> Option<&str> {
-    let t = headers.get("x-auth-token")?.to_str().ok()?.trim();
+    let t = headers.get(X_AUTH_TOKEN)?.to_str().ok()?.trim();
     (!t.is_empty()).then_some(t)
 }
 
@@ -386,7 +391,7 @@ pub(crate) fn token_from_headers(headers: &HeaderMap) -> Option<&str> {
 /// or malformed.
 pub(crate) fn basic_from_headers(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine;
-    let v = headers.get("authorization")?.to_str().ok()?.trim();
+    let v = headers.get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, rest) = v.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
