@@ -264,6 +264,10 @@ fn internal_server(
             .default_service(web::to(api::probes::internal))
     })
     .workers(1)
+    // Signals are the API server's: on SIGTERM actix stops a server and then
+    // the whole System, which would end the API's drain as soon as this
+    // idle listener had stopped. `run` stops it once the API has drained.
+    .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs())
     .bind(addr)
     .map_err(|e| std::io::Error::new(e.kind(), format!("[api] internal_listen {addr}: {e}")))?;

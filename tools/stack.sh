@@ -14,7 +14,7 @@
 #            (prometheus-ha-1 or prometheus-ha-2 alone: one member of the HA pair)
 #
 # start   installs what is missing (apt: prometheus prometheus-alertmanager
-#         victoria-metrics dnsmasq-base memcached jq curl; a uv
+#         victoria-metrics dnsmasq-base haproxy memcached jq curl; a uv
 #         virtualenv with keystone 30, gunicorn, openstack CLI; another with
 #         the consumers Watcher, Aodh, CloudKitty, prometheus-api-client), starts what
 #         is not running, seeds Keystone, pushes the differential data set,
@@ -253,7 +253,7 @@ apt_install() {
 # stack runs its own, on loopback only, with its own data directories.
 disable_debian_services() {
   local svc
-  for svc in prometheus prometheus-alertmanager memcached victoria-metrics; do
+  for svc in prometheus prometheus-alertmanager memcached victoria-metrics haproxy; do
     if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
       systemctl disable --now "$svc" >>"$S/logs/apt.log" 2>&1 || true
     elif [[ -x /etc/init.d/$svc ]]; then
@@ -274,6 +274,9 @@ install_packages() {
   # The DNS server of tests/functional_discovery.rs: the binary alone (the
   # 'dnsmasq' package would add a system service on port 53).
   [[ -x /usr/sbin/dnsmasq ]] || missing+=(dnsmasq-base)
+  # The load balancer of tests/functional_replicas.rs, which starts its own
+  # haproxy with its own config: Debian's service is disabled below.
+  [[ -x /usr/sbin/haproxy ]] || missing+=(haproxy)
   command -v memcached >/dev/null || missing+=(memcached)
   command -v jq >/dev/null || missing+=(jq)
   command -v curl >/dev/null || missing+=(curl)

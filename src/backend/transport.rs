@@ -33,9 +33,59 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::client::{install_crypto, root_cause};
 
-/// The backend client (cheap to clone: connections are pooled inside).
-pub(crate) type Client =
-    hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// hyper's client over the rustls connector: one connection pool.
+type Pooled = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The backend client: one connection pool per thread.
+///
+/// hyper runs each connection as a task on the runtime that opened it, and
+/// every actix worker is a runtime of its own. On SIGTERM each worker stops
+/// as soon as *its* requests are done, and its runtime drops its tasks: a
+/// connection one worker opened and another reused died with the first,
+/// under a request the second was still draining (`502`, "runtime dropped
+/// the dispatch task"). With a pool per thread a connection lives as long
+/// as the worker that uses it (and its I/O stays on that worker's thread).
+pub(crate) struct Client {
+    connector: HttpsConnector<HttpConnector>,
+    /// Tells this client's pools from those of other clients on a thread.
+    id: u64,
+}
+
+thread_local! {
+    /// This thread's pool of each client (a few clients per process).
+    static POOLS: std::cell::RefCell<Vec<(u64, Pooled)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Client {
+    fn new(connector: HttpsConnector<HttpConnector>) -> Client {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Client {
+            connector,
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Sends `request` on this thread's pool (made on first use).
+    pub(crate) fn request(
+        &self,
+        request: http::Request<Full<Bytes>>,
+    ) -> hyper_util::client::legacy::ResponseFuture {
+        POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            let i = match pools.iter().position(|(id, _)| *id == self.id) {
+                Some(i) => i,
+                None => {
+                    let pool = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(Duration::from_secs(60))
+                        .build(self.connector.clone());
+                    pools.push((self.id, pool));
+                    pools.len() - 1
+                }
+            };
+            pools[i].1.request(request)
+        })
+    }
+}
 
 /// A backend answer, its body bounded in its gaps.
 pub type Response = http::Response<Body>;
@@ -94,11 +144,7 @@ pub(crate) fn backend_client(
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(https),
-    )
+    Ok(Client::new(https))
 }
 
 /// `[prometheus] insecure`: any certificate is accepted (signatures are

@@ -504,3 +504,34 @@ fn serve_one(
         payload.len()
     );
 }
+
+/// Whether the tests run in CI (`CI` set to anything but empty, `0` or
+/// `false`, as GitHub, GitLab and Zuul's jobs set it).
+pub fn in_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+}
+
+/// The path of `name`, a program a test needs beyond the stack (a load
+/// balancer…), searched in the usual system directories and `PATH`. When
+/// it is missing, outside CI the test is to be skipped (`None`, after
+/// saying so on stderr); in CI it fails, so that CI never passes without
+/// running it. `package` is the Debian package that provides it.
+pub fn optional_binary(name: &str, package: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
+        .into_iter()
+        .map(PathBuf::from)
+        .chain(std::env::split_paths(&path))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        let why = format!(
+            "{name} is not installed (Debian package {package}; `tools/stack.sh install` installs it)"
+        );
+        assert!(!in_ci(), "{why}: CI must run this test");
+        // Not eprintln!: the test harness would swallow it for a passing test.
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+    }
+    found
+}
