@@ -13,7 +13,10 @@ pub(crate) use crate::config::CorsSection as CorsOptions;
 impl crate::config::CorsSection {
     /// The origin to echo back, if this request's `Origin` is allowed.
     fn allowed<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        let origin = headers.get(actix_web::http::header::ORIGIN)?.to_str().ok()?;
+        let origin = headers
+            .get(actix_web::http::header::ORIGIN)?
+            .to_str()
+            .ok()?;
         self.allowed_origin
             .iter()
             .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))

@@ -57,7 +57,7 @@ where
         }),
         None => {}
     }
-    let scoped_id: std::sync::Arc<str> = id.as_str().into();
+    let scoped_id = id.clone();
     let method = req.method().clone();
     // Shares the request's URI bytes: nothing copied unless a line is logged.
     let uri = req.uri().clone();
@@ -83,8 +83,7 @@ where
         match res {
             Ok(mut res) => {
                 if let Ok(v) = HeaderValue::from_str(&id) {
-                    res.headers_mut()
-                        .insert(REQUEST_ID_NAME, v);
+                    res.headers_mut().insert(REQUEST_ID_NAME, v);
                 }
                 if let (Some(h), Some(s)) = (&cors_request, &state) {
                     s.cors.decorate(h, res.headers_mut());
@@ -129,7 +128,7 @@ where
 /// A fresh `req-<uuid4>`. Request ids must be unique, not secret: the
 /// random bits come from SipHash, keyed per thread from the OS, of a
 /// per-thread counter — no system call per request (`Uuid::new_v4` makes one).
-fn new_request_id() -> String {
+fn new_request_id() -> std::sync::Arc<str> {
     use std::hash::BuildHasher;
     thread_local! {
         static IDS: (std::collections::hash_map::RandomState, std::cell::Cell<u64>) =
@@ -146,7 +145,8 @@ fn new_request_id() -> String {
     let mut buf = [0u8; 40];
     buf[..4].copy_from_slice(b"req-");
     id.hyphenated().encode_lower(&mut buf[4..]);
-    String::from_utf8_lossy(&buf).into_owned()
+    // `req-` and a hyphenated UUID: ASCII.
+    std::str::from_utf8(&buf).unwrap_or("req-").into()
 }
 
 /// The `method` label: only standard methods, as the route table's own
@@ -310,11 +310,11 @@ mod tests {
             let id = new_request_id();
             let uuid = uuid::Uuid::parse_str(id.strip_prefix("req-").unwrap()).unwrap();
             assert_eq!(uuid.get_version_num(), 4, "{id}");
-            assert_eq!(id, format!("req-{}", uuid.hyphenated()));
+            assert_eq!(*id, format!("req-{}", uuid.hyphenated()));
             assert!(seen.insert(id));
         }
         // Other threads draw from keys of their own.
-        let others: Vec<String> = (0..4)
+        let others: Vec<std::sync::Arc<str>> = (0..4)
             .map(|_| std::thread::spawn(new_request_id).join().unwrap())
             .collect();
         for id in others {

@@ -391,7 +391,11 @@ pub(crate) fn token_from_headers(headers: &HeaderMap) -> Option<&str> {
 /// or malformed.
 pub(crate) fn basic_from_headers(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine;
-    let v = headers.get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let v = headers
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     let (scheme, rest) = v.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

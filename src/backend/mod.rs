@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use ::url::Url;
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
 use http::{Method, StatusCode};
 use http_body_util::Full;
 
@@ -288,7 +288,8 @@ impl Backend {
             Some(b) => Bytes::copy_from_slice(b.as_bytes()),
             None => Bytes::new(),
         };
-        let mut headers = http::HeaderMap::with_capacity(req.headers.len() + 3);
+        let mut headers = http::HeaderMap::with_capacity(req.headers.len() + 4);
+        headers.insert(HOST, endpoint.host.clone());
         for (k, v) in &req.headers {
             headers.append(k.clone(), v.clone());
         }

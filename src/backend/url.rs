@@ -29,6 +29,9 @@ pub(super) struct Endpoint {
     path_at: usize,
     /// `Authorization: Basic …` from `https://user:password@host/…`.
     pub(super) userinfo: Option<HeaderValue>,
+    /// `Host`: the authority, as hyper would write it (the port only when
+    /// it is not the scheme's default), built once instead of per request.
+    pub(super) host: HeaderValue,
 }
 
 impl Endpoint {
@@ -68,11 +71,14 @@ impl Endpoint {
             v.set_sensitive(true);
             v
         });
+        let host = HeaderValue::from_str(&prefix[authority_at..path_at])
+            .map_err(|_| format!("backend URL {base} has a host that is not a header value"))?;
         Ok(Endpoint {
             prefix,
             authority_at,
             path_at,
             userinfo,
+            host,
         })
     }
 
@@ -170,6 +176,20 @@ mod tests {
             format!("https://{}/api/v1/query", idna.host_str().unwrap())
         );
         assert!(idna.host_str().unwrap().starts_with("xn--"));
+    }
+
+    #[test]
+    fn the_host_header_is_the_authority_with_a_non_default_port_only() {
+        for (base, host) in [
+            ("http://127.0.0.1:9090/", "127.0.0.1:9090"),
+            ("http://h:80/p", "h"),
+            ("https://h:443/", "h"),
+            ("https://h:8443/ws", "h:8443"),
+            ("http://u:p@[::1]:9090/", "[::1]:9090"),
+        ] {
+            let e = Endpoint::new(&Url::parse(base).unwrap()).unwrap();
+            assert_eq!(e.host, host, "{base}");
+        }
     }
 
     #[test]

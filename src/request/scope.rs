@@ -92,12 +92,10 @@ impl Scoper {
         grants: Option<&CallerGrants>,
         input: &str,
         f: impl FnOnce() -> Result<Scoped, TenancyError>,
-    ) -> Result<(Arc<str>, usize), TenancyError> {
-        use std::hash::{BuildHasher, Hash, Hasher};
+    ) -> Result<Shared, TenancyError> {
+        use std::hash::BuildHasher;
         let rules = grants.map_or("", |g| g.key.as_str());
-        let mut h = self.hasher.build_hasher();
-        (kind, project, rules, input).hash(&mut h);
-        let hash = h.finish();
+        let hash = self.hasher.hash_one((kind, project, rules, input));
         if let Some(r) = self.cache.get(&hash) {
             if r.kind == kind && *r.project == *project && *r.rules == *rules && *r.input == *input
             {
@@ -126,7 +124,7 @@ impl Scoper {
         q: &str,
         project: &str,
         grants: Option<&CallerGrants>,
-    ) -> Result<(Arc<str>, usize), TenancyError> {
+    ) -> Result<Shared, TenancyError> {
         self.cached('q', project, grants, q, || {
             let g = grants.map(|g| g.grants.as_ref());
             tenancy::scope_query_granted(q, &self.label, project, g)
@@ -195,6 +193,9 @@ pub enum RewriteError {
     MissingMatch,
 }
 
+/// A remembered rewrite's text (shared with the cache) and its selector count.
+type Shared = (Arc<str>, usize);
+
 /// One remembered rewrite, with what it was computed from.
 struct Rewrite {
     kind: char,
@@ -225,7 +226,7 @@ use form::has_key;
 fn scope_one(
     s: &str,
     key: &str,
-    f: &dyn Fn(&str) -> Result<(Arc<str>, usize), TenancyError>,
+    f: &dyn Fn(&str) -> Result<Shared, TenancyError>,
     selectors: &mut usize,
 ) -> Result<String, TenancyError> {
     let mut out = String::with_capacity(s.len() + 64);
