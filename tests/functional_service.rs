@@ -843,3 +843,48 @@ fn common_identity_header(name: &str) -> bool {
         || name == "cookie"
         || name == "authorization"
 }
+
+/// A forwarded answer keeps the backend's `Content-Length` (written as
+/// such, not re-chunked), for a privileged and a scoped caller alike.
+#[tokio::test]
+async fn forwarded_answers_keep_the_backends_content_length() {
+    let a = Aetos::start("", None);
+    let direct = common::client()
+        .get(format!(
+            "{}/api/v1/status/buildinfo",
+            stack().prometheus_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let want = direct
+        .headers()
+        .get("content-length")
+        .expect("Prometheus sends a Content-Length for a small answer")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let r = a
+        .get("/api/v1/status/buildinfo", Some(&token("aetos").await))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()
+            .get("content-length")
+            .map(|v| v.to_str().unwrap()),
+        Some(want.as_str())
+    );
+    assert!(r.headers().get("transfer-encoding").is_none());
+    let body = r.bytes().await.unwrap();
+    assert_eq!(body.len().to_string(), want);
+    let r = a
+        .get("/api/v1/query?query=up", Some(&token("demo-reader").await))
+        .await;
+    assert_eq!(r.status(), 200);
+    let n: usize = r.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), n);
+}

@@ -170,17 +170,38 @@ fn set_mode(req: &HttpRequest, mode: Mode) {
 /// [`stream_unfiltered`], holding the request's admission until the last
 /// byte has been sent (or the caller went away).
 fn stream_held(resp: backend::Response, held: Option<Admission>) -> HttpResponse {
-    let mut out = response_head(&resp);
-    out.streaming(resp.into_body().into_stream().map(move |chunk| {
+    stream_body(resp, move |chunk| {
         let _held = &held;
         chunk
-    }))
+    })
 }
 
 /// Status, the headers that matter and the body, byte for byte, streamed.
 pub(crate) fn stream_unfiltered(resp: backend::Response) -> HttpResponse {
+    stream_body(resp, std::convert::identity)
+}
+
+type Chunk = Result<bytes::Bytes, std::io::Error>;
+
+/// The answer with the body streamed through `each`: with the backend's
+/// `Content-Length` when it sent one (written as such, not chunked; a body
+/// longer than it says is cut there, a shorter one ends the connection),
+/// else chunked.
+fn stream_body(
+    resp: backend::Response,
+    each: impl FnMut(Chunk) -> Chunk + 'static,
+) -> HttpResponse {
     let mut out = response_head(&resp);
-    out.streaming(resp.into_body().into_stream())
+    let length = resp
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = resp.into_body().into_stream().map(each);
+    match length {
+        Some(n) => out.body(actix_web::body::SizedStream::new(n, body)),
+        None => out.streaming(body),
+    }
 }
 
 /// The caller-facing status and headers of a backend answer.
@@ -198,8 +219,8 @@ pub(crate) fn response_head(resp: &backend::Response) -> actix_web::HttpResponse
         ah::WARNING,
     ];
     for (h, name) in FORWARDED_RESPONSE_HEADERS.iter().zip(NAMES) {
-        debug_assert_eq!(*h, name.as_str());
-        if let Some(v) = resp.headers().get(*h) {
+        debug_assert_eq!(h.as_str(), name.as_str());
+        if let Some(v) = resp.headers().get(h) {
             if let Ok(v) = ah::HeaderValue::from_bytes(v.as_bytes()) {
                 out.insert_header((name, v));
             }

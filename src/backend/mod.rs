@@ -75,14 +75,17 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-openstack-request-id")
 const OWN_USER_AGENT: &str = concat!("aetos/", env!("CARGO_PKG_VERSION"));
 
 /// Response headers copied from the backend to the caller.
-pub const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
-    "content-type",
-    "content-encoding",
-    "content-disposition",
-    "cache-control",
-    "vary",
-    "warning",
-];
+pub const FORWARDED_RESPONSE_HEADERS: [HeaderName; 6] = {
+    use http::header::*;
+    [
+        CONTENT_TYPE,
+        CONTENT_ENCODING,
+        CONTENT_DISPOSITION,
+        CACHE_CONTROL,
+        VARY,
+        WARNING,
+    ]
+};
 
 /// One request to the backend, after the tenancy stage.
 #[derive(Debug, Clone)]
@@ -315,7 +318,7 @@ impl Backend {
             .auth
             .headers(Outgoing {
                 method: &req.method,
-                url: &url,
+                url: url.as_str(),
                 content_type,
                 body: &body,
             })
@@ -346,7 +349,7 @@ impl Backend {
                 .headers()
                 .get("location")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|l| Url::parse(&url).ok()?.join(l).ok());
+                .and_then(|l| Url::parse(url.as_str()).ok()?.join(l).ok());
             // Where it pointed, without its query (which may carry anything).
             let to = to.map_or_else(
                 || "-".to_owned(),
@@ -429,7 +432,7 @@ impl Backend {
             .auth
             .headers(Outgoing {
                 method: &Method::GET,
-                url: &url,
+                url: url.as_str(),
                 content_type: None,
                 body: &[],
             })

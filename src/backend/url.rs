@@ -16,6 +16,23 @@ const QUERY_ESCAPED: &AsciiSet = &CONTROLS
     .add(b'>')
     .add(b'\'');
 
+/// Whether `QUERY_ESCAPED` (or being non-ASCII) has `b` percent-encoded:
+/// the check that lets a query needing nothing be used as it is.
+fn query_escapes(b: u8) -> bool {
+    !(0x20..0x7f).contains(&b) || matches!(b, b' ' | b'"' | b'#' | b'<' | b'>' | b'\'')
+}
+
+/// A request URL as sent: its text shares the bytes of the URI built from it.
+#[derive(Debug, Clone)]
+pub(super) struct SentUrl(bytes::Bytes);
+
+impl SentUrl {
+    pub(super) fn as_str(&self) -> &str {
+        // Built from a `String`: UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 /// One backend base URL, prepared once: the text every request URL starts
 /// with, and the Basic credentials its user info carries, if any.
 #[derive(Debug, Clone)]
@@ -96,7 +113,7 @@ impl Endpoint {
     /// path below the base. The result is checked once more as a URI: its
     /// path must be exactly the base's path followed by `path`, and its
     /// authority the base's, or nothing is sent.
-    pub(super) fn url_for(&self, path: &str, query: &str) -> Result<(String, http::Uri), String> {
+    pub(super) fn url_for(&self, path: &str, query: &str) -> Result<(SentUrl, http::Uri), String> {
         let refuse = |why: &str| Err(format!("refusing to send to backend path {path:?}: {why}"));
         let Some(rest) = path.strip_prefix('/') else {
             return refuse("not absolute");
@@ -112,8 +129,11 @@ impl Endpoint {
         // As the URL standard writes a query (what the url crate did here
         // before): controls, space, quotes, `#`, `<`, `>` and non-ASCII
         // percent-encoded; borrowed as it is when nothing needs it.
-        let query: std::borrow::Cow<'_, str> =
-            percent_encoding::utf8_percent_encode(query, QUERY_ESCAPED).into();
+        let query: std::borrow::Cow<'_, str> = if query.bytes().any(query_escapes) {
+            percent_encoding::utf8_percent_encode(query, QUERY_ESCAPED).into()
+        } else {
+            query.into()
+        };
         let mut text = String::with_capacity(self.prefix.len() + path.len() + 1 + query.len());
         text.push_str(&self.prefix);
         text.push_str(path);
@@ -121,7 +141,8 @@ impl Endpoint {
             text.push('?');
             text.push_str(&query);
         }
-        let uri = match http::Uri::try_from(text.as_str()) {
+        let text = bytes::Bytes::from(text);
+        let uri = match http::Uri::from_maybe_shared(text.clone()) {
             Ok(u) => u,
             Err(_) => return refuse("not a valid URI with this query"),
         };
@@ -134,7 +155,7 @@ impl Endpoint {
         if !same_path || !same_authority {
             return refuse("it would leave the backend's base URL");
         }
-        Ok((text, uri))
+        Ok((SentUrl(text), uri))
     }
 }
 
@@ -145,8 +166,21 @@ mod tests {
     fn url_for(base: &str, path: &str, query: &str) -> Result<String, String> {
         let e = Endpoint::new(&Url::parse(base).unwrap())?;
         let (text, uri) = e.url_for(path, query)?;
-        assert_eq!(uri.to_string(), text);
-        Ok(text)
+        assert_eq!(uri.to_string(), text.as_str());
+        Ok(text.as_str().to_owned())
+    }
+
+    #[test]
+    fn the_no_escape_check_agrees_with_the_escape_set() {
+        for b in 0..=0x7fu8 {
+            let s = char::from(b).to_string();
+            let encoded: String =
+                percent_encoding::utf8_percent_encode(&s, QUERY_ESCAPED).collect();
+            assert_eq!(query_escapes(b), encoded != s, "byte {b:#x}");
+        }
+        for b in 0x80..=0xffu8 {
+            assert!(query_escapes(b), "byte {b:#x} is never sent raw");
+        }
     }
 
     #[test]
@@ -196,7 +230,7 @@ mod tests {
     fn user_info_becomes_basic_credentials_and_leaves_the_url() {
         let e = Endpoint::new(&Url::parse("http://us%20er:p%40ss@h:9090/x").unwrap()).unwrap();
         let (text, _) = e.url_for("/api/v1/query", "").unwrap();
-        assert_eq!(text, "http://h:9090/x/api/v1/query");
+        assert_eq!(text.as_str(), "http://h:9090/x/api/v1/query");
         let v = e.userinfo.unwrap();
         assert!(v.is_sensitive());
         // base64("us er:p@ss")
