@@ -419,6 +419,7 @@ impl Backend {
             .health_interval
             .clamp(Duration::from_secs(1), Duration::from_secs(5));
         let mut headers = http::HeaderMap::new();
+        headers.insert(HOST, endpoint.host.clone());
         headers.insert(USER_AGENT, HeaderValue::from_static(OWN_USER_AGENT));
         if let Some(basic) = &endpoint.userinfo {
             headers.insert(AUTHORIZATION, basic.clone());

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Instructions per request of aetos itself, counted by valgrind's callgrind
+# (user space only; repeatable for the same binary and inputs whatever else
+# the machine is doing, unlike CPU time). For changes to the request path:
+# run it before and after (AETOS_BIN=... for another build) and compare.
+#
+#   tools/bench-instructions.sh [SECONDS_PER_CASE]
+#
+# Cases: privileged `up` and a scoped Watcher query, one worker, wrk with 4
+# connections; callgrind's counters are zeroed after a warm-up and dumped
+# after the measured window. Note: glibc's `rep stosb` memset counts one
+# instruction per byte under valgrind, so actix' header-index zeroing
+# (~12k per request) weighs more here than it costs.
+set -euo pipefail
+secs=${1:-8}
+# shellcheck source=tools/bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
+if ! command -v valgrind >/dev/null 2>&1; then
+  echo "bench: installing valgrind" >&2
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+fi
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+{ "$root/tools/aetos-conf.sh" "$port" | sed 's/^port = .*/&\nworkers = 1/'; printf '[limits]\nmax_concurrent_requests_per_project = 0\n'; } >"$work/aetos.conf"
+AETOS_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+  "${AETOS_BIN:-$root/target/release/aetos-api}" --config-file "$work/aetos.conf" >"$work/log" 2>&1 &
+vpid=$!
+pids+=("$vpid")
+for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthcheck" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$port/healthcheck" >/dev/null || { echo "bench: aetos-api did not start:" >&2; cat "$work/log" >&2; exit 1; }
+admin_token=$(login aetos service)
+reader_token=$(login demo-reader demo)
+resource=$(curl -sf "$prom/api/v1/series" --data-urlencode 'match[]=ceilometer_memory_usage' |
+  jq -r '[.data[] | select(.resource != null)][0].resource // "00000000-0000-0000-0000-000000000000"')
+watcher=$(urlencode "avg_over_time(ceilometer_memory_usage{resource='$resource'}[300s])")
+# measure NAME URL TOKEN -> "NAME requests instructions/request"
+dumps=0
+measure() {
+  local n total file
+  wrk -t1 -c4 -d2s -H "X-Auth-Token: $3" "$2" >/dev/null
+  callgrind_control -z "$vpid" >/dev/null 2>&1
+  n=$(wrk -t1 -c4 -d"${secs}s" -H "X-Auth-Token: $3" "$2" | awk '/ requests in / {print $1}')
+  callgrind_control -d "$1" "$vpid" >/dev/null 2>&1
+  dumps=$((dumps + 1))
+  file=$work/cg.out.$dumps
+  for _ in $(seq 1 50); do [[ -s $file ]] && break; sleep 0.1; done
+  total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  printf '%-22s %8d requests %8d instructions/request\n' "$1" "$n" $((total / n))
+}
+measure "privileged up" "http://127.0.0.1:$port/prometheus/api/v1/query?query=up" "$admin_token"
+measure "scoped watcher" "http://127.0.0.1:$port/prometheus/api/v1/query?query=$watcher" "$reader_token"
