@@ -6,9 +6,10 @@
 #
 #   tools/bench-instructions.sh [SECONDS_PER_CASE]
 #
-# Cases: privileged `up` and a scoped Watcher query, one worker, wrk with 4
-# connections; callgrind's counters are zeroed after a warm-up and dumped
-# after the measured window. Note: glibc's `rep stosb` memset counts one
+# Cases: privileged `up` and a scoped Watcher query, one worker, wrk with 1
+# connection (requests one after another: no batching of wake-ups that
+# would make the count depend on the throughput reached); callgrind's
+# counters are zeroed after a warm-up and dumped after the measured window. Note: glibc's `rep stosb` memset counts one
 # instruction per byte under valgrind, so actix' header-index zeroing
 # (~12k per request) weighs more here than it costs.
 set -euo pipefail
@@ -32,19 +33,30 @@ reader_token=$(login demo-reader demo)
 resource=$(curl -sf "$prom/api/v1/series" --data-urlencode 'match[]=ceilometer_memory_usage' |
   jq -r '[.data[] | select(.resource != null)][0].resource // "00000000-0000-0000-0000-000000000000"')
 watcher=$(urlencode "avg_over_time(ceilometer_memory_usage{resource='$resource'}[300s])")
-# measure NAME URL TOKEN -> "NAME requests instructions/request"
-dumps=0
-measure() {
-  local n total file
-  wrk -t1 -c4 -d2s -H "X-Auth-Token: $3" "$2" >/dev/null
-  callgrind_control -z "$vpid" >/dev/null 2>&1
-  n=$(wrk -t1 -c4 -d"${secs}s" -H "X-Auth-Token: $3" "$2" | awk '/ requests in / {print $1}')
+# counted NAME -> instructions since the last zeroing (then zeroed again)
+dumps() { find "$work" -maxdepth 1 -name 'cg.out.*' | wc -l; }
+counted() {
+  local file
+  file=$work/cg.out.$(($(dumps) + 1))
   callgrind_control -d "$1" "$vpid" >/dev/null 2>&1
-  dumps=$((dumps + 1))
-  file=$work/cg.out.$dumps
   for _ in $(seq 1 50); do [[ -s $file ]] && break; sleep 0.1; done
-  total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-  printf '%-22s %8d requests %8d instructions/request\n' "$1" "$n" $((total / n))
+  callgrind_control -z "$vpid" >/dev/null 2>&1
+  callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
+}
+# What the process runs with no request (health checks, reload checks,
+# cache housekeeping), per second, is taken out of the per-request figure.
+callgrind_control -z "$vpid" >/dev/null 2>&1
+sleep "$secs"
+idle=$(counted idle)
+echo "idle: $((idle / secs)) instructions/s (subtracted below)"
+# measure NAME URL TOKEN -> "NAME requests instructions/request"
+measure() {
+  local n total
+  wrk -t1 -c1 -d2s -H "X-Auth-Token: $3" "$2" >/dev/null
+  callgrind_control -z "$vpid" >/dev/null 2>&1
+  n=$(wrk -t1 -c1 -d"${secs}s" -H "X-Auth-Token: $3" "$2" | awk '/ requests in / {print $1}')
+  total=$(counted "$1")
+  printf '%-22s %8d requests %8d instructions/request\n' "$1" "$n" $(((total - idle) / n))
 }
 measure "privileged up" "http://127.0.0.1:$port/prometheus/api/v1/query?query=up" "$admin_token"
 measure "scoped watcher" "http://127.0.0.1:$port/prometheus/api/v1/query?query=$watcher" "$reader_token"

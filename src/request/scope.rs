@@ -278,9 +278,11 @@ pub fn scoped_input_bytes(params: &Params, scoping: Scoping) -> usize {
     [Some(params.url.as_str()), params.body.as_deref()]
         .into_iter()
         .flatten()
-        .flat_map(form::parse)
-        .filter(|(k, _)| k == key)
-        .map(|(_, v)| v.len())
+        .flat_map(|s| s.split('&'))
+        .filter_map(|piece| {
+            let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
+            (form::decode(k) == key).then(|| form::decoded_len(v))
+        })
         .sum()
 }
 
