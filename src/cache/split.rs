@@ -9,6 +9,7 @@
 //! the whole query in that sub-range, and intervals that share no grid
 //! point merge into the whole answer without duplicates.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
@@ -204,11 +205,11 @@ fn point_ms(point: &Value) -> Option<i64> {
 /// answer of the whole range: each series' points in time order, a point
 /// at a time already seen dropped, series ordered by their labels as
 /// Prometheus orders a matrix.
-pub(crate) fn merge(answers: &[Value]) -> Result<Value, Unusable> {
+pub(crate) fn merge<A: Borrow<Value>>(answers: &[A]) -> Result<Value, Unusable> {
     // labels → (metric, points, time of the last point)
     let mut merged: BTreeMap<Labels, (Value, Vec<Value>, i64)> = BTreeMap::new();
     for answer in answers {
-        for (labels, metric, values) in series(answer)? {
+        for (labels, metric, values) in series(answer.borrow())? {
             let entry = merged
                 .entry(labels)
                 .or_insert_with(|| (Value::Object(metric.clone()), Vec::new(), i64::MIN));
