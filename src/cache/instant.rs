@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use super::coalesce::Coalescer;
 use super::params::read_params;
-use super::{format_ms, split, Answer, Cache, Directive, Failed, FlightKey, Key, Outcome, Passed};
+use super::{
+    format_ms, merge, split, Answer, Cache, Directive, Failed, FlightKey, Key, Outcome, Passed,
+};
 use crate::backend::{Backend, BackendRequest};
 
 /// The instant queries being looked up and fetched.
@@ -89,7 +91,7 @@ impl Cache {
         let pairs = [("query", query.to_owned()), ("time", format_ms(time))];
         let sent = self.send(backend, req, &pairs, timeout).await?;
         if sent.status == 200
-            && serde_json::from_slice::<Value>(&sent.body).is_ok_and(|v| split::is_clean(&v))
+            && serde_json::from_slice::<Value>(&sent.body).is_ok_and(|v| merge::is_clean(&v))
         {
             self.store_entry(key, sent.body.clone(), self.opts.instant_ttl)
                 .await;

@@ -8,7 +8,8 @@
 //! with `align_to_step`), cut at multiples of `split_interval`
 //! ([`split`]), each piece looked up by its key ([`key`]) in the store
 //! ([`store`]) and the missing ones fetched from the backend, at most
-//! `max_parallel` at once; the pieces are merged into one answer. Only
+//! `max_parallel` at once; the pieces are merged into one answer
+//! ([`merge`], on the backend's bytes). Only
 //! clean answers (200, `success`, no `warnings` / `infos`) of pieces that
 //! end before `now - freshness` are stored; anything else is answered as
 //! the backend sent it.
@@ -26,17 +27,16 @@
 mod coalesce;
 mod instant;
 mod key;
+mod merge;
 mod params;
 mod split;
 mod store;
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use http::HeaderValue;
-use serde_json::Value;
 use url::form_urlencoded;
 
 use crate::backend::{Backend, BackendError, BackendRequest};
@@ -186,10 +186,10 @@ struct FlightKey {
 }
 
 /// One piece of a range as fetched or found (shared by the requests
-/// that waited for it).
+/// that waited for it): a clean matrix answer, as Prometheus sent it.
 #[derive(Clone)]
 struct Piece {
-    answer: Arc<Value>,
+    body: Bytes,
     from_store: bool,
 }
 
@@ -285,8 +285,8 @@ impl Cache {
         } else {
             Outcome::Partial
         };
-        let answers: Vec<Arc<Value>> = pieces.into_iter().map(|p| p.answer).collect();
-        let merged = match split::merge(&answers) {
+        let bodies: Vec<Bytes> = pieces.into_iter().map(|p| p.body).collect();
+        let merged = match merge::merge(&bodies) {
             Ok(m) => m,
             Err(why) => {
                 // Every piece was checked when it was fetched; a stored
@@ -295,7 +295,7 @@ impl Cache {
                 return None;
             }
         };
-        let body = Bytes::from(merged.to_string());
+        let body = Bytes::from(merged);
         self.count(Some(outcome), body.len());
         Some(Ok(Answer {
             status: 200,
@@ -384,16 +384,12 @@ impl Cache {
         read: bool,
     ) -> Result<Piece, Stop> {
         if read {
+            // Checked when stored; one that no longer merges is not answered.
             if let Some(body) = self.store.get(&key.digest).await {
-                match serde_json::from_slice::<Value>(&body) {
-                    Ok(answer) if split::is_clean(&answer) => {
-                        return Ok(Piece {
-                            answer: Arc::new(answer),
-                            from_store: true,
-                        })
-                    }
-                    _ => tracing::warn!("results cache: ignoring an unreadable entry"),
-                }
+                return Ok(Piece {
+                    body,
+                    from_store: true,
+                });
             }
         }
         let pairs = [
@@ -409,16 +405,16 @@ impl Cache {
         if sent.status != 200 {
             return Err(Stop::Pass(sent));
         }
-        let answer = match serde_json::from_slice::<Value>(&sent.body) {
-            Ok(a) if split::is_clean(&a) && is_float_matrix(&a) => a,
+        if merge::check(&sent.body).is_err() {
             // Warnings, an error, histograms, not JSON: as the backend sent it.
-            _ => return Err(Stop::Pass(sent)),
-        };
+            return Err(Stop::Pass(sent));
+        }
         if storable {
-            self.store_entry(key, sent.body, self.opts.ttl).await;
+            self.store_entry(key, sent.body.clone(), self.opts.ttl)
+                .await;
         }
         Ok(Piece {
-            answer: Arc::new(answer),
+            body: sent.body,
             from_store: false,
         })
     }
@@ -522,11 +518,6 @@ enum Stop {
     /// An answer that is not merged (not 200, warnings, histograms): the
     /// caller gets it as the backend sent it.
     Pass(Passed),
-}
-
-/// Whether every series of a matrix answer is of float samples.
-fn is_float_matrix(answer: &Value) -> bool {
-    split::merge(std::slice::from_ref(answer)).is_ok()
 }
 
 /// Milliseconds as Prometheus' seconds with three decimals.
