@@ -656,6 +656,11 @@ async fn concurrent_requests_of_other_projects_and_modes_are_never_coalesced() {
     }
 }
 
+/// The first caller leaves while Prometheus is still computing its piece,
+/// which a second caller waits for. Whether the server then drops the
+/// first request (and the second asks again) or lets it finish is the
+/// HTTP layer's business (the coalescer's unit tests cover the drop):
+/// either way the second is answered, correctly, and is not left hanging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_is_answered_when_the_request_it_waits_for_goes_away() {
     let relay = Relay::start(Duration::from_millis(1500)).await;

@@ -11,11 +11,13 @@
 //!
 //! What a waiter gets is what the flight's leader got — a backend error
 //! included: a waiter gives up exactly when and how the leader's backend
-//! request did. When the leader goes away before it lands (its client
-//! disconnected and its request's future was dropped), its flight is
-//! abandoned: the waiters wake, and the first to ask again leads a new
-//! one. No waiter waits beyond the deadline it is given either; past it,
-//! [`Coalescer::run`] says so and the caller fetches on its own.
+//! request did. When the leader goes away before it lands (its future
+//! was dropped: another piece of its request failed, its client went
+//! away and the server dropped the request), its flight is abandoned: the
+//! waiters wake, and the first to ask again leads a new one. No waiter
+//! waits beyond the deadline it is given either; past it,
+//! [`Coalescer::run`] says so (and the cache answers the backend's
+//! timeout).
 
 use std::collections::HashMap;
 use std::future::Future;
