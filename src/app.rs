@@ -402,6 +402,11 @@ fn results_cache(c: &Config, metrics: &Metrics, urls: &[String]) -> Result<Optio
             Store::memcached(shared, cc.memcached_max_item_bytes)
         }
     };
+    let backend_timeout = Duration::from_secs_f64(c.prometheus.timeout);
+    let store_timeout = match cc.store {
+        CacheStore::Memory => Duration::ZERO,
+        CacheStore::Memcached => cc.memcached_timeout,
+    };
     tracing::info!(store = ?cc.store, split_interval = ?cc.split_interval,
         freshness = ?cc.freshness, "results cache enabled");
     let opts = ResultsOptions {
@@ -412,6 +417,11 @@ fn results_cache(c: &Config, metrics: &Metrics, urls: &[String]) -> Result<Optio
         ttl: cc.ttl,
         instant_ttl: cc.instant_ttl,
         max_answer_bytes: c.api.max_filtered_response_bytes,
+        backend_timeout,
+        // A request waiting for an identical one's answer waits what that
+        // one may take: its store lookup, and its backend request, tried
+        // on a second backend after the first failed.
+        wait_limit: store_timeout + 2 * backend_timeout,
     };
     // The backend's identity in every key: its URLs and the tenant it is
     // asked as (a static tenant header changes the answers).

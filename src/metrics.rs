@@ -77,6 +77,8 @@ pub struct Metrics {
     pub(crate) results_cache_stored_bytes: Counter,
     /// Entries not stored because they exceed the store's item limit.
     pub(crate) results_cache_too_large: Counter,
+    /// Pieces answered by an identical request's lookup or fetch in flight.
+    pub(crate) results_cache_coalesced: Counter,
 }
 
 impl Default for Metrics {
@@ -108,6 +110,7 @@ impl Metrics {
         let results_cache_answered_bytes = Counter::default();
         let results_cache_stored_bytes = Counter::default();
         let results_cache_too_large = Counter::default();
+        let results_cache_coalesced = Counter::default();
 
         let mut r = Registry::with_prefix("aetos");
         r.register(
@@ -197,6 +200,12 @@ impl Metrics {
             "Results not cached because they exceed the store's item size",
             results_cache_too_large.clone(),
         );
+        r.register(
+            "results_cache_coalesced",
+            "Pieces (and instant queries) of the results cache answered by an identical \
+             request's lookup or backend request in flight, not asked again",
+            results_cache_coalesced.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             requests,
@@ -216,6 +225,7 @@ impl Metrics {
             results_cache_answered_bytes,
             results_cache_stored_bytes,
             results_cache_too_large,
+            results_cache_coalesced,
         }
     }
 

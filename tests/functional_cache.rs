@@ -4,16 +4,22 @@
 //! Prometheus point for point; one project's entries never answer another,
 //! privileged and scoped entries never mix; a memcached store (our own
 //! memcached, started here) is shared by replicas and its loss only costs
-//! misses.
+//! misses. Identical requests sent together cost Prometheus one request
+//! per piece (counted by a relay of our own in front of it), never across
+//! projects or modes, and a waiter is answered when the request it waited
+//! for goes away.
 #![cfg(feature = "functional")]
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{free_port, stack, token, Aetos};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The fixed data set of the differential tests (an hour, `diff` in env.json).
 fn diff_range() -> (i64, i64) {
@@ -418,4 +424,281 @@ async fn instant_queries_with_a_time_are_cached_for_instant_ttl() {
     assert_eq!(cache, None);
     let (cache, _) = ask(None).await;
     assert_eq!(cache, None);
+}
+
+/// A TCP relay in front of the stack's Prometheus: every chunk aetos sends
+/// is held `delay` before it is passed on, so that requests sent together
+/// are in flight together, and kept, to count what Prometheus was asked.
+struct Relay {
+    port: u16,
+    /// The bytes aetos sent, one buffer per connection.
+    conns: Arc<Mutex<Vec<Wire>>>,
+}
+
+/// What aetos sent on one connection.
+type Wire = Arc<Mutex<Vec<u8>>>;
+
+impl Relay {
+    async fn start(delay: Duration) -> Relay {
+        let prom = url::Url::parse(&stack().prometheus_url()).unwrap();
+        let upstream = format!("{}:{}", prom.host_str().unwrap(), prom.port().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let all = conns.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let sent: Wire = Arc::new(Mutex::new(Vec::new()));
+                all.lock().unwrap().push(sent.clone());
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async move {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n) = cr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            sent.lock().unwrap().extend_from_slice(&buf[..n]);
+                            tokio::time::sleep(delay).await;
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = sw.shutdown().await;
+                    };
+                    let down = async move {
+                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                        let _ = cw.shutdown().await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        Relay { port, conns }
+    }
+
+    /// How many times Prometheus was sent each `GET` of `path`, by target
+    /// (`path?query`).
+    fn asked(&self, path: &str) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for conn in self.conns.lock().unwrap().iter() {
+            let bytes = conn.lock().unwrap().clone();
+            for line in String::from_utf8_lossy(&bytes).split("\r\n") {
+                let Some(target) = line
+                    .strip_prefix("GET ")
+                    .and_then(|l| l.strip_suffix(" HTTP/1.1"))
+                else {
+                    continue;
+                };
+                if target.split('?').next() == Some(path) {
+                    *out.entry(target.to_owned()).or_insert(0) += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// aetos' `[prometheus]` through this relay.
+    fn section(&self) -> String {
+        format!("[prometheus]\nhost = 127.0.0.1\nport = {}\n", self.port)
+    }
+}
+
+/// Every target asked once: the `N` identical requests were one to Prometheus.
+fn assert_each_asked_once(asked: &BTreeMap<String, usize>, what: &str) {
+    for (target, n) in asked {
+        assert_eq!(*n, 1, "{what}: Prometheus was asked {n} times for {target}");
+    }
+}
+
+const N: usize = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_concurrent_cold_requests_cost_one_backend_request_per_piece() {
+    // Every request held 1.5 s on its way: the N requests are all in flight at once.
+    let relay = Relay::start(Duration::from_millis(1500)).await;
+    let a = Aetos::start(
+        &format!("{}instant_ttl = 300\n{}", memory_cache(), relay.section()),
+        None,
+    );
+    let admin = token("admin").await;
+    // The token validated before the burst (not through the relay's path).
+    assert_eq!(a.get("/api/v1/labels", Some(&admin)).await.status(), 200);
+    let (s, e) = diff_range();
+    let p = range_params("rate(diff_http_requests_total[5m])", s, e, "15");
+    let want = direct(&p).await;
+    let answers =
+        futures_util::future::join_all((0..N).map(|_| through(&a, &admin, &p, None))).await;
+    for (i, (status, cache, body)) in answers.iter().enumerate() {
+        assert_eq!((*status, cache.as_deref()), (200, Some("miss")), "#{i}");
+        assert_same(body, &want, &format!("concurrent request #{i}"));
+    }
+    let asked = relay.asked("/api/v1/query_range");
+    // The hour is cut every 10 minutes.
+    assert!(asked.len() >= 6, "one request per piece: {asked:#?}");
+    assert_each_asked_once(&asked, "query_range");
+    // Stored by the one fetch: the next is a hit, with no new request.
+    let (_, cache, warm) = through(&a, &admin, &p, None).await;
+    assert_eq!(cache.as_deref(), Some("hit"));
+    assert_same(&warm, &want, "warm");
+    assert_eq!(relay.asked("/api/v1/query_range"), asked);
+
+    // Instant queries with a time (instant_ttl): the same.
+    let at = stack().env["diff"]["eval_time"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let q = "sum by (project) (diff_memory_used_bytes)";
+    let want = common::prom_query(q, Some(&at)).await;
+    let url = format!("{}/prometheus/api/v1/query", a.url);
+    let ask = || {
+        let r = common::client()
+            .get(&url)
+            .query(&[("query", q), ("time", &at)])
+            .header("X-Auth-Token", &admin)
+            .send();
+        async move {
+            let r = r.await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    for got in futures_util::future::join_all((0..N).map(|_| ask())).await {
+        assert_eq!(got["data"], want["data"]);
+    }
+    let asked = relay.asked("/api/v1/query");
+    assert_eq!(asked.len(), 1, "{asked:#?}");
+    assert_each_asked_once(&asked, "instant query");
+    let metrics = common::client()
+        .get(format!("{}/metrics", a.url))
+        .header("X-Auth-Token", &admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let coalesced: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("aetos_results_cache_coalesced_total "))
+        .unwrap_or_else(|| panic!("no coalesced counter:\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(coalesced > 0, "{coalesced}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_of_other_projects_and_modes_are_never_coalesced() {
+    let relay = Relay::start(Duration::from_millis(1500)).await;
+    let a = Aetos::start(
+        &format!(
+            "[cache]\nenabled = true\nsplit_interval = 600\nfreshness = 0\n{}",
+            relay.section()
+        ),
+        None,
+    );
+    common::wait_for_history(Duration::from_secs(60)).await;
+    let callers = [
+        ("admin", None),
+        ("demo-reader", Some(stack().project("demo"))),
+        ("other-member", Some(stack().project("other"))),
+    ];
+    let mut tokens = Vec::new();
+    for (user, _) in &callers {
+        let t = token(user).await;
+        assert_eq!(a.get("/api/v1/labels", Some(&t)).await.status(), 200);
+        tokens.push(t);
+    }
+    let end = now() - 30;
+    let p = range_params("ceilometer_cpu", end - 300, end, "15");
+    // N of each caller, all at once, the same text.
+    let (a, p) = (&a, &p);
+    let burst = (0..N).flat_map(|_| {
+        tokens
+            .iter()
+            .enumerate()
+            .map(move |(i, t)| async move { (i, through(a, t, p, None).await) })
+    });
+    let answers = futures_util::future::join_all(burst).await;
+    for (i, (user, project)) in callers.iter().enumerate() {
+        // What the caller may see, straight from Prometheus.
+        let q = match project {
+            None => "ceilometer_cpu".to_owned(),
+            Some(id) => format!("ceilometer_cpu{{project=\"{id}\"}}"),
+        };
+        let want = direct(&range_params(&q, end - 300, end, "15")).await;
+        for (_, (status, _, body)) in answers.iter().filter(|(j, _)| *j == i) {
+            assert_eq!(*status, 200, "{user}");
+            assert_same(body, &want, user);
+            if let Some(id) = project {
+                assert_eq!(&projects(body), std::slice::from_ref(id), "{user}");
+            }
+        }
+    }
+    let asked = relay.asked("/api/v1/query_range");
+    assert_each_asked_once(&asked, "three callers");
+    // Each caller's own requests: privileged as sent, scoped with its matcher.
+    for (user, project) in &callers {
+        let theirs = asked
+            .keys()
+            .filter(|t| match project {
+                None => !t.contains("project"),
+                Some(id) => t.contains(id.as_str()),
+            })
+            .count();
+        assert!(theirs >= 1, "{user} asked nothing of its own: {asked:#?}");
+        assert_eq!(theirs * callers.len(), asked.len(), "{user}: {asked:#?}");
+    }
+}
+
+/// The first caller leaves while Prometheus is still computing its piece,
+/// which a second caller waits for. Whether the server then drops the
+/// first request (and the second asks again) or lets it finish is the
+/// HTTP layer's business (the coalescer's unit tests cover the drop):
+/// either way the second is answered, correctly, and is not left hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_is_answered_when_the_request_it_waits_for_goes_away() {
+    let relay = Relay::start(Duration::from_millis(1500)).await;
+    let a = Aetos::start(&format!("{}{}", memory_cache(), relay.section()), None);
+    let admin = token("admin").await;
+    assert_eq!(a.get("/api/v1/labels", Some(&admin)).await.status(), 200);
+    let (s, _) = diff_range();
+    // One piece: inside one of the 10-minute intervals of the data set.
+    let from = (s / 600 + 1) * 600 + 30;
+    let p = range_params("diff_queue_length", from, from + 480, "30");
+    let want = direct(&p).await;
+    // The first caller gives up after 300 ms (its connection is closed)…
+    let impatient = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let first = impatient
+        .get(format!("{}/prometheus/api/v1/query_range", a.url))
+        .query(&p)
+        .header("X-Auth-Token", &admin)
+        .send();
+    // …the second asked the same meanwhile.
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        through(&a, &admin, &p, None).await
+    };
+    let (first, (status, cache, body)) = tokio::join!(first, second);
+    assert!(first.is_err(), "the first caller was meant to give up");
+    assert_eq!((status, cache.as_deref()), (200, Some("miss")));
+    assert_same(&body, &want, "the waiter's answer");
+    let asked = relay.asked("/api/v1/query_range");
+    assert_eq!(asked.len(), 1, "{asked:#?}");
+    // Once (the first request went on) or twice (it was cancelled and the
+    // waiter asked again): never a hang, never more.
+    let n = *asked.values().next().unwrap();
+    assert!((1..=2).contains(&n), "{n}");
+    eprintln!("the abandoned request's piece was asked {n} time(s)");
+    let (_, cache, _) = through(&a, &admin, &p, None).await;
+    assert_eq!(cache.as_deref(), Some("hit"));
 }

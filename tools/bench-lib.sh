@@ -10,7 +10,8 @@ if ! command -v wrk >/dev/null 2>&1; then
   echo "bench: installing wrk" >&2
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
-"$root/tools/stack.sh" start >/dev/null
+# A running stack is used as it is; only a stopped one is started.
+"$root/tools/stack.sh" status >/dev/null 2>&1 || "$root/tools/stack.sh" start >/dev/null
 env_json=$AETOS_STACK_DIR/env.json
 jqr() { jq -r "$1" "$env_json"; }
 (cd "$root" && cargo build --quiet --release --bin aetos-api)

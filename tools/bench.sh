@@ -14,6 +14,8 @@
 # with ratios against nginx and direct Prometheus. Bounded: every run lasts
 # DURATION seconds (default 10) against 127.0.0.1.
 # tools/bench-neighbour.sh measures one project's flood against another.
+# tools/bench-dashboard.sh measures a dashboard of range panels with and
+# without the results cache ([cache]).
 set -euo pipefail
 duration=${1:-10}
 conns=${2:-8}

@@ -8,7 +8,8 @@
 //! with `align_to_step`), cut at multiples of `split_interval`
 //! ([`split`]), each piece looked up by its key ([`key`]) in the store
 //! ([`store`]) and the missing ones fetched from the backend, at most
-//! `max_parallel` at once; the pieces are merged into one answer. Only
+//! `max_parallel` at once; the pieces are merged into one answer
+//! ([`merge`], on the backend's bytes). Only
 //! clean answers (200, `success`, no `warnings` / `infos`) of pieces that
 //! end before `now - freshness` are stored; anything else is answered as
 //! the backend sent it.
@@ -18,8 +19,15 @@
 //! a range is split), a step it does not read the way Prometheus does —
 //! is not its business: [`Cache::range`] returns `None` and the request
 //! is forwarded as without a cache.
+//!
+//! Identical requests at the same time share their work ([`coalesce`]):
+//! a piece being looked up and fetched for one request is not fetched
+//! again for another that needs it meanwhile; that one waits for it.
 
+mod coalesce;
+mod instant;
 mod key;
+mod merge;
 mod params;
 mod split;
 mod store;
@@ -29,12 +37,12 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use http::HeaderValue;
-use serde_json::Value;
 use url::form_urlencoded;
 
 use crate::backend::{Backend, BackendError, BackendRequest};
 use crate::metrics::Metrics;
 use crate::request::Params;
+use coalesce::{Coalescer, Joined};
 use key::Key;
 use params::{read_params, uses_start_or_end};
 use split::Range;
@@ -53,6 +61,12 @@ pub(crate) struct ResultsOptions {
     /// Largest backend answer held to be merged or stored (`[api]
     /// max_filtered_response_bytes`).
     pub(crate) max_answer_bytes: usize,
+    /// `[prometheus] timeout`: what a request that waited in vain for an
+    /// identical one's answer is told it waited for.
+    pub(crate) backend_timeout: Duration,
+    /// The longest a request waits for an identical one's answer: what
+    /// that one's store lookup and backend request may take.
+    pub(crate) wait_limit: Duration,
 }
 
 /// Where an answer came from (the `X-Aetos-Cache` header).
@@ -95,6 +109,30 @@ pub enum Failed {
     Answer(String),
 }
 
+/// Every request that waited for one backend request gets its error.
+impl Clone for Failed {
+    fn clone(&self) -> Failed {
+        match self {
+            Failed::Backend(e) => Failed::Backend(copy_error(e)),
+            Failed::Answer(why) => Failed::Answer(why.clone()),
+        }
+    }
+}
+
+/// An equal `BackendError` (the backend stage's type, not `Clone`).
+fn copy_error(e: &BackendError) -> BackendError {
+    match e {
+        BackendError::Unreachable(why) => BackendError::Unreachable(why.clone()),
+        BackendError::Timeout(t) => BackendError::Timeout(*t),
+        BackendError::Credentials { method, why } => BackendError::Credentials {
+            method,
+            why: why.clone(),
+        },
+        BackendError::Other(why) => BackendError::Other(why.clone()),
+        BackendError::Redirect(status) => BackendError::Redirect(*status),
+    }
+}
+
 /// What the caller's `Cache-Control` allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Directive {
@@ -132,15 +170,31 @@ pub struct Cache {
     /// entries.
     backend_id: String,
     metrics: Metrics,
+    /// The pieces of ranges being looked up and fetched.
+    ranges: Coalescer<FlightKey, Result<Piece, Stop>>,
+    instants: instant::Flights,
 }
 
-/// One piece of a range as fetched or found.
+/// What makes two lookups one: the entry's key, and what else shapes
+/// the backend request and its fate (the caller's `timeout`, whether the
+/// answer may be stored).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FlightKey {
+    digest: [u8; 32],
+    storable: bool,
+    timeout: Option<String>,
+}
+
+/// One piece of a range as fetched or found (shared by the requests
+/// that waited for it): a clean matrix answer, as Prometheus sent it.
+#[derive(Clone)]
 struct Piece {
-    answer: Value,
+    body: Bytes,
     from_store: bool,
 }
 
 /// A piece's backend answer that is not merged but sent as it came.
+#[derive(Clone)]
 struct Passed {
     status: u16,
     content_type: HeaderValue,
@@ -159,6 +213,8 @@ impl Cache {
             opts,
             backend_id,
             metrics,
+            ranges: Coalescer::new(),
+            instants: Coalescer::new(),
         }
     }
 
@@ -229,8 +285,8 @@ impl Cache {
         } else {
             Outcome::Partial
         };
-        let answers: Vec<Value> = pieces.into_iter().map(|p| p.answer).collect();
-        let merged = match split::merge(&answers) {
+        let bodies: Vec<Bytes> = pieces.into_iter().map(|p| p.body).collect();
+        let merged = match merge::merge(&bodies) {
             Ok(m) => m,
             Err(why) => {
                 // Every piece was checked when it was fetched; a stored
@@ -239,7 +295,7 @@ impl Cache {
                 return None;
             }
         };
-        let body = Bytes::from(merged.to_string());
+        let body = Bytes::from(merged);
         self.count(Some(outcome), body.len());
         Some(Ok(Answer {
             status: 200,
@@ -249,51 +305,25 @@ impl Cache {
         }))
     }
 
-    /// Answers an instant `query` with an explicit `time` from the cache
-    /// (entries kept `instant_ttl`), or `None` when it is not cached.
-    pub async fn instant(
-        &self,
-        backend: &Backend,
-        req: &BackendRequest,
-        directive: Directive,
-    ) -> Option<Result<Answer, Failed>> {
-        if directive == Directive::Bypass || self.opts.instant_ttl.is_zero() {
-            return None;
-        }
-        let p = read_params(&req.params, &["query", "time", "timeout"])?;
-        let query = p.get("query")?;
-        // Without `time` the answer is of "now", which moves.
-        let time = split::parse_ms(p.get("time")?)?;
-        let key = self.key_base(req, query).instant(time);
-        if directive == Directive::Normal {
-            if let Some(body) = self.store.get(&key.digest).await {
-                self.count(Some(Outcome::Hit), body.len());
-                return Some(Ok(Answer {
-                    status: 200,
-                    content_type: HeaderValue::from_static("application/json"),
-                    body,
-                    outcome: Outcome::Hit,
-                }));
+    /// The value of a flight this request led or waited for (counted), or
+    /// the backend's timeout when it waited in vain.
+    fn joined<V, E>(&self, joined: Joined<Result<V, E>>) -> Result<Result<V, E>, Failed> {
+        match joined {
+            Joined::Led(v) => Ok(v),
+            Joined::Waited(v) => {
+                self.metrics.results_cache_coalesced.inc();
+                Ok(v)
+            }
+            Joined::TimedOut => {
+                tracing::warn!(
+                    "results cache: an identical request's answer did not come within {:?}",
+                    self.opts.wait_limit
+                );
+                Err(Failed::Backend(BackendError::Timeout(
+                    self.opts.backend_timeout,
+                )))
             }
         }
-        let pairs = [("query", query.to_owned()), ("time", format_ms(time))];
-        let sent = match self.send(backend, req, &pairs, p.get("timeout")).await {
-            Ok(s) => s,
-            Err(f) => return Some(Err(f)),
-        };
-        if sent.status == 200
-            && serde_json::from_slice::<Value>(&sent.body).is_ok_and(|v| split::is_clean(&v))
-        {
-            self.store_entry(key, sent.body.clone(), self.opts.instant_ttl)
-                .await;
-        }
-        self.count(Some(Outcome::Miss), sent.body.len());
-        Some(Ok(Answer {
-            status: sent.status,
-            content_type: sent.content_type,
-            body: sent.body,
-            outcome: Outcome::Miss,
-        }))
     }
 
     /// What every key of this request shares: the backend, the caller's
@@ -309,7 +339,9 @@ impl Cache {
     }
 
     /// One piece: from the store when allowed and present, else from the
-    /// backend (and stored when it is clean and `storable`).
+    /// backend (and stored when it is clean and `storable`); shared with
+    /// the identical requests that need it meanwhile (but `no-cache`
+    /// ones, which ask the backend themselves).
     #[allow(clippy::too_many_arguments)]
     async fn piece(
         &self,
@@ -322,17 +354,42 @@ impl Cache {
         storable: bool,
         directive: Directive,
     ) -> Result<Piece, Stop> {
-        if storable && directive == Directive::Normal {
+        let read = storable && directive == Directive::Normal;
+        let fetch =
+            || self.look_up_or_fetch(backend, req, query, timeout, piece, key, storable, read);
+        if directive != Directive::Normal {
+            return fetch().await;
+        }
+        let flight = FlightKey {
+            digest: key.digest,
+            storable,
+            timeout: timeout.map(str::to_owned),
+        };
+        let joined = self.ranges.run(flight, self.opts.wait_limit, fetch).await;
+        self.joined(joined).map_err(Stop::Failed)?
+    }
+
+    /// What one flight of [`Cache::piece`] does: the store when `read`,
+    /// else the backend (storing a clean answer when `storable`).
+    #[allow(clippy::too_many_arguments)]
+    async fn look_up_or_fetch(
+        &self,
+        backend: &Backend,
+        req: &BackendRequest,
+        query: &str,
+        timeout: Option<&str>,
+        piece: Range,
+        key: Key,
+        storable: bool,
+        read: bool,
+    ) -> Result<Piece, Stop> {
+        if read {
+            // Checked when stored; one that no longer merges is not answered.
             if let Some(body) = self.store.get(&key.digest).await {
-                match serde_json::from_slice::<Value>(&body) {
-                    Ok(answer) if split::is_clean(&answer) => {
-                        return Ok(Piece {
-                            answer,
-                            from_store: true,
-                        })
-                    }
-                    _ => tracing::warn!("results cache: ignoring an unreadable entry"),
-                }
+                return Ok(Piece {
+                    body,
+                    from_store: true,
+                });
             }
         }
         let pairs = [
@@ -348,16 +405,16 @@ impl Cache {
         if sent.status != 200 {
             return Err(Stop::Pass(sent));
         }
-        let answer = match serde_json::from_slice::<Value>(&sent.body) {
-            Ok(a) if split::is_clean(&a) && is_float_matrix(&a) => a,
+        if merge::check(&sent.body).is_err() {
             // Warnings, an error, histograms, not JSON: as the backend sent it.
-            _ => return Err(Stop::Pass(sent)),
-        };
+            return Err(Stop::Pass(sent));
+        }
         if storable {
-            self.store_entry(key, sent.body, self.opts.ttl).await;
+            self.store_entry(key, sent.body.clone(), self.opts.ttl)
+                .await;
         }
         Ok(Piece {
-            answer,
+            body: sent.body,
             from_store: false,
         })
     }
@@ -455,16 +512,12 @@ impl Cache {
 }
 
 /// Why the pieces of a range stop being fetched.
+#[derive(Clone)]
 enum Stop {
     Failed(Failed),
     /// An answer that is not merged (not 200, warnings, histograms): the
     /// caller gets it as the backend sent it.
     Pass(Passed),
-}
-
-/// Whether every series of a matrix answer is of float samples.
-fn is_float_matrix(answer: &Value) -> bool {
-    split::merge(std::slice::from_ref(answer)).is_ok()
 }
 
 /// Milliseconds as Prometheus' seconds with three decimals.

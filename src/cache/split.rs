@@ -1,6 +1,6 @@
 //! The pure core of the results cache: a `query_range` as a step grid,
-//! split into intervals, and the intervals' answers merged back into one.
-//! No I/O; every function here is a plain function of its inputs.
+//! split into intervals (whose answers `super::merge` joins back into
+//! one). No I/O; every function here is a plain function of its inputs.
 //!
 //! Times are whole milliseconds, as Prometheus keeps them. A range query
 //! evaluates its expression at `start + k·step` for every `k` with the
@@ -8,10 +8,6 @@
 //! sub-range whose start is on the same grid are exactly the points of
 //! the whole query in that sub-range, and intervals that share no grid
 //! point merge into the whole answer without duplicates.
-
-use std::collections::BTreeMap;
-
-use serde_json::{Map, Value};
 
 /// Prometheus refuses a range of more points than this ("exceeded maximum
 /// resolution of 11,000 points per timeseries"); such ranges are not split
@@ -129,111 +125,6 @@ impl Range {
         }
         Some(out)
     }
-}
-
-/// Why an answer cannot be cached (or merged).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Unusable {
-    /// Not `"status":"success"`, or it carries `warnings` / `infos`.
-    NotClean,
-    /// Not a matrix of float samples (e.g. native histograms), or not
-    /// the JSON Prometheus sends.
-    Shape,
-}
-
-/// Whether an answer is a clean success: `status` is `success` and it
-/// carries neither `warnings` nor `infos`. Only those are cached.
-pub(crate) fn is_clean(answer: &Value) -> bool {
-    answer.get("status").and_then(Value::as_str) == Some("success")
-        && answer.get("warnings").is_none()
-        && answer.get("infos").is_none()
-}
-
-/// Label pairs sorted by name: how series are told apart and ordered.
-type Labels = Vec<(String, String)>;
-
-/// One series of an answer: its labels, its `metric` object, its points.
-type Series<'a> = (Labels, &'a Map<String, Value>, &'a Vec<Value>);
-
-/// The series of one interval's answer: labels (sorted by name, as
-/// Prometheus orders them) → `[t, "v"]` points.
-fn series(answer: &Value) -> Result<Vec<Series<'_>>, Unusable> {
-    if !is_clean(answer) {
-        return Err(Unusable::NotClean);
-    }
-    let data = answer.get("data").ok_or(Unusable::Shape)?;
-    if data.get("resultType").and_then(Value::as_str) != Some("matrix") {
-        return Err(Unusable::Shape);
-    }
-    let result = data
-        .get("result")
-        .and_then(Value::as_array)
-        .ok_or(Unusable::Shape)?;
-    let mut out = Vec::with_capacity(result.len());
-    for s in result {
-        let obj = s.as_object().ok_or(Unusable::Shape)?;
-        // Only `metric` and `values`: histograms and anything new are not merged.
-        if obj.keys().any(|k| k != "metric" && k != "values") {
-            return Err(Unusable::Shape);
-        }
-        let metric = obj
-            .get("metric")
-            .and_then(Value::as_object)
-            .ok_or(Unusable::Shape)?;
-        let mut labels = Vec::with_capacity(metric.len());
-        for (k, v) in metric {
-            labels.push((k.clone(), v.as_str().ok_or(Unusable::Shape)?.to_owned()));
-        }
-        labels.sort();
-        let values = obj
-            .get("values")
-            .and_then(Value::as_array)
-            .ok_or(Unusable::Shape)?;
-        out.push((labels, metric, values));
-    }
-    Ok(out)
-}
-
-/// A point's time in milliseconds.
-fn point_ms(point: &Value) -> Option<i64> {
-    let t = point.as_array()?.first()?.as_f64()?;
-    Some((t * 1000.0).round() as i64)
-}
-
-/// The answers of consecutive intervals (in time order) merged into the
-/// answer of the whole range: each series' points in time order, a point
-/// at a time already seen dropped, series ordered by their labels as
-/// Prometheus orders a matrix.
-pub(crate) fn merge(answers: &[Value]) -> Result<Value, Unusable> {
-    // labels → (metric, points, time of the last point)
-    let mut merged: BTreeMap<Labels, (Value, Vec<Value>, i64)> = BTreeMap::new();
-    for answer in answers {
-        for (labels, metric, values) in series(answer)? {
-            let entry = merged
-                .entry(labels)
-                .or_insert_with(|| (Value::Object(metric.clone()), Vec::new(), i64::MIN));
-            for p in values {
-                let t = point_ms(p).ok_or(Unusable::Shape)?;
-                if t > entry.2 {
-                    entry.1.push(p.clone());
-                    entry.2 = t;
-                }
-            }
-        }
-    }
-    let result: Vec<Value> = merged
-        .into_values()
-        .map(|(metric, values, _)| {
-            let mut s = Map::new();
-            s.insert("metric".to_owned(), metric);
-            s.insert("values".to_owned(), Value::Array(values));
-            Value::Object(s)
-        })
-        .collect();
-    Ok(serde_json::json!({
-        "status": "success",
-        "data": {"resultType": "matrix", "result": result},
-    }))
 }
 
 #[cfg(test)]

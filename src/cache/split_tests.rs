@@ -1,5 +1,3 @@
-use serde_json::json;
-
 use super::*;
 
 /// Every grid point of `r`.
@@ -104,55 +102,4 @@ fn too_many_pieces_are_not_split() {
     let r = Range::new(0, 10_000, 1).unwrap();
     assert!(r.split(1).is_none());
     assert!(r.split(100).is_some());
-}
-
-fn matrix(series: Vec<serde_json::Value>) -> serde_json::Value {
-    json!({"status": "success", "data": {"resultType": "matrix", "result": series}})
-}
-
-#[test]
-fn merge_joins_series_in_time_order_and_drops_repeated_points() {
-    let a = matrix(vec![
-        json!({"metric": {"job": "b"}, "values": [[1, "1"], [2, "2"]]}),
-        json!({"metric": {"job": "a"}, "values": [[1, "10"]]}),
-    ]);
-    let b = matrix(vec![
-        json!({"metric": {"job": "b"}, "values": [[2, "2"], [3, "3"]]}),
-        json!({"metric": {"job": "c", "x": "1"}, "values": [[3.5, "7"]]}),
-    ]);
-    let merged = merge(&[a, b]).unwrap();
-    assert_eq!(
-        merged,
-        matrix(vec![
-            json!({"metric": {"job": "a"}, "values": [[1, "10"]]}),
-            json!({"metric": {"job": "b"}, "values": [[1, "1"], [2, "2"], [3, "3"]]}),
-            json!({"metric": {"job": "c", "x": "1"}, "values": [[3.5, "7"]]}),
-        ])
-    );
-}
-
-#[test]
-fn merge_of_nothing_is_an_empty_matrix() {
-    assert_eq!(
-        merge(&[matrix(vec![]), matrix(vec![])]).unwrap(),
-        matrix(vec![])
-    );
-}
-
-#[test]
-fn answers_with_warnings_errors_or_histograms_are_not_merged() {
-    let warned = json!({"status": "success", "warnings": ["w"],
-        "data": {"resultType": "matrix", "result": []}});
-    let infos = json!({"status": "success", "infos": ["i"],
-        "data": {"resultType": "matrix", "result": []}});
-    let error = json!({"status": "error", "errorType": "bad_data", "error": "x"});
-    let hist = matrix(vec![
-        json!({"metric": {}, "histograms": [[1, {"count": "1"}]]}),
-    ]);
-    let vector = json!({"status": "success", "data": {"resultType": "vector", "result": []}});
-    assert_eq!(merge(&[warned]), Err(Unusable::NotClean));
-    assert_eq!(merge(&[infos]), Err(Unusable::NotClean));
-    assert_eq!(merge(&[error]), Err(Unusable::NotClean));
-    assert_eq!(merge(&[hist]), Err(Unusable::Shape));
-    assert_eq!(merge(&[vector]), Err(Unusable::Shape));
 }
