@@ -13,11 +13,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use common::{free_port, stack, token, Aetos};
+use common::memcached::Memcached;
+use common::{stack, token, Aetos};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -265,65 +265,6 @@ async fn one_projects_entries_never_answer_another() {
     // And a scoped caller after the privileged entry exists: still its own.
     let (_, _, a_again) = through(&a, &reader_a, &p, None).await;
     assert_eq!(projects(&a_again), [demo]);
-}
-
-/// A memcached of our own on a free port (never the stack's).
-struct Memcached {
-    child: Child,
-    addr: String,
-}
-
-impl Memcached {
-    fn start() -> Memcached {
-        let port = free_port();
-        let port_arg = port.to_string();
-        // `-u`: memcached refuses to run as root without it.
-        let args = [
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port_arg,
-            "-U",
-            "0",
-            "-m",
-            "64",
-            "-u",
-            "nobody",
-        ];
-        let child = Command::new("memcached")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("memcached (Debian package memcached) is installed");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "memcached did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Memcached {
-            child,
-            addr: format!("127.0.0.1:{port}"),
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-}
-
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Asks until the answer is a hit (memcached writes are sent in the

@@ -30,7 +30,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,6 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::memcached::Memcached;
 use common::{free_port, fresh_token, stack, token, Aetos};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,76 +54,6 @@ const PROBE_QUERY: &str = r#"label_replace(vector(1), "probe", "drain-probe", ""
 const PROBE_HOLD: Duration = Duration::from_secs(3);
 /// How long the Prometheus relay holds every other request.
 const BACKEND_DELAY: Duration = Duration::from_millis(100);
-
-/// A memcached of our own on a free port (never the stack's).
-struct Memcached {
-    child: Child,
-    addr: String,
-}
-
-impl Memcached {
-    fn start() -> Memcached {
-        let port = free_port();
-        let port_arg = port.to_string();
-        // `-u`: memcached refuses to run as root without it.
-        let args = [
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port_arg,
-            "-U",
-            "0",
-            "-m",
-            "64",
-            "-u",
-            "nobody",
-        ];
-        let child = Command::new("memcached")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("memcached (Debian package memcached) is installed");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "memcached did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Memcached {
-            child,
-            addr: format!("127.0.0.1:{port}"),
-        }
-    }
-
-    /// One value of memcached's `stats` (e.g. `curr_items`), asked directly.
-    fn stat(&self, name: &str) -> u64 {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(b"stats\r\n").unwrap();
-        let mut text = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !text.ends_with(b"END\r\n") {
-            let n = s.read(&mut buf).expect("memcached answers stats");
-            assert!(n > 0, "memcached closed the stats connection");
-            text.extend_from_slice(&buf[..n]);
-        }
-        let text = String::from_utf8_lossy(&text);
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("STAT {name} ")))
-            .unwrap_or_else(|| panic!("no {name} in memcached's stats:\n{text}"))
-            .trim()
-            .parse()
-            .unwrap()
-    }
-}
-
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What one relayed connection sent upstream.
 type Connection = Arc<Mutex<Vec<u8>>>;
@@ -901,9 +831,9 @@ async fn killing_or_draining_a_replica_under_load_loses_only_what_was_in_flight_
     };
     // A range old enough to be cached (freshness 60 s), recent enough to
     // hold the live exporter's series of both projects.
-    common::wait_for_history(Duration::from_secs(240)).await;
+    common::wait_for_history(Duration::from_secs(150)).await;
     let t0 = now();
-    let range = (t0 - 240, t0 - 90);
+    let range = (t0 - 150, t0 - 90);
     let callers = [
         Caller {
             token: token("demo-reader").await,

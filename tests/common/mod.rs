@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod memcached;
 pub mod raw;
 
 /// The running stack, as `tools/stack.sh start` describes it.
