@@ -245,18 +245,30 @@ pub fn filter_alerts(body: &[u8], label: &str, project: &str) -> Result<Vec<u8>,
             .ok_or(FilterError::Shape("data.alerts"))?;
         out.extend_from_slice(br#"{"alerts":["#);
         let mut n = 0;
-        for a in alerts {
-            if labels_have(raw::object(a).and_then(|o| o.get("labels")), label, project) {
-                if n > 0 {
-                    out.push(b',');
-                }
-                write_raw(out, a);
-                n += 1;
-            }
-        }
+        write_projects_alerts(out, &alerts, label, project, &mut n);
         out.extend_from_slice(b"]}");
         Ok(())
     })
+}
+
+/// Appends, comma-separated after the `n` already written, the alerts whose
+/// labels carry `project`, byte for byte.
+fn write_projects_alerts(
+    out: &mut Vec<u8>,
+    alerts: &[&RawValue],
+    label: &str,
+    project: &str,
+    n: &mut usize,
+) {
+    for a in alerts {
+        if labels_have(raw::object(a).and_then(|o| o.get("labels")), label, project) {
+            if *n > 0 {
+                out.push(b',');
+            }
+            write_raw(out, a);
+            *n += 1;
+        }
+    }
 }
 
 /// The path and parameters that replace a restricted caller's `alerts`
@@ -310,15 +322,7 @@ pub fn alerts_from_rules(
                 if !within {
                     continue;
                 }
-                for a in alerts {
-                    if labels_have(raw::object(a).and_then(|o| o.get("labels")), label, project) {
-                        if n > 0 {
-                            out.push(b',');
-                        }
-                        write_raw(out, a);
-                        n += 1;
-                    }
-                }
+                write_projects_alerts(out, &alerts, label, project, &mut n);
             }
         }
         out.extend_from_slice(b"]}");
