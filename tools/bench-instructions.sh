@@ -30,8 +30,7 @@ for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/healthcheck" >/dev/nu
 curl -sf "http://127.0.0.1:$port/healthcheck" >/dev/null || { echo "bench: aetos-api did not start:" >&2; cat "$work/log" >&2; exit 1; }
 admin_token=$(login aetos service)
 reader_token=$(login demo-reader demo)
-resource=$(curl -sf "$prom/api/v1/series" --data-urlencode 'match[]=ceilometer_memory_usage' |
-  jq -r '[.data[] | select(.resource != null)][0].resource // "00000000-0000-0000-0000-000000000000"')
+resource=$(demo_resource)
 watcher=$(urlencode "avg_over_time(ceilometer_memory_usage{resource='$resource'}[300s])")
 # counted NAME -> instructions since the last zeroing (then zeroed again)
 dumps() { find "$work" -maxdepth 1 -name 'cg.out.*' | wc -l; }
@@ -56,6 +55,9 @@ measure() {
   callgrind_control -z "$vpid" >/dev/null 2>&1
   n=$(wrk -t1 -c1 -d"${secs}s" -H "X-Auth-Token: $3" "$2" | awk '/ requests in / {print $1}')
   total=$(counted "$1")
+  # AETOS_CALLGRIND_KEEP=DIR keeps each case's profile for callgrind_annotate.
+  [[ -n ${AETOS_CALLGRIND_KEEP:-} ]] && mkdir -p "$AETOS_CALLGRIND_KEEP" &&
+    cp "$work/cg.out.$(dumps)" "$AETOS_CALLGRIND_KEEP/${1// /-}.callgrind"
   printf '%-22s %8d requests %8d instructions/request\n' "$1" "$n" $(((total - idle) / n))
 }
 measure "privileged up" "http://127.0.0.1:$port/prometheus/api/v1/query?query=up" "$admin_token"

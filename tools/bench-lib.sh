@@ -58,6 +58,15 @@ login() {
     | awk 'tolower($1)=="x-subject-token:" {print $2}' | tr -d '\r'
 }
 
+# demo_resource -> a resource of the demo project with memory samples, so
+# that the scoped caller (demo-reader) gets the same series as the
+# privileged one: a resource of another project would answer it with an
+# empty result, cheaper than any real one.
+demo_resource() {
+  curl -sf "$prom/api/v1/series" --data-urlencode "match[]=ceilometer_memory_usage{project=\"$(jqr .projects.demo)\"}" |
+    jq -r '[.data[] | select(.resource != null)][0].resource // error("no memory samples of the demo project")'
+}
+
 urlencode() { python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 
 # wrk_run NAME URL TOKEN CONNS DURATION [allow-non-2xx] [PAUSE_MS]

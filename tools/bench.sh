@@ -47,8 +47,7 @@ curl -sf "http://127.0.0.1:$nginx_port/prometheus/-/ready" >/dev/null ||
   { echo "bench: nginx did not start:" >&2; cat "$work/nginx-start.log" "$work/nginx-error.log" >&2; exit 1; }
 
 # A Watcher query (instance memory, clients.md) on a resource of the demo project.
-resource=$(curl -sf "$prom/api/v1/series" --data-urlencode 'match[]=ceilometer_memory_usage' |
-  jq -r '[.data[] | select(.resource != null)][0].resource // "00000000-0000-0000-0000-000000000000"')
+resource=$(demo_resource)
 declare -A queries=(
   [up]='up'
   [watcher]="avg_over_time(ceilometer_memory_usage{resource='$resource'}[300s])"

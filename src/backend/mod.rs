@@ -331,7 +331,12 @@ impl Backend {
         *request.method_mut() = req.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
-        let resp = match tokio::time::timeout(inner.timeout, inner.http.request(request)).await {
+        let resp = match tokio::time::timeout(
+            inner.timeout,
+            inner.http.request(&endpoint.origin, request),
+        )
+        .await
+        {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => {
                 let transport = if e.is_connect() {
@@ -445,7 +450,7 @@ impl Backend {
         let mut request = http::Request::new(Full::new(Bytes::new()));
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
-        match tokio::time::timeout(timeout, inner.http.request(request)).await {
+        match tokio::time::timeout(timeout, inner.http.request(&endpoint.origin, request)).await {
             Ok(Ok(r)) if r.status().is_success() => Ok(()),
             Ok(Ok(r)) => Err(format!("{} answered {}", inner.health_path, r.status())),
             Ok(Err(e)) => Err(self.classify(&e).to_string()),
@@ -524,7 +529,7 @@ impl Backend {
         });
     }
 
-    fn classify(&self, e: &hyper_util::client::legacy::Error) -> BackendError {
+    fn classify(&self, e: &transport::Error) -> BackendError {
         if e.is_connect() {
             BackendError::Unreachable(root_cause(e))
         } else {

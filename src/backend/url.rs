@@ -40,8 +40,6 @@ pub(super) struct Endpoint {
     /// `scheme://host[:port]/prefix`, without user info, query or a
     /// trailing slash.
     prefix: String,
-    /// Where the authority (`host[:port]`) starts in `prefix`.
-    authority_at: usize,
     /// Where the path prefix starts in `prefix`.
     path_at: usize,
     /// `Authorization: Basic …` from `https://user:password@host/…`.
@@ -49,6 +47,8 @@ pub(super) struct Endpoint {
     /// `Host`: the authority, as hyper would write it (the port only when
     /// it is not the scheme's default), built once instead of per request.
     pub(super) host: HeaderValue,
+    /// Where its connections go.
+    pub(super) origin: super::transport::Origin,
 }
 
 impl Endpoint {
@@ -90,12 +90,13 @@ impl Endpoint {
         });
         let host = HeaderValue::from_str(&prefix[authority_at..path_at])
             .map_err(|_| format!("backend URL {base} has a host that is not a header value"))?;
+        let origin = super::transport::Origin::new(&prefix[..path_at])?;
         Ok(Endpoint {
             prefix,
-            authority_at,
             path_at,
             userinfo,
             host,
+            origin,
         })
     }
 
@@ -104,15 +105,18 @@ impl Endpoint {
         &self.prefix[self.path_at..]
     }
 
-    /// `base` + `path` + `?query`, keeping the base's path prefix, or why not.
+    /// `base` + `path` + `?query`, keeping the base's path prefix, and the
+    /// same as the URI sent on a connection to [`Self::origin`] (origin
+    /// form: the base's path prefix + `path` + `?query`), or why not.
     ///
     /// `path` is one of aetos' own routes (`/api/v1/query`,
     /// `/api/v1/label/<validated name>/values`, the health-check path): every
     /// segment must be plain (RFC 3986 unreserved characters, not `.` or
     /// `..`), so that appending it to the prepared prefix can only name a
     /// path below the base. The result is checked once more as a URI: its
-    /// path must be exactly the base's path followed by `path`, and its
-    /// authority the base's, or nothing is sent.
+    /// path must be exactly the base's path followed by `path`, or nothing
+    /// is sent (the authority is not the request's to choose: the
+    /// connection is made to the base's).
     pub(super) fn url_for(&self, path: &str, query: &str) -> Result<(SentUrl, http::Uri), String> {
         let refuse = |why: &str| Err(format!("refusing to send to backend path {path:?}: {why}"));
         let Some(rest) = path.strip_prefix('/') else {
@@ -142,7 +146,7 @@ impl Endpoint {
             text.push_str(&query);
         }
         let text = bytes::Bytes::from(text);
-        let uri = match http::Uri::from_maybe_shared(text.clone()) {
+        let uri = match http::Uri::from_maybe_shared(text.slice(self.path_at..)) {
             Ok(u) => u,
             Err(_) => return refuse("not a valid URI with this query"),
         };
@@ -150,9 +154,7 @@ impl Endpoint {
             .path()
             .strip_prefix(self.path_prefix())
             .is_some_and(|p| p == path);
-        let same_authority = uri.authority().map(|a| a.as_str())
-            == Some(&self.prefix[self.authority_at..self.path_at]);
-        if !same_path || !same_authority {
+        if !same_path || uri.authority().is_some() {
             return refuse("it would leave the backend's base URL");
         }
         Ok((SentUrl(text), uri))
@@ -166,7 +168,7 @@ mod tests {
     fn url_for(base: &str, path: &str, query: &str) -> Result<String, String> {
         let e = Endpoint::new(&Url::parse(base).unwrap())?;
         let (text, uri) = e.url_for(path, query)?;
-        assert_eq!(uri.to_string(), text.as_str());
+        assert_eq!(format!("{}{uri}", e.origin.key()), text.as_str());
         Ok(text.as_str().to_owned())
     }
 
