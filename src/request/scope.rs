@@ -131,6 +131,27 @@ impl Scoper {
         })
     }
 
+    /// [`tenancy::scope_query_granted`] of one `query` value as sent
+    /// (form-encoded), remembered by that text: the scoped query,
+    /// form-encoded. A repeated request neither decodes nor encodes it.
+    fn query_encoded(
+        &self,
+        raw: &str,
+        project: &str,
+        grants: Option<&CallerGrants>,
+    ) -> Result<Shared, TenancyError> {
+        self.cached('Q', project, grants, raw, || {
+            let g = grants.map(|g| g.grants.as_ref());
+            let out = tenancy::scope_query_granted(&form::decode(raw), &self.label, project, g)?;
+            let mut text = String::with_capacity(out.text.len() + out.text.len() / 2);
+            form::encode_into(&mut text, &out.text);
+            Ok(Scoped {
+                text,
+                selectors: out.selectors,
+            })
+        })
+    }
+
     /// [`tenancy::scope_query`], remembered.
     pub fn query(&self, q: &str, project: &str) -> Result<String, TenancyError> {
         self.query_counted(q, project).map(|s| s.text)
@@ -223,6 +244,8 @@ use form::has_key;
 
 /// Scopes one parameter string in place, returning it re-encoded. Only the
 /// scoped values change; every other parameter keeps its order and value.
+/// `f` gets a `key` value as sent (form-encoded) and returns it scoped,
+/// form-encoded.
 fn scope_one(
     s: &str,
     key: &str,
@@ -231,14 +254,21 @@ fn scope_one(
 ) -> Result<String, TenancyError> {
     let mut out = String::with_capacity(s.len() + 64);
     let mut found = false;
-    for (k, v) in form::parse(s) {
+    for piece in s.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
+        let k = form::decode(k);
         if k == key {
             found = true;
-            let (text, n) = f(&v)?;
+            let (encoded, n) = f(v)?;
             *selectors += n;
-            form::append_pair(&mut out, &k, &text);
+            if !out.is_empty() {
+                out.push('&');
+            }
+            form::encode_into(&mut out, key);
+            out.push('=');
+            out.push_str(&encoded);
         } else {
-            form::append_pair(&mut out, &k, &v);
+            form::append_pair(&mut out, &k, &form::decode(v));
         }
     }
     Ok(if found { out } else { s.to_owned() })
@@ -314,7 +344,7 @@ pub fn scope_params_counted(
     let mut n = 0;
     match scoping {
         Scoping::Query => {
-            let f = |q: &str| scoper.query_shared(q, project, grants);
+            let f = |q: &str| scoper.query_encoded(q, project, grants);
             let url = scope_one(&params.url, "query", &f, &mut n)?;
             let body = body
                 .map(|b| scope_one(b, "query", &f, &mut n))
@@ -407,6 +437,32 @@ mod tests {
                 ("time".into(), "1".into())
             ]
         );
+    }
+
+    #[test]
+    fn a_query_is_scoped_alike_whatever_its_encoding_and_from_the_cache() {
+        let scoper = Scoper::new("project");
+        let spellings = [
+            "query=rate(x%7Bjob%3D%22a+b%22%7D%5B5m%5D)",
+            "query=rate%28x%7Bjob%3D%22a%20b%22%7D%5B5m%5D%29",
+            "qu%65ry=rate(x{job=\"a b\"}[5m])",
+        ];
+        for _ in 0..2 {
+            for s in spellings {
+                let out = scope_params(&p(s, None), Scoping::Query, &scoper, "B").unwrap();
+                assert_eq!(
+                    pairs(&out.url),
+                    vec![(
+                        "query".into(),
+                        "rate(x{job=\"a b\",project=\"B\"}[5m])".into()
+                    )],
+                    "{s}"
+                );
+            }
+        }
+        // Remembered by the text as sent, never across projects.
+        let other = scope_params(&p(spellings[0], None), Scoping::Query, &scoper, "C").unwrap();
+        assert!(pairs(&other.url)[0].1.contains("project=\"C\""));
     }
 
     #[test]
