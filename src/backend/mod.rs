@@ -331,12 +331,15 @@ impl Backend {
         *request.method_mut() = req.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
-        let resp = match tokio::time::timeout(
-            inner.timeout,
-            inner.http.request(&endpoint.origin, request),
-        )
-        .await
-        {
+        // One timer for the whole exchange: the head's deadline, then (in
+        // the body) each gap's.
+        let mut timer = Box::pin(tokio::time::sleep(inner.timeout));
+        let sent = inner.http.request(&endpoint.origin, request);
+        let resp = match tokio::select! {
+            biased;
+            r = sent => Ok(r),
+            () = timer.as_mut() => Err(()),
+        } {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => {
                 let transport = if e.is_connect() {
@@ -368,7 +371,7 @@ impl Backend {
             return Err((BackendError::Redirect(status.as_u16()), Transport::NotTried));
         }
         let idle = inner.read_timeout;
-        Ok(resp.map(|b| Body::new(b, idle)))
+        Ok(resp.map(|b| Body::new(b, idle, timer)))
     }
 
     /// Sends one request. With several backends: to the next healthy one in

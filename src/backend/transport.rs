@@ -354,7 +354,9 @@ impl ServerCertVerifier for AcceptAny {
 pub struct Body {
     inner: hyper::body::Incoming,
     idle: Duration,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The exchange's timer, made for its head's deadline (which the head
+    /// met), reset for each gap.
+    timer: Pin<Box<tokio::time::Sleep>>,
     /// Whether the timer is running for the current gap.
     armed: bool,
     done: bool,
@@ -369,11 +371,15 @@ impl std::fmt::Debug for Body {
 }
 
 impl Body {
-    pub(super) fn new(inner: hyper::body::Incoming, idle: Duration) -> Body {
+    pub(super) fn new(
+        inner: hyper::body::Incoming,
+        idle: Duration,
+        timer: Pin<Box<tokio::time::Sleep>>,
+    ) -> Body {
         Body {
             inner,
             idle,
-            timer: None,
+            timer,
             armed: false,
             done: false,
         }
@@ -413,15 +419,13 @@ impl HttpBody for Body {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                let deadline = tokio::time::Instant::now() + me.idle;
-                let timer = me
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 if !me.armed {
-                    timer.as_mut().reset(deadline);
+                    me.timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + me.idle);
                     me.armed = true;
                 }
-                match timer.as_mut().poll(cx) {
+                match me.timer.as_mut().poll(cx) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(()) => {
                         me.done = true;
