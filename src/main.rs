@@ -18,6 +18,9 @@ use clap::{Parser, Subcommand};
 
 use aetos::{app, config, policy};
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "aetos-api",

@@ -6,7 +6,7 @@
 #
 #   tools/bench-instructions.sh [SECONDS_PER_CASE]
 #
-# Cases: privileged `up` and a scoped Watcher query, one worker, wrk with 1
+# Cases: privileged `up`, a Watcher query privileged and scoped, one worker, wrk with 1
 # connection (requests one after another: no batching of wake-ups that
 # would make the count depend on the throughput reached); callgrind's
 # counters are zeroed after a warm-up and dumped after the measured window. Note: glibc's `rep stosb` memset counts one
@@ -61,4 +61,5 @@ measure() {
   printf '%-22s %8d requests %8d instructions/request\n' "$1" "$n" $(((total - idle) / n))
 }
 measure "privileged up" "http://127.0.0.1:$port/prometheus/api/v1/query?query=up" "$admin_token"
+measure "privileged watcher" "http://127.0.0.1:$port/prometheus/api/v1/query?query=$watcher" "$admin_token"
 measure "scoped watcher" "http://127.0.0.1:$port/prometheus/api/v1/query?query=$watcher" "$reader_token"
