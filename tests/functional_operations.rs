@@ -313,3 +313,56 @@ async fn concurrent_requests_with_a_new_token_cost_one_keystone_call() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn a_cached_token_is_validated_again_once_token_cache_time_has_passed() {
+    // Two workers, no memcached: each worker thread remembers tokens in
+    // front of the process' token cache; none may outlive token_cache_time.
+    let a = Aetos::start(
+        "[api]\nworkers = 2\n\n[keystone_authtoken]\nmemcached_servers =\ntoken_cache_time = 5\n",
+        None,
+    );
+    let admin = token("aetos").await;
+    let reader = common::fresh_token("demo-reader").await;
+    let url = format!("{}/prometheus/api/v1/query?query=up", a.url);
+    // Many connections at once, so that both workers see the token.
+    let burst = || async {
+        let all: Vec<_> = (0..16)
+            .map(|_| {
+                let (url, t) = (url.clone(), reader.clone());
+                tokio::spawn(async move {
+                    reqwest::Client::new()
+                        .get(&url)
+                        .header("X-Auth-Token", &t)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        for r in all {
+            assert_eq!(r.await.unwrap(), 200);
+        }
+    };
+    let validations = || async {
+        let m = a.get("/metrics", Some(&admin)).await.text().await.unwrap();
+        metric_value(&m, "aetos_keystone_validation_duration_seconds_count")
+    };
+    let started = Instant::now();
+    burst().await;
+    burst().await;
+    let first = validations().await;
+    // The reader's and the admin's (metrics read within the cache time).
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "too slow to tell"
+    );
+    assert_eq!(first, 2.0);
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    burst().await;
+    let later = validations().await;
+    // Both tokens again, once each, whichever worker asked first.
+    assert_eq!(later, 4.0);
+}

@@ -8,6 +8,7 @@
 
 pub(crate) mod keystone;
 pub mod memcache;
+mod recent;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -89,6 +90,19 @@ type TokenKey = [u8; 32];
 struct Cached {
     identity: Arc<Identity>,
     ttl: Duration,
+    /// When its `ttl` runs out (made just before it is cached, so never
+    /// after the cache's own expiry of it).
+    expires: Instant,
+}
+
+impl Cached {
+    fn new(identity: Identity, ttl: Duration) -> Cached {
+        Cached {
+            identity: Arc::new(identity),
+            ttl,
+            expires: Instant::now() + ttl,
+        }
+    }
 }
 
 struct PerEntryTtl;
@@ -116,6 +130,8 @@ impl moka::Expiry<TokenKey, Exchanged> for ExchangedTtl {
 
 /// Validates Keystone tokens, with caching and request coalescing.
 pub struct Authenticator {
+    /// Tells its remembered tokens ([`recent`]) from other authenticators'.
+    id: u64,
     keystone: Arc<KeystoneClient>,
     /// Keyed by the token itself: a hit costs a hash of it, not a SHA-256
     /// (the in-process map holds what every request's buffers hold anyway;
@@ -163,7 +179,9 @@ impl Authenticator {
             .max_capacity(opts.max_entries)
             .expire_after(ExchangedTtl)
             .build();
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Authenticator {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             keystone,
             positive,
             negative,
@@ -183,11 +201,17 @@ impl Authenticator {
 
     /// Validates `token` and returns who it belongs to.
     pub(crate) async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
-        // The common case first: a token seen before, no digest computed.
+        // The common case first: a token seen before, no digest computed;
+        // most often by this thread, just now.
         if let Some(cache) = &self.positive {
+            if let Some(c) = self.recent(token) {
+                self.metrics.token_cache_hits.inc();
+                return self.unexpired(cache, token, c).await;
+            }
             if let Some(c) = cache.get(token).await {
                 self.metrics.token_cache_hits.inc();
-                return Self::unexpired(cache, token, c).await;
+                self.remember(token, &c);
+                return self.unexpired(cache, token, c).await;
             }
         }
         let key = sha256(&[token.as_bytes()]);
@@ -212,19 +236,36 @@ impl Authenticator {
             self.metrics.token_cache_hits.inc();
         }
         match result {
-            Ok(c) => Self::unexpired(cache, token, c).await,
+            Ok(c) => {
+                self.remember(token, &c);
+                self.unexpired(cache, token, c).await
+            }
             Err(e) => Err((*e).clone()),
         }
+    }
+
+    fn recent(&self, token: &str) -> Option<Cached> {
+        recent::get(self.id, token)
+    }
+
+    fn remember(&self, token: &str, c: &Cached) {
+        recent::remember(self.id, token, c)
+    }
+
+    fn forget(&self, token: &str) {
+        recent::forget(self.id, token)
     }
 
     /// A cached token may have expired since it was cached: then it is
     /// dropped and refused.
     async fn unexpired(
+        &self,
         cache: &Cache<String, Cached>,
         token: &str,
         c: Cached,
     ) -> Result<Arc<Identity>, AuthError> {
         if c.identity.time_left(SystemTime::now()) == Some(Duration::ZERO) {
+            self.forget(token);
             cache.invalidate(token).await;
             return Err(AuthError::InvalidToken);
         }
@@ -315,10 +356,7 @@ impl Authenticator {
                         .unwrap_or(Duration::ZERO);
                     if !left.is_zero() {
                         self.metrics.token_shared_hits.inc();
-                        return Ok(Cached {
-                            identity: Arc::new(identity),
-                            ttl: self.cache_time.min(left),
-                        });
+                        return Ok(Cached::new(identity, self.cache_time.min(left)));
                     }
                 }
             }
@@ -346,10 +384,7 @@ impl Authenticator {
                 if let Some(shared) = &self.shared {
                     shared.set(token, &body, ttl);
                 }
-                Ok(Cached {
-                    identity: Arc::new(identity),
-                    ttl,
-                })
+                Ok(Cached::new(identity, ttl))
             }
             Err(KeystoneError::Refused) => {
                 self.metrics.kind(&self.metrics.keystone_errors, "invalid");
@@ -381,10 +416,26 @@ pub(crate) fn service_token_from_headers(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The caller's token, whitespace stripped; `None` when absent or empty.
+/// The caller's token, whitespace stripped; `None` when absent, empty or
+/// not visible ASCII (what `HeaderValue::to_str` accepts).
 pub(crate) fn token_from_headers(headers: &HeaderMap) -> Option<&str> {
-    let t = headers.get(X_AUTH_TOKEN)?.to_str().ok()?.trim();
+    let t = visible_ascii(headers.get(X_AUTH_TOKEN)?.as_bytes())?.trim();
     (!t.is_empty()).then_some(t)
+}
+
+/// `v` as text when every byte is a tab or visible ASCII, as
+/// `HeaderValue::to_str` checks, but over the whole value without a branch
+/// per byte (so that it runs as vector compares: a token is a few hundred
+/// bytes, checked on every request).
+fn visible_ascii(v: &[u8]) -> Option<&str> {
+    let ok = v.iter().fold(true, |ok, &b| {
+        ok & (b == b'\t' || (0x20..0x7f).contains(&b))
+    });
+    if ok {
+        std::str::from_utf8(v).ok()
+    } else {
+        None
+    }
 }
 
 /// `Authorization: Basic base64(id:secret)`, decoded; `None` when absent
@@ -445,6 +496,19 @@ mod tests {
         assert_eq!(token_hash("abc").len(), 16);
         assert_eq!(token_hash("abc"), token_hash("abc"));
         assert_ne!(token_hash("abc"), token_hash("abd"));
+    }
+
+    #[test]
+    fn tokens_are_read_as_header_values_read_as_text() {
+        for b in 0..=255u8 {
+            let v = [b'a', b, b'z'];
+            let Ok(h) = actix_web::http::header::HeaderValue::from_bytes(&v) else {
+                continue;
+            };
+            assert_eq!(visible_ascii(h.as_bytes()), h.to_str().ok(), "byte {b:#x}");
+        }
+        assert_eq!(visible_ascii(&[b'x'; 300]).map(str::len), Some(300));
+        assert_eq!(visible_ascii("gAAAAAB-é".as_bytes()), None);
     }
 
     #[test]
