@@ -9,7 +9,9 @@
 # Cases: privileged `up`, a Watcher query privileged and scoped, one worker, wrk with 1
 # connection (requests one after another: no batching of wake-ups that
 # would make the count depend on the throughput reached); callgrind's
-# counters are zeroed after a warm-up and dumped after the measured window. Note: glibc's `rep stosb` memset counts one
+# counters are zeroed after a warm-up and dumped after the measured window;
+# then the same for nginx as the plain proxy of tools/bench.sh (the
+# baseline). Note: glibc's `rep stosb` memset counts one
 # instruction per byte under valgrind, so actix' header-index zeroing
 # (~12k per request) weighs more here than it costs.
 set -euo pipefail
@@ -22,7 +24,8 @@ if ! command -v valgrind >/dev/null 2>&1; then
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 { "$root/tools/aetos-conf.sh" "$port" | sed 's/^port = .*/&\nworkers = 1/'; printf '[limits]\nmax_concurrent_requests_per_project = 0\n'; } >"$work/aetos.conf"
-AETOS_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+cg=$work/cg.out
+AETOS_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$cg" \
   "${AETOS_BIN:-$root/target/release/aetos-api}" --config-file "$work/aetos.conf" >"$work/log" 2>&1 &
 vpid=$!
 pids+=("$vpid")
@@ -33,10 +36,10 @@ reader_token=$(login demo-reader demo)
 resource=$(demo_resource)
 watcher=$(urlencode "avg_over_time(ceilometer_memory_usage{resource='$resource'}[300s])")
 # counted NAME -> instructions since the last zeroing (then zeroed again)
-dumps() { find "$work" -maxdepth 1 -name 'cg.out.*' | wc -l; }
+dumps() { find "$work" -maxdepth 1 -name "${cg##*/}.*" | wc -l; }
 counted() {
   local file
-  file=$work/cg.out.$(($(dumps) + 1))
+  file=$cg.$(($(dumps) + 1))
   callgrind_control -d "$1" "$vpid" >/dev/null 2>&1
   for _ in $(seq 1 50); do [[ -s $file ]] && break; sleep 0.1; done
   callgrind_control -z "$vpid" >/dev/null 2>&1
@@ -51,15 +54,43 @@ echo "idle: $((idle / secs)) instructions/s (subtracted below)"
 # measure NAME URL TOKEN -> "NAME requests instructions/request"
 measure() {
   local n total
-  wrk -t1 -c1 -d2s -H "X-Auth-Token: $3" "$2" >/dev/null
+  local auth=()
+  [[ -n $3 ]] && auth=(-H "X-Auth-Token: $3")
+  wrk -t1 -c1 -d2s "${auth[@]}" "$2" >/dev/null
   callgrind_control -z "$vpid" >/dev/null 2>&1
-  n=$(wrk -t1 -c1 -d"${secs}s" -H "X-Auth-Token: $3" "$2" | awk '/ requests in / {print $1}')
+  n=$(wrk -t1 -c1 -d"${secs}s" "${auth[@]}" "$2" | awk '/ requests in / {print $1}')
   total=$(counted "$1")
   # AETOS_CALLGRIND_KEEP=DIR keeps each case's profile for callgrind_annotate.
   [[ -n ${AETOS_CALLGRIND_KEEP:-} ]] && mkdir -p "$AETOS_CALLGRIND_KEEP" &&
-    cp "$work/cg.out.$(dumps)" "$AETOS_CALLGRIND_KEEP/${1// /-}.callgrind"
-  printf '%-22s %8d requests %8d instructions/request\n' "$1" "$n" $(((total - idle) / n))
+    cp "$cg.$(dumps)" "$AETOS_CALLGRIND_KEEP/${1// /-}.callgrind"
+  last=$(((total - idle) / n))
+  printf '%-22s %8d requests %8d instructions/request\n' "$1" "$n" "$last"
 }
 measure "privileged up" "http://127.0.0.1:$port/prometheus/api/v1/query?query=up" "$admin_token"
+aetos_up=$last
 measure "privileged watcher" "http://127.0.0.1:$port/prometheus/api/v1/query?query=$watcher" "$admin_token"
 measure "scoped watcher" "http://127.0.0.1:$port/prometheus/api/v1/query?query=$watcher" "$reader_token"
+
+# The baseline, counted the same way: nginx as the plain reverse proxy of
+# tools/bench.sh (one process: master_process off), relaying `up`.
+if ! command -v nginx >/dev/null 2>&1; then
+  echo "bench: installing nginx-light" >&2
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+fi
+kill "$vpid" 2>/dev/null || true
+wait "$vpid" 2>/dev/null || true
+nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed -e "s|@PORT@|$nginx_port|" -e "s|@UPSTREAM@|${prom#http://}|" -e "s|@WORKERS@|1|" -e "s|@DIR@|$work|" \
+  "$root/tools/bench/nginx.conf" >"$work/nginx.conf"
+cg=$work/nginx-cg.out
+valgrind --tool=callgrind --callgrind-out-file="$cg" \
+  nginx -c "$work/nginx.conf" -p "$work" -g 'master_process off;' >"$work/nginx-log" 2>&1 &
+vpid=$!
+pids+=("$vpid")
+for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$nginx_port/prometheus/-/ready" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$nginx_port/prometheus/-/ready" >/dev/null || { echo "bench: nginx did not start:" >&2; cat "$work/nginx-log" >&2; exit 1; }
+callgrind_control -z "$vpid" >/dev/null 2>&1
+sleep "$secs"
+idle=$(counted idle)
+measure "nginx up" "http://127.0.0.1:$nginx_port/prometheus/api/v1/query?query=up" ""
+awk -v a="$aetos_up" -v n="$last" 'BEGIN { printf "privileged up / nginx up: %.2f\n", a / n }'
