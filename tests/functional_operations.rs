@@ -263,6 +263,29 @@ async fn healthcheck_disable_by_file_backend() {
     );
 }
 
+/// `n` GETs of `url` with `token` at once, each on a connection of its
+/// own; every one must get 200.
+async fn all_ok_at_once(url: &str, token: &str, n: usize) {
+    let all: Vec<_> = (0..n)
+        .map(|_| {
+            let (url, t) = (url.to_owned(), token.to_owned());
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .get(&url)
+                    .header("X-Auth-Token", &t)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    for r in all {
+        assert_eq!(r.await.unwrap(), 200);
+    }
+}
+
 #[tokio::test]
 async fn concurrent_requests_with_a_new_token_cost_one_keystone_call() {
     // No memcached: every validation is this process' own.
@@ -271,23 +294,7 @@ async fn concurrent_requests_with_a_new_token_cost_one_keystone_call() {
     let _ = a.get("/api/v1/query?query=up", Some(&admin)).await;
     let fresh = common::fresh_token("demo-member").await;
     let url = format!("{}/prometheus/api/v1/query?query=up", a.url);
-    let mut all = Vec::new();
-    for _ in 0..20 {
-        let (url, t) = (url.clone(), fresh.clone());
-        all.push(tokio::spawn(async move {
-            common::client()
-                .get(&url)
-                .header("X-Auth-Token", &t)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    for r in all {
-        assert_eq!(r.await.unwrap(), 200);
-    }
+    all_ok_at_once(&url, &fresh, 20).await;
     // And a flood of one bad token: Keystone is asked once, then the negative cache answers.
     for _ in 0..10 {
         assert_eq!(
@@ -326,26 +333,7 @@ async fn a_cached_token_is_validated_again_once_token_cache_time_has_passed() {
     let reader = common::fresh_token("demo-reader").await;
     let url = format!("{}/prometheus/api/v1/query?query=up", a.url);
     // Many connections at once, so that both workers see the token.
-    let burst = || async {
-        let all: Vec<_> = (0..16)
-            .map(|_| {
-                let (url, t) = (url.clone(), reader.clone());
-                tokio::spawn(async move {
-                    reqwest::Client::new()
-                        .get(&url)
-                        .header("X-Auth-Token", &t)
-                        .send()
-                        .await
-                        .unwrap()
-                        .status()
-                        .as_u16()
-                })
-            })
-            .collect();
-        for r in all {
-            assert_eq!(r.await.unwrap(), 200);
-        }
-    };
+    let burst = || all_ok_at_once(&url, &reader, 16);
     let validations = || async {
         let m = a.get("/metrics", Some(&admin)).await.text().await.unwrap();
         metric_value(&m, "aetos_keystone_validation_duration_seconds_count")
