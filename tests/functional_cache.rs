@@ -13,13 +13,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use common::memcached::Memcached;
 use common::{stack, token, Aetos};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The fixed data set of the differential tests (an hour, `diff` in env.json).
 fn diff_range() -> (i64, i64) {
@@ -367,69 +365,30 @@ async fn instant_queries_with_a_time_are_cached_for_instant_ttl() {
     assert_eq!(cache, None);
 }
 
-/// A TCP relay in front of the stack's Prometheus: every chunk aetos sends
-/// is held `delay` before it is passed on, so that requests sent together
-/// are in flight together, and kept, to count what Prometheus was asked.
+/// The recording relay in front of the stack's Prometheus: every chunk
+/// aetos sends is held `delay` before it is passed on, so that requests
+/// sent together are in flight together, and kept, to count what
+/// Prometheus was asked.
 struct Relay {
     port: u16,
-    /// The bytes aetos sent, one buffer per connection.
-    conns: Arc<Mutex<Vec<Wire>>>,
+    wire: common::relay::Relay,
 }
-
-/// What aetos sent on one connection.
-type Wire = Arc<Mutex<Vec<u8>>>;
 
 impl Relay {
     async fn start(delay: Duration) -> Relay {
-        let prom = url::Url::parse(&stack().prometheus_url()).unwrap();
-        let upstream = format!("{}:{}", prom.host_str().unwrap(), prom.port().unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let conns = Arc::new(Mutex::new(Vec::new()));
-        let all = conns.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let sent: Wire = Arc::new(Mutex::new(Vec::new()));
-                all.lock().unwrap().push(sent.clone());
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    let (mut cr, mut cw) = client.into_split();
-                    let (mut sr, mut sw) = server.into_split();
-                    let up = async move {
-                        let mut buf = vec![0u8; 16 * 1024];
-                        while let Ok(n) = cr.read(&mut buf).await {
-                            if n == 0 {
-                                break;
-                            }
-                            sent.lock().unwrap().extend_from_slice(&buf[..n]);
-                            tokio::time::sleep(delay).await;
-                            if sw.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                        let _ = sw.shutdown().await;
-                    };
-                    let down = async move {
-                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
-                        let _ = cw.shutdown().await;
-                    };
-                    tokio::join!(up, down);
-                });
-            }
-        });
-        Relay { port, conns }
+        let wire = common::relay::Relay::start(&stack().prometheus_url(), move |_| delay).await;
+        Relay {
+            port: wire.port,
+            wire,
+        }
     }
 
     /// How many times Prometheus was sent each `GET` of `path`, by target
     /// (`path?query`).
     fn asked(&self, path: &str) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
-        for conn in self.conns.lock().unwrap().iter() {
-            let bytes = conn.lock().unwrap().clone();
-            for line in String::from_utf8_lossy(&bytes).split("\r\n") {
+        for conn in self.wire.connections() {
+            for line in conn.split("\r\n") {
                 let Some(target) = line
                     .strip_prefix("GET ")
                     .and_then(|l| l.strip_suffix(" HTTP/1.1"))

@@ -40,7 +40,6 @@ use std::time::{Duration, Instant, SystemTime};
 use common::memcached::Memcached;
 use common::{free_port, fresh_token, stack, token, Aetos};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The load balancer's configuration, as shipped and documented.
 const HAPROXY_CFG: &str = include_str!("../etc/haproxy/aetos.cfg");
@@ -55,88 +54,50 @@ const PROBE_HOLD: Duration = Duration::from_secs(3);
 /// How long the Prometheus relay holds every other request.
 const BACKEND_DELAY: Duration = Duration::from_millis(100);
 
-/// What one relayed connection sent upstream.
-type Connection = Arc<Mutex<Vec<u8>>>;
-
-/// A TCP relay to a stack service that keeps, per connection, every byte
-/// sent upstream, and holds each request `delay` (a request naming
-/// `drain-probe`: [`PROBE_HOLD`], `drain-probe-long` twice that) before
-/// passing it on.
+/// The recording relay to a stack service, holding each request `delay`
+/// (a request naming `drain-probe`: [`PROBE_HOLD`], `drain-probe-long`
+/// twice that) before passing it on.
 struct Relay {
     port: u16,
-    sent: Arc<Mutex<Vec<Connection>>>,
+    wire: common::relay::Relay,
     /// Probe requests that reached the relay.
     probes: Arc<AtomicUsize>,
 }
 
 impl Relay {
     async fn start(upstream: &str, delay: Duration) -> Relay {
-        let u = url::Url::parse(upstream).unwrap();
-        let upstream = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let sent: Arc<Mutex<Vec<Connection>>> = Arc::default();
         let probes = Arc::new(AtomicUsize::new(0));
-        let (all, seen) = (sent.clone(), probes.clone());
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let store = Arc::new(Mutex::new(Vec::new()));
-                all.lock().unwrap().push(store.clone());
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    let _ = server.set_nodelay(true);
-                    let (mut cr, mut cw) = client.into_split();
-                    let (mut sr, mut sw) = server.into_split();
-                    let up = async move {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        while let Ok(n) = cr.read(&mut buf).await {
-                            if n == 0 {
-                                break;
-                            }
-                            let chunk = &buf[..n];
-                            store.lock().unwrap().extend_from_slice(chunk);
-                            if contains(chunk, b"drain-probe") {
-                                seen.fetch_add(1, Ordering::SeqCst);
-                                let long = contains(chunk, b"drain-probe-long");
-                                tokio::time::sleep(PROBE_HOLD * if long { 2 } else { 1 }).await;
-                            } else if !delay.is_zero()
-                                && [&b"GET "[..], b"POST ", b"HEAD "]
-                                    .iter()
-                                    .any(|m| chunk.starts_with(m))
-                            {
-                                tokio::time::sleep(delay).await;
-                            }
-                            if sw.write_all(chunk).await.is_err() {
-                                break;
-                            }
-                        }
-                        let _ = sw.shutdown().await;
-                    };
-                    let down = async move {
-                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
-                        let _ = cw.shutdown().await;
-                    };
-                    tokio::join!(up, down);
-                });
+        let seen = probes.clone();
+        let wire = common::relay::Relay::start(upstream, move |chunk| {
+            if contains(chunk, b"drain-probe") {
+                seen.fetch_add(1, Ordering::SeqCst);
+                let long = contains(chunk, b"drain-probe-long");
+                PROBE_HOLD * if long { 2 } else { 1 }
+            } else if [&b"GET "[..], b"POST ", b"HEAD "]
+                .iter()
+                .any(|m| chunk.starts_with(m))
+            {
+                delay
+            } else {
+                Duration::ZERO
             }
-        });
-        Relay { port, sent, probes }
+        })
+        .await;
+        Relay {
+            port: wire.port,
+            wire,
+            probes,
+        }
     }
 
     /// Request heads sent upstream (lower-cased), with what follows them
     /// up to the next blank line (a body is glued to the next head).
     fn heads(&self) -> Vec<String> {
-        self.sent
-            .lock()
-            .unwrap()
+        self.wire
+            .connections()
             .iter()
             .flat_map(|c| {
-                String::from_utf8_lossy(&c.lock().unwrap())
-                    .to_ascii_lowercase()
+                c.to_ascii_lowercase()
                     .split("\r\n\r\n")
                     .map(str::to_owned)
                     .collect::<Vec<_>>()

@@ -6,57 +6,15 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use common::relay::Relay;
 use common::{client, free_port, fresh_token, keystone_section, stack, Aetos, Recorder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A TCP relay to the stack's Keystone that keeps every byte aetos sends.
-async fn recording_relay() -> (u16, Arc<Mutex<Vec<u8>>>) {
-    let keystone = url::Url::parse(&stack().keystone_url()).unwrap();
-    let upstream = format!(
-        "{}:{}",
-        keystone.host_str().unwrap(),
-        keystone.port().unwrap()
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let store = sent.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            let store = store.clone();
-            tokio::spawn(async move {
-                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
-                    return;
-                };
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let up = async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    while let Ok(n) = cr.read(&mut buf).await {
-                        if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                        store.lock().unwrap().extend_from_slice(&buf[..n]);
-                    }
-                    let _ = sw.shutdown().await;
-                };
-                let down = async move {
-                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
-                    let _ = cw.shutdown().await;
-                };
-                tokio::join!(up, down);
-            });
-        }
-    });
-    (port, sent)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_id_goes_to_keystone_and_the_backend_and_a_valid_global_one_is_logged() {
-    let (relay, to_keystone) = recording_relay().await;
+    let to_keystone = Relay::start(&stack().keystone_url(), |_| Duration::ZERO).await;
+    let relay = to_keystone.port;
     let backend = Recorder::start();
     let port = free_port();
     let ks = stack().keystone_url();
@@ -94,7 +52,7 @@ async fn the_request_id_goes_to_keystone_and_the_backend_and_a_valid_global_one_
         Some(local.as_str())
     );
     // So did Keystone, on the validation of the caller's token.
-    let wire = String::from_utf8_lossy(&to_keystone.lock().unwrap()).to_ascii_lowercase();
+    let wire = to_keystone.connections().concat().to_ascii_lowercase();
     let validation = wire
         .split("\r\n\r\n")
         .find(|head| {

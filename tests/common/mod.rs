@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 pub mod memcached;
 pub mod raw;
+pub mod relay;
 
 /// The running stack, as `tools/stack.sh start` describes it.
 pub struct Stack {
