@@ -185,6 +185,20 @@ struct FlightKey {
     timeout: Option<String>,
 }
 
+/// One piece to answer: what to ask the backend for, and its entry.
+#[derive(Clone, Copy)]
+struct PieceAsk<'a> {
+    backend: &'a Backend,
+    req: &'a BackendRequest,
+    query: &'a str,
+    /// The caller's `timeout` parameter.
+    timeout: Option<&'a str>,
+    piece: Range,
+    key: Key,
+    /// Old enough to be stored.
+    storable: bool,
+}
+
 /// One piece of a range as fetched or found (shared by the requests
 /// that waited for it): a clean matrix answer, as Prometheus sent it.
 #[derive(Clone)]
@@ -255,10 +269,16 @@ impl Cache {
             async move {
                 let key = base.range(piece);
                 let storable = piece.end < fresh_from;
-                self.piece(
-                    backend, req, query, timeout, piece, key, storable, directive,
-                )
-                .await
+                let ask = PieceAsk {
+                    backend,
+                    req,
+                    query,
+                    timeout,
+                    piece,
+                    key,
+                    storable,
+                };
+                self.piece(ask, directive).await
             }
         }))
         .buffered(self.opts.max_parallel.max(1))
@@ -342,28 +362,16 @@ impl Cache {
     /// backend (and stored when it is clean and `storable`); shared with
     /// the identical requests that need it meanwhile (but `no-cache`
     /// ones, which ask the backend themselves).
-    #[allow(clippy::too_many_arguments)]
-    async fn piece(
-        &self,
-        backend: &Backend,
-        req: &BackendRequest,
-        query: &str,
-        timeout: Option<&str>,
-        piece: Range,
-        key: Key,
-        storable: bool,
-        directive: Directive,
-    ) -> Result<Piece, Stop> {
-        let read = storable && directive == Directive::Normal;
-        let fetch =
-            || self.look_up_or_fetch(backend, req, query, timeout, piece, key, storable, read);
+    async fn piece(&self, ask: PieceAsk<'_>, directive: Directive) -> Result<Piece, Stop> {
+        let read = ask.storable && directive == Directive::Normal;
+        let fetch = || self.look_up_or_fetch(ask, read);
         if directive != Directive::Normal {
             return fetch().await;
         }
         let flight = FlightKey {
-            digest: key.digest,
-            storable,
-            timeout: timeout.map(str::to_owned),
+            digest: ask.key.digest,
+            storable: ask.storable,
+            timeout: ask.timeout.map(str::to_owned),
         };
         let joined = self.ranges.run(flight, self.opts.wait_limit, fetch).await;
         self.joined(joined).map_err(Stop::Failed)?
@@ -371,18 +379,16 @@ impl Cache {
 
     /// What one flight of [`Cache::piece`] does: the store when `read`,
     /// else the backend (storing a clean answer when `storable`).
-    #[allow(clippy::too_many_arguments)]
-    async fn look_up_or_fetch(
-        &self,
-        backend: &Backend,
-        req: &BackendRequest,
-        query: &str,
-        timeout: Option<&str>,
-        piece: Range,
-        key: Key,
-        storable: bool,
-        read: bool,
-    ) -> Result<Piece, Stop> {
+    async fn look_up_or_fetch(&self, ask: PieceAsk<'_>, read: bool) -> Result<Piece, Stop> {
+        let PieceAsk {
+            backend,
+            req,
+            query,
+            timeout,
+            piece,
+            key,
+            storable,
+        } = ask;
         if read {
             // Checked when stored; one that no longer merges is not answered.
             if let Some(body) = self.store.get(&key.digest).await {
