@@ -474,15 +474,7 @@ async fn identical_concurrent_cold_requests_cost_one_backend_request_per_piece()
     let asked = relay.asked("/api/v1/query");
     assert_eq!(asked.len(), 1, "{asked:#?}");
     assert_each_asked_once(&asked, "instant query");
-    let metrics = common::client()
-        .get(format!("{}/metrics", a.url))
-        .header("X-Auth-Token", &admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = a.get("/metrics", Some(&admin)).await.text().await.unwrap();
     let coalesced: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("aetos_results_cache_coalesced_total "))
