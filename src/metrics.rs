@@ -54,6 +54,8 @@ fn latency_histogram() -> Histogram {
 /// Every metric aetos exports, cheap to clone into the stages that count.
 #[derive(Clone)]
 pub struct Metrics {
+    /// Tells this set's series from another's in the per-thread handles.
+    id: u64,
     registry: Arc<Registry>,
     pub(crate) requests: Family<RequestLabels, Counter>,
     pub(crate) request_duration: Family<RouteLabel, Histogram>,
@@ -206,7 +208,9 @@ impl Metrics {
              request's lookup or backend request in flight, not asked again",
             results_cache_coalesced.clone(),
         );
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Metrics {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             registry: Arc::new(r),
             requests,
             request_duration,
@@ -237,6 +241,41 @@ impl Metrics {
         out
     }
 
+    /// Counts one API request.
+    pub(crate) fn count_request(&self, labels: RequestLabels) {
+        REQUESTS.with_borrow_mut(|h| {
+            let make = |l: &RequestLabels| self.requests.get_or_create(l).clone();
+            h.with(self.id, labels, make, |c| {
+                c.inc();
+            });
+        });
+    }
+
+    /// Observes a whole request's latency on its route.
+    pub(crate) fn observe_request(&self, route: &'static str, seconds: f64) {
+        self.observe(REQUEST_DURATION, route, seconds);
+    }
+
+    /// Observes the backend's latency (until its answer's head) on a route.
+    pub(crate) fn observe_backend(&self, route: &'static str, seconds: f64) {
+        self.observe(BACKEND_DURATION, route, seconds);
+    }
+
+    fn observe(&self, which: u8, route: &'static str, seconds: f64) {
+        let family = match which {
+            REQUEST_DURATION => &self.request_duration,
+            _ => &self.backend_duration,
+        };
+        DURATIONS.with_borrow_mut(|h| {
+            h.with(
+                self.id,
+                (which, route),
+                |_| family.get_or_create(&RouteLabel { route }).clone(),
+                |m| m.observe(seconds),
+            );
+        });
+    }
+
     pub(crate) fn kind(&self, family: &Family<KindLabel, Counter>, kind: &str) {
         family
             .get_or_create(&KindLabel {
@@ -246,9 +285,99 @@ impl Metrics {
     }
 }
 
+const REQUEST_DURATION: u8 = 0;
+const BACKEND_DURATION: u8 = 1;
+
+thread_local! {
+    static REQUESTS: std::cell::RefCell<Handles<RequestLabels, Counter>> =
+        const { std::cell::RefCell::new(Handles(Vec::new())) };
+    static DURATIONS: std::cell::RefCell<Handles<(u8, &'static str), Histogram>> =
+        const { std::cell::RefCell::new(Handles(Vec::new())) };
+}
+
+/// How many label sets of one kind a thread keeps the series of.
+const HANDLES_PER_THREAD: usize = 32;
+
+/// The series of the label sets a thread counted last, by the id of their
+/// [`Metrics`] and their label values. Every request counts three series;
+/// a family lookup (a read lock and a SipHash of the labels) costs more
+/// than a scan of the few sets a thread sees, and a series handle is the
+/// family's own (an `Arc`), so what is counted here is what is exported.
+struct Handles<K, M>(Vec<(u64, K, M)>);
+
+impl<K: PartialEq, M> Handles<K, M> {
+    /// Applies `f` to the series of `key`, made by `make` when the thread
+    /// has not kept it; the oldest kept one goes when there are too many.
+    fn with(&mut self, id: u64, key: K, make: impl FnOnce(&K) -> M, f: impl FnOnce(&M)) {
+        let kept = &mut self.0;
+        let i = match kept.iter().rposition(|(i, k, _)| *i == id && *k == key) {
+            Some(i) => i,
+            None => {
+                if kept.len() == HANDLES_PER_THREAD {
+                    kept.remove(0);
+                }
+                let m = make(&key);
+                kept.push((id, key, m));
+                kept.len() - 1
+            }
+        };
+        f(&kept[i].2);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn series_value(m: &Metrics, starts: &str) -> Vec<String> {
+        m.encode()
+            .lines()
+            .filter(|l| l.starts_with(starts))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn kept_series_count_into_their_own_metrics_past_the_thread_limit() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        let statuses: Vec<u16> = (0..HANDLES_PER_THREAD as u16 * 2)
+            .map(|i| 200 + i)
+            .collect();
+        for round in 0..3 {
+            for &status in &statuses {
+                let labels = RequestLabels {
+                    route: "query",
+                    method: "GET",
+                    status,
+                    access: "scoped",
+                };
+                a.count_request(labels.clone());
+                if round == 0 {
+                    b.count_request(labels);
+                }
+            }
+            a.observe_request("query", 0.001);
+            a.observe_backend("query", 0.002);
+        }
+        for status in &statuses {
+            let line = format!(
+                "aetos_requests_total{{route=\"query\",method=\"GET\",status=\"{status}\",access=\"scoped\"}}"
+            );
+            assert_eq!(series_value(&a, &line), [format!("{line} 3")]);
+            assert_eq!(series_value(&b, &line), [format!("{line} 1")]);
+        }
+        let count =
+            |m: &Metrics, name: &str| series_value(m, &format!("{name}_count{{route=\"query\"}}"));
+        assert_eq!(
+            count(&a, "aetos_request_duration_seconds"),
+            ["aetos_request_duration_seconds_count{route=\"query\"} 3"]
+        );
+        assert_eq!(
+            count(&a, "aetos_backend_request_duration_seconds"),
+            ["aetos_backend_request_duration_seconds_count{route=\"query\"} 3"]
+        );
+        assert!(count(&b, "aetos_request_duration_seconds").is_empty());
+    }
 
     #[test]
     fn counters_appear_in_the_exposition_without_project_labels() {

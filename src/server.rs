@@ -16,7 +16,7 @@ use actix_web::{web, App, HttpMessage, HttpServer};
 use tracing::Instrument;
 
 use crate::api::{self, RequestFacts};
-use crate::metrics::{RequestLabels, RouteLabel};
+use crate::metrics::RequestLabels;
 use crate::state::State;
 
 /// Header carrying the request id on every answer.
@@ -92,18 +92,14 @@ where
                 let status = res.status().as_u16();
                 if let Some(m) = &metrics {
                     let route = facts.map_or("other", |f| f.api);
-                    m.requests
-                        .get_or_create(&RequestLabels {
-                            route,
-                            // Only standard methods: arbitrary ones would grow the label set.
-                            method: method_label(&method),
-                            status,
-                            access: facts.map_or("none", |f| f.mode.label()),
-                        })
-                        .inc();
-                    m.request_duration
-                        .get_or_create(&RouteLabel { route })
-                        .observe(elapsed);
+                    m.count_request(RequestLabels {
+                        route,
+                        // Only standard methods: arbitrary ones would grow the label set.
+                        method: method_label(&method),
+                        status,
+                        access: facts.map_or("none", |f| f.mode.label()),
+                    });
+                    m.observe_request(route, elapsed);
                 }
                 tracing::info!(
                     method = %method,
