@@ -10,7 +10,6 @@ use super::routes::Api;
 use super::Refusal;
 use crate::backend::BackendRequest;
 use crate::cache::{Answer, Directive, Failed};
-use crate::metrics::RouteLabel;
 use crate::state::State;
 
 /// The header that says where an answer came from: hit, miss or partial.
@@ -30,16 +29,16 @@ pub(super) async fn answer(
             .and_then(|v| v.to_str().ok()),
     );
     let started = std::time::Instant::now();
+    // On the heap: the cache's futures are kilobytes, which every request's
+    // future would carry (and copy) if they were inline.
     let answered = match api.name {
-        "query_range" => cache.range(&state.backend, request, directive).await?,
-        "query" => cache.instant(&state.backend, request, directive).await?,
+        "query_range" => Box::pin(cache.range(&state.backend, request, directive)).await?,
+        "query" => Box::pin(cache.instant(&state.backend, request, directive)).await?,
         _ => return None,
     };
     state
         .metrics
-        .backend_duration
-        .get_or_create(&RouteLabel { route: api.name })
-        .observe(started.elapsed().as_secs_f64());
+        .observe_backend(api.name, started.elapsed().as_secs_f64());
     Some(answered.map(respond).map_err(|f| match f {
         Failed::Backend(e) => {
             let kind = BackendKind::of(&e);

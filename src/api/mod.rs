@@ -56,7 +56,15 @@ pub async fn handle(
             Err(Refusal::MethodNotAllowed(api.methods))
         }
         Some(Route::Api(api, backend_path)) if api.is_alertmanager() => {
-            return alertmanager::api_request(req, payload, state, api, backend_path).await
+            // On the heap: only Alertmanager's requests carry its future.
+            return Box::pin(alertmanager::api_request(
+                req,
+                payload,
+                state,
+                api,
+                backend_path,
+            ))
+            .await;
         }
         Some(Route::Api(api, backend_path)) => {
             return pipeline::api_request(req, payload, state, api, Ok(backend_path)).await
@@ -112,7 +120,8 @@ async fn authenticate(req: &HttpRequest, state: &State) -> Result<Arc<Identity>,
                 a.authenticate(token).await?
             } else {
                 match auth::basic_from_headers(req.headers()) {
-                    Some((id, secret)) => a.authenticate_basic(&id, &secret).await?,
+                    // On the heap: a Keystone login's future is kilobytes.
+                    Some((id, secret)) => Box::pin(a.authenticate_basic(&id, &secret)).await?,
                     None => return Err(AuthError::MissingToken),
                 }
             };

@@ -19,7 +19,6 @@ use crate::authz::{self, Access};
 use crate::backend::{BackendRequest, FORWARDED_REQUEST_HEADERS};
 use crate::identity::Identity;
 use crate::limits::{Admission, LimitKey, LimitValues};
-use crate::metrics::RouteLabel;
 use crate::request::{self, CallerGrants, Params, Scoper, Scoping};
 use crate::state::{Authn, State};
 
@@ -41,9 +40,10 @@ pub(super) async fn api_request(
         let prepared = prepare(&req, payload, &state, &api, &admitted).await?;
         if let (Some(project), Scoping::FilterResponse(f)) = (&prepared.project, api.scoping) {
             if f.builds_own_answer() {
-                // metadata, targets/metadata: built from the project's targets.
+                // metadata, targets/metadata: built from the project's targets
+                // (on the heap: kilobytes of future only these requests carry).
                 let (params, grants) = (&prepared.request.params, prepared.grants.as_ref());
-                return filter::scoped_metadata(f, params, &state, project, grants).await;
+                return Box::pin(filter::scoped_metadata(f, params, &state, project, grants)).await;
             }
         }
         let grants = prepared.grants;
@@ -293,9 +293,7 @@ async fn forward(
     let sent = state.backend.send(request).await;
     state
         .metrics
-        .backend_duration
-        .get_or_create(&RouteLabel { route: api.name })
-        .observe(started.elapsed().as_secs_f64());
+        .observe_backend(api.name, started.elapsed().as_secs_f64());
     sent.map_err(|e| {
         let kind = BackendKind::of(&e);
         state
@@ -316,8 +314,10 @@ async fn answer(
     admission: Option<Admission>,
 ) -> Result<HttpResponse, Refusal> {
     match (project, api.scoping) {
+        // On the heap, as the metadata answer above: a filtered answer's
+        // future is kilobytes, which every request's would carry if inline.
         (Some(project), Scoping::FilterResponse(f)) => {
-            filter::filtered(resp, f, state, &project, grants).await
+            Box::pin(filter::filtered(resp, f, state, &project, grants)).await
         }
         _ => Ok(stream_held(resp, admission)),
     }

@@ -201,8 +201,24 @@ impl Authenticator {
 
     /// Validates `token` and returns who it belongs to.
     pub(crate) async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
-        // The common case first: a token seen before, no digest computed;
-        // most often by this thread, just now.
+        // The common case first: a token this thread has seen just now.
+        if self.positive.is_some() {
+            if let Some(c) = self.recent(token) {
+                if c.identity.time_left(SystemTime::now()) != Some(Duration::ZERO) {
+                    self.metrics.token_cache_hits.inc();
+                    return Ok(c.identity);
+                }
+            }
+        }
+        // Everything else on the heap: the shared caches' and Keystone's
+        // futures are kilobytes, which every request's future would carry
+        // (and copy) if they were inline.
+        Box::pin(self.authenticate_further(token)).await
+    }
+
+    /// [`Authenticator::authenticate`] past this thread's recent tokens.
+    async fn authenticate_further(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
+        // A token seen before, no digest computed.
         if let Some(cache) = &self.positive {
             if let Some(c) = self.recent(token) {
                 self.metrics.token_cache_hits.inc();

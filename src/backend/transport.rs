@@ -159,7 +159,9 @@ impl Client {
         loop {
             let (mut sender, reused) = match self.checkout(origin) {
                 Some(sender) => (sender, true),
-                None => (self.connect(origin).await?, false),
+                // On the heap: a TLS handshake's future is kilobytes, which
+                // every request's future would carry (and copy) if inline.
+                None => (Box::pin(self.connect(origin)).await?, false),
             };
             match sender.try_send_request(request).await {
                 Ok(response) => {

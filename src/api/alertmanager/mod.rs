@@ -31,7 +31,6 @@ use super::routes::{Api, AM_SILENCES_WRITE};
 use super::{stream_held, stream_unfiltered, Mode, Refusal, RequestFacts};
 use crate::authz::Access;
 use crate::backend::{Backend, BackendRequest};
-use crate::metrics::RouteLabel;
 use crate::request::{AmEndpoint, Params, Scoping};
 use crate::state::State;
 use crate::tenancy::Grants;
@@ -187,9 +186,7 @@ async fn send(
     let sent = am.send(request).await;
     state
         .metrics
-        .backend_duration
-        .get_or_create(&RouteLabel { route: api.name })
-        .observe(started.elapsed().as_secs_f64());
+        .observe_backend(api.name, started.elapsed().as_secs_f64());
     sent.map_err(|e| {
         state
             .metrics

@@ -167,22 +167,23 @@ impl BackendAuth {
             BackendAuth::None => Ok(Vec::new()),
             BackendAuth::Basic(b) => Ok(vec![(AUTHORIZATION, self.sensitive(b.authorization())?)]),
             BackendAuth::BearerFile(b) => bearer(b.token().map_err(|e| self.fail(e))?),
-            BackendAuth::Azure(a) => bearer(a.token().await.map_err(|e| self.fail(e))?),
-            BackendAuth::Google(g) => bearer(g.token().await.map_err(|e| self.fail(e))?),
+            // The identity providers' futures on the heap: inline, every
+            // forwarded request's future would carry (and copy) them.
+            BackendAuth::Azure(a) => bearer(Box::pin(a.token()).await.map_err(|e| self.fail(e))?),
+            BackendAuth::Google(g) => bearer(Box::pin(g.token()).await.map_err(|e| self.fail(e))?),
             BackendAuth::SigV4(s) => {
                 let signed_headers: Vec<(&str, &str)> = out
                     .content_type
                     .map(|ct| vec![("content-type", ct)])
                     .unwrap_or_default();
-                let headers = s
-                    .headers_for(ToSign {
-                        method: out.method.as_str(),
-                        url: out.url,
-                        headers: &signed_headers,
-                        body: out.body,
-                    })
-                    .await
-                    .map_err(|e| self.fail(e))?;
+                let headers = Box::pin(s.headers_for(ToSign {
+                    method: out.method.as_str(),
+                    url: out.url,
+                    headers: &signed_headers,
+                    body: out.body,
+                }))
+                .await
+                .map_err(|e| self.fail(e))?;
                 headers
                     .into_iter()
                     .map(|(k, v)| {
