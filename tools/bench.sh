@@ -2,16 +2,19 @@
 # Service load benchmark on the local stack. The same query is sent, in one
 # run, directly to Prometheus (baseline 1), through a plain nginx reverse
 # proxy (baseline 2: what any proxy costs on this box; config in
-# tools/bench/nginx.conf), through aetos as a privileged caller and through
-# aetos as a scoped caller, for `up` and a Watcher query.
+# tools/bench/nginx.conf), through the framework floor (baseline 3:
+# examples/relay_floor.rs, actix-web relaying over hyper's client and
+# nothing else, what aetos cannot cost less than), through aetos as a
+# privileged caller and through aetos as a scoped caller, for `up` and a
+# Watcher query.
 #
 #   tools/bench.sh [DURATION_SECONDS] [CONNECTIONS] [REPETITIONS]
 #
-# wrk runs on CPU 1, nginx and aetos (one worker each) on CPU 0; the
+# wrk runs on CPU 1, nginx, the floor and aetos (one worker each) on CPU 0; the
 # repetitions are interleaved (every case once, then again) and the medians
 # are printed: requests/s, p50, p99 and the proxy's CPU per request (user +
 # system time of its process tree over the measured window / requests),
-# with ratios against nginx and direct Prometheus. Bounded: every run lasts
+# with ratios against nginx, the floor and direct Prometheus. Bounded: every run lasts
 # DURATION seconds (default 10) against 127.0.0.1.
 # tools/bench-neighbour.sh measures one project's flood against another.
 # tools/bench-dashboard.sh measures a dashboard of range panels with and
@@ -46,6 +49,17 @@ for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$nginx_port/prometheus/-/rea
 curl -sf "http://127.0.0.1:$nginx_port/prometheus/-/ready" >/dev/null ||
   { echo "bench: nginx did not start:" >&2; cat "$work/nginx-start.log" "$work/nginx-error.log" >&2; exit 1; }
 
+# The framework floor, on the same CPU.
+(cd "$root" && cargo build --quiet --release --example relay_floor)
+floor_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+${AETOS_PIN:+taskset -c "$AETOS_PIN"} "$root/target/release/examples/relay_floor" "$floor_port" "${prom#http://}" \
+  2>"$work/floor.log" &
+floor_pid=$!
+pids+=("$floor_pid")
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$floor_port/prometheus/-/ready" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$floor_port/prometheus/-/ready" >/dev/null ||
+  { echo "bench: the floor relay did not start:" >&2; cat "$work/floor.log" >&2; exit 1; }
+
 # A Watcher query (instance memory, clients.md) on a resource of the demo project.
 resource=$(demo_resource)
 declare -A queries=(
@@ -61,6 +75,7 @@ run_case() {
   case $target in
     direct) url="$prom/api/v1/query?$qs" ;;
     nginx) url="http://127.0.0.1:$nginx_port/prometheus/api/v1/query?$qs"; pid=$nginx_pid ;;
+    floor) url="http://127.0.0.1:$floor_port/prometheus/api/v1/query?$qs"; pid=$floor_pid ;;
     privileged) url="http://127.0.0.1:$port/prometheus/api/v1/query?$qs"; token=$admin_token; pid=$aetos_pid ;;
     scoped) url="http://127.0.0.1:$port/prometheus/api/v1/query?$qs"; token=$reader_token; pid=$aetos_pid ;;
   esac
@@ -71,7 +86,7 @@ run_case() {
     '{ printf "%s %s %s %s %s %.1f\n", q, $1, $2, $3, $4, ($5 > 0 ? (a - b) * 1e6 / hz / $5 : 0) }' <<<"$line"
 }
 
-targets=(direct nginx privileged scoped)
+targets=(direct nginx floor privileged scoped)
 echo "bench: $duration s per run, $conns connections, $reps interleaved repetitions (medians)," \
   "wrk on CPU ${WRK_CPUS:-any}, proxies on CPU ${AETOS_PIN:-any}" >&2
 for q in up watcher; do echo "query $q: ${queries[$q]}" >&2; done
@@ -90,14 +105,15 @@ for line in sys.argv[1].splitlines():
     rows.setdefault((q, t), []).append((float(rps), float(p50), float(p99), float(cpu)))
 med = {k: [statistics.median(c) for c in zip(*v)] for k, v in rows.items()}
 print(f"{'query':8} {'target':11} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU/req':>9}"
-      f"   {'rps/direct':>10} {'rps/nginx':>9} {'CPU/nginx':>9} {'p99/nginx':>9}")
+      f"   {'rps/direct':>10} {'rps/nginx':>9} {'CPU/nginx':>9} {'p99/nginx':>9} {'CPU/floor':>9}")
 for q in ("up", "watcher"):
-    d, n = med[(q, "direct")], med[(q, "nginx")]
-    for t in ("direct", "nginx", "privileged", "scoped"):
+    d, n, f = med[(q, "direct")], med[(q, "nginx")], med[(q, "floor")]
+    for t in ("direct", "nginx", "floor", "privileged", "scoped"):
         rps, p50, p99, cpu = med[(q, t)]
         cpu_s = f"{cpu:7.1f}us" if t != "direct" else "       -"
         vs_n = (f"{rps / n[0]:9.2f} {cpu / n[3]:9.2f} {p99 / n[2]:9.2f}"
-                if t in ("privileged", "scoped") else "")
-        print(f"{q:8} {t:11} {rps:9.1f} {p50:8.3f} {p99:8.3f} {cpu_s:>9}   {rps / d[0]:10.2f} {vs_n}")
+                if t in ("floor", "privileged", "scoped") else "")
+        vs_f = f" {cpu / f[3]:9.2f}" if t in ("privileged", "scoped") else ""
+        print(f"{q:8} {t:11} {rps:9.1f} {p50:8.3f} {p99:8.3f} {cpu_s:>9}   {rps / d[0]:10.2f} {vs_n}{vs_f}")
 PY
 echo "aetos RSS after the runs: $(awk '/VmRSS/ {print $2, $3}' "/proc/$aetos_pid/status")"
