@@ -201,26 +201,30 @@ impl Authenticator {
 
     /// Validates `token` and returns who it belongs to.
     pub(crate) async fn authenticate(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
-        // The common case first: a token this thread has seen just now.
-        if self.positive.is_some() {
-            if let Some(c) = self.recent(token) {
-                if c.identity.time_left(SystemTime::now()) != Some(Duration::ZERO) {
-                    self.metrics.token_cache_hits.inc();
-                    return Ok(c.identity);
-                }
+        // The common case first: a token this thread has seen just now,
+        // no digest computed.
+        let recent = self.positive.as_ref().and_then(|_| self.recent(token));
+        if let Some(c) = &recent {
+            if c.identity.time_left(SystemTime::now()) != Some(Duration::ZERO) {
+                self.metrics.token_cache_hits.inc();
+                return Ok(c.identity.clone());
             }
         }
         // Everything else on the heap: the shared caches' and Keystone's
         // futures are kilobytes, which every request's future would carry
         // (and copy) if they were inline.
-        Box::pin(self.authenticate_further(token)).await
+        Box::pin(self.authenticate_further(token, recent)).await
     }
 
-    /// [`Authenticator::authenticate`] past this thread's recent tokens.
-    async fn authenticate_further(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
-        // A token seen before, no digest computed.
+    /// [`Authenticator::authenticate`] past this thread's recent tokens
+    /// (`recent`: this thread's entry for `token`, expired since).
+    async fn authenticate_further(
+        &self,
+        token: &str,
+        recent: Option<Cached>,
+    ) -> Result<Arc<Identity>, AuthError> {
         if let Some(cache) = &self.positive {
-            if let Some(c) = self.recent(token) {
+            if let Some(c) = recent {
                 self.metrics.token_cache_hits.inc();
                 return self.unexpired(cache, token, c).await;
             }
