@@ -19,9 +19,29 @@ tokio::task_local! {
     static REQUEST_ID: Arc<str>;
 }
 
-/// Runs `f` (a request's handling) with `id` as its request id.
+/// Runs `f` (a request's handling) with `id` as its request id. Awaited
+/// by the actix worker serving the request, that is on a tokio `LocalSet`
+/// (which [`spawn`] relies on).
 pub(crate) async fn with_request_id<F: std::future::Future>(id: Arc<str>, f: F) -> F::Output {
     REQUEST_ID.scope(id, f).await
+}
+
+/// Spawns `task` (a backend connection's) on this thread. Within a
+/// request's handling, on the `LocalSet` of the actix worker serving it,
+/// where the request's own task runs: a wake-up between the two is then
+/// answered in the same round of the scheduler, whereas from a task of the
+/// runtime's own queue it costs the thread a round through the I/O driver
+/// (an `epoll_wait`) before the request's task runs. Elsewhere (background
+/// tasks), on the runtime.
+pub(crate) fn spawn<F>(task: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    if REQUEST_ID.try_with(|_| ()).is_ok() {
+        tokio::task::spawn_local(task);
+    } else {
+        tokio::spawn(task);
+    }
 }
 
 /// The request id of the request being served, if this runs for one (not
@@ -125,4 +145,35 @@ pub(crate) fn init_logging(opts: &LogOptions) -> Result<LogHandle, String> {
         handle,
         level: opts.level.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the running task is polled by a `LocalSet` (where
+    /// `spawn_local` is allowed; it panics elsewhere).
+    fn on_local_set() -> bool {
+        std::panic::catch_unwind(|| drop(tokio::task::spawn_local(async {}))).is_ok()
+    }
+
+    async fn spawned_on_local_set() -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        spawn(async move {
+            let _ = tx.send(on_local_set());
+        });
+        rx.await.expect("the spawned task ran")
+    }
+
+    #[actix_web::test]
+    async fn within_a_request_a_task_is_spawned_beside_it_on_the_workers_local_set() {
+        assert!(with_request_id("req-1".into(), spawned_on_local_set()).await);
+        // Outside a request's handling, even on this thread: the runtime's queue.
+        assert!(!spawned_on_local_set().await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn background_tasks_are_spawned_on_the_runtime() {
+        assert!(!spawned_on_local_set().await);
+    }
 }

@@ -217,7 +217,8 @@ impl Client {
     }
 
     /// A new connection to `origin` (TCP, TLS for `https`), its task
-    /// spawned on this runtime.
+    /// spawned on this thread (beside the request's, see
+    /// [`crate::telemetry::spawn`]).
     async fn connect(&self, origin: &Origin) -> Result<Sender, Error> {
         let connect_error = |source| Error {
             connect: true,
@@ -231,7 +232,7 @@ impl Client {
             .handshake(io)
             .await
             .map_err(|e| connect_error(e.into()))?;
-        tokio::spawn(async move {
+        crate::telemetry::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("backend connection ended: {}", root_cause(&e));
             }
