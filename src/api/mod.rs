@@ -214,7 +214,7 @@ fn stream_body(
 }
 
 /// The caller-facing status and headers of a backend answer.
-pub(crate) fn response_head(resp: &backend::Response) -> actix_web::HttpResponseBuilder {
+pub(crate) fn response_head<B>(resp: &http::Response<B>) -> actix_web::HttpResponseBuilder {
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut out = HttpResponse::build(status);
     // The same names in actix's `http` version, prepared once.
@@ -227,13 +227,64 @@ pub(crate) fn response_head(resp: &backend::Response) -> actix_web::HttpResponse
         ah::VARY,
         ah::WARNING,
     ];
-    for (h, name) in FORWARDED_RESPONSE_HEADERS.iter().zip(NAMES) {
-        debug_assert_eq!(h.as_str(), name.as_str());
-        if let Some(v) = resp.headers().get(h) {
-            if let Ok(v) = ah::HeaderValue::from_bytes(v.as_bytes()) {
-                out.insert_header((name, v));
-            }
+    // One pass over the backend's few headers (no lookup of each name);
+    // of a name sent more than once, the first value.
+    let mut seen = 0u8;
+    for (h, v) in resp.headers() {
+        let Some(i) = FORWARDED_RESPONSE_HEADERS.iter().position(|f| f == h) else {
+            continue;
+        };
+        if seen & 1 << i != 0 {
+            continue;
+        }
+        seen |= 1 << i;
+        debug_assert_eq!(h.as_str(), NAMES[i].as_str());
+        if let Ok(v) = ah::HeaderValue::from_bytes(v.as_bytes()) {
+            out.insert_header((NAMES[i].clone(), v));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_head_keeps_the_forwarded_headers_first_values_only() {
+        let backend = http::Response::builder()
+            .status(503)
+            .header("content-type", "application/json")
+            .header("date", "Tue, 01 Dec 2026 00:00:00 GMT")
+            .header("set-cookie", "a=b")
+            .header("vary", "Accept-Encoding")
+            .header("vary", "Origin")
+            .header("warning", "199 - \"first\"")
+            .header("warning", "199 - \"second\"")
+            .header("cache-control", "no-store")
+            .header("x-prometheus-api-version", "1")
+            .body(())
+            .unwrap();
+        let head = response_head(&backend).finish();
+        assert_eq!(head.status().as_u16(), 503);
+        let got: Vec<(String, String)> = {
+            let mut g: Vec<_> = head
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            g.sort();
+            g
+        };
+        let want: Vec<(String, String)> = [
+            ("cache-control", "no-store"),
+            ("content-type", "application/json"),
+            ("vary", "Accept-Encoding"),
+            ("warning", "199 - \"first\""),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+    }
 }

@@ -1,6 +1,6 @@
 //! Each thread's last few tokens found valid, looked up before the token
-//! cache: a hit costs one keyed hash of the token and one comparison, not
-//! the cache's lookup and its bookkeeping (about 3k instructions). An entry
+//! cache: a hit costs one keyed hash of the token's end and one comparison,
+//! not the cache's lookup and its bookkeeping (about 3k instructions). An entry
 //! is good until its cache time runs out, as the cache's own is (it is
 //! made just before the cache's), whatever the cache does meanwhile to
 //! make room; a token whose identity has expired is forgotten here and in
@@ -20,10 +20,8 @@ const RECENT_TOKENS: usize = 16;
 struct Recent {
     /// The authenticator that found it.
     owner: u64,
-    /// The token's SipHash under this thread's keys: compared first, so
-    /// that a token is compared byte by byte only with one of the same
-    /// keyed hash (the time a comparison takes tells a caller nothing
-    /// about the remembered tokens).
+    /// [`end_hash`] of the token: compared first, so that a token is compared
+    /// with the whole of a remembered one only when their ends match.
     hash: u64,
     token: Box<str>,
     cached: Cached,
@@ -31,8 +29,31 @@ struct Recent {
 
 impl Recent {
     fn is(&self, owner: u64, hash: u64, token: &str) -> bool {
-        self.hash == hash && self.owner == owner && *self.token == *token
+        self.hash == hash && self.owner == owner && same(self.token.as_bytes(), token.as_bytes())
     }
+}
+
+/// How many of a token's last bytes [`end_hash`] covers: Keystone's tokens end
+/// in what makes them unguessable (a Fernet token's HMAC, a JWS token's
+/// signature), which 32 bytes hold many times over.
+const HASHED_END: usize = 32;
+
+/// SipHash, under this thread's keys, of a token's length and its last
+/// [`HASHED_END`] bytes: what is hashed per request does not grow with
+/// the token. A caller's token meets a full comparison with a remembered
+/// one only when both end alike (or their hashes collide, one chance in
+/// 2^64), so only a caller who already holds the end of a remembered token
+/// can make it happen, and [`same`] then takes the same time whichever
+/// bytes differ.
+fn end_hash(keys: &RandomState, token: &str) -> u64 {
+    let b = token.as_bytes();
+    keys.hash_one((b.len(), &b[b.len().saturating_sub(HASHED_END)..]))
+}
+
+/// Equality in a time that depends on the length only (no early exit at
+/// the first differing byte).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 thread_local! {
@@ -44,7 +65,7 @@ thread_local! {
 /// time has run out since.
 pub(super) fn get(owner: u64, token: &str) -> Option<Cached> {
     RECENT.with(|(keys, recent, _)| {
-        let hash = keys.hash_one(token);
+        let hash = end_hash(keys, token);
         let recent = recent.borrow();
         let r = recent.iter().find(|r| r.is(owner, hash, token))?;
         (Instant::now() < r.cached.expires).then(|| r.cached.clone())
@@ -55,7 +76,7 @@ pub(super) fn get(owner: u64, token: &str) -> Option<Cached> {
 /// its earlier entry or of the oldest one.
 pub(super) fn remember(owner: u64, token: &str, c: &Cached) {
     RECENT.with(|(keys, recent, next)| {
-        let hash = keys.hash_one(token);
+        let hash = end_hash(keys, token);
         let entry = Recent {
             owner,
             hash,
@@ -78,7 +99,7 @@ pub(super) fn remember(owner: u64, token: &str, c: &Cached) {
 /// Forgets `token` of `owner` on this thread.
 pub(super) fn forget(owner: u64, token: &str) {
     RECENT.with(|(keys, recent, _)| {
-        let hash = keys.hash_one(token);
+        let hash = end_hash(keys, token);
         recent.borrow_mut().retain(|r| !r.is(owner, hash, token));
     })
 }
@@ -142,6 +163,42 @@ mod tests {
             .filter(|i| get(4, &format!("t{i}")).is_some())
             .count();
         assert_eq!(kept, RECENT_TOKENS);
+    }
+
+    #[test]
+    fn tokens_alike_but_for_their_start_or_length_are_told_apart() {
+        let end = "e".repeat(HASHED_END);
+        let (a, b) = (format!("aaaa{end}"), format!("abaa{end}"));
+        remember(6, &a, &cached("a", Duration::from_secs(60)));
+        assert_eq!(user(get(6, &a)).as_deref(), Some("a"));
+        assert!(get(6, &b).is_none(), "same end, another start");
+        assert!(get(6, &format!("aaa{end}")).is_none(), "same end, shorter");
+        assert!(get(6, &format!("xaaaa{end}")).is_none(), "same end, longer");
+        assert!(get(6, &end).is_none());
+        remember(6, &b, &cached("b", Duration::from_secs(60)));
+        assert_eq!(user(get(6, &a)).as_deref(), Some("a"));
+        assert_eq!(user(get(6, &b)).as_deref(), Some("b"));
+        forget(6, &a);
+        assert!(get(6, &a).is_none());
+        assert_eq!(user(get(6, &b)).as_deref(), Some("b"));
+        // Short tokens are hashed whole.
+        remember(6, "x", &cached("x", Duration::from_secs(60)));
+        assert!(get(6, "y").is_none());
+        assert_eq!(user(get(6, "x")).as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn same_is_byte_equality() {
+        for (a, b) in [
+            ("", ""),
+            ("a", "a"),
+            ("ab", "ab"),
+            ("ab", "ba"),
+            ("a", "ab"),
+            ("", "a"),
+        ] {
+            assert_eq!(same(a.as_bytes(), b.as_bytes()), a == b, "{a:?} {b:?}");
+        }
     }
 
     #[test]

@@ -122,13 +122,13 @@ impl Endpoint {
         let Some(rest) = path.strip_prefix('/') else {
             return refuse("not absolute");
         };
-        for s in rest.split('/') {
-            let plain = s
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
-            if s.is_empty() || s == "." || s == ".." || !plain {
-                return refuse("not a plain path");
-            }
+        let plain = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+        let segments_plain = rest
+            .as_bytes()
+            .split(|b| *b == b'/')
+            .all(|s| !s.is_empty() && s != b"." && s != b".." && s.iter().all(plain));
+        if !segments_plain {
+            return refuse("not a plain path");
         }
         // As the URL standard writes a query (what the url crate did here
         // before): controls, space, quotes, `#`, `<`, `>` and non-ASCII
