@@ -544,11 +544,21 @@ impl LimitValues {
     }
 
     /// The size limits of a scoped request: the query text before parsing
-    /// (`bytes`), and the selectors it held after scoping.
-    pub(crate) fn check_query_bytes(&self, bytes: usize) -> Result<(), Refusal> {
+    /// (`bytes`, computed only when needed: the text is at most `at_most`
+    /// bytes, as decoding never lengthens it), and the selectors it held
+    /// after scoping.
+    pub(crate) fn check_query_bytes(
+        &self,
+        at_most: usize,
+        bytes: impl FnOnce() -> usize,
+    ) -> Result<(), Refusal> {
         let max = self.max_query_bytes;
-        if max > 0 && bytes > max {
-            return Err(Refusal::QueryBytes { got: bytes, max });
+        if max == 0 || at_most <= max {
+            return Ok(());
+        }
+        let got = bytes();
+        if got > max {
+            return Err(Refusal::QueryBytes { got, max });
         }
         Ok(())
     }

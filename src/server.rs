@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{web, App, HttpMessage, HttpServer};
+use actix_web::{web, App, HttpServer};
 use tracing::Instrument;
 
-use crate::api::{self, RequestFacts};
+use crate::api;
 use crate::metrics::RequestLabels;
 use crate::state::State;
 
@@ -74,7 +74,7 @@ where
     }
     let fut = crate::telemetry::with_request_id(scoped_id, srv.call(req));
     async move {
-        let res = fut.await;
+        let (res, learned) = fut.await;
         let elapsed = started.elapsed().as_secs_f64();
         let elapsed_ms = elapsed * 1000.0;
         if let Some(m) = &metrics {
@@ -88,16 +88,15 @@ where
                 if let (Some(h), Some(s)) = (&cors_request, &state) {
                     s.cors.decorate(h, res.headers_mut());
                 }
-                let facts = res.request().extensions().get::<RequestFacts>().copied();
                 let status = res.status().as_u16();
                 if let Some(m) = &metrics {
-                    let route = facts.map_or("other", |f| f.api);
+                    let route = learned.route.unwrap_or("other");
                     m.count_request(RequestLabels {
                         route,
                         // Only standard methods: arbitrary ones would grow the label set.
                         method: method_label(&method),
                         status,
-                        access: facts.map_or("none", |f| f.mode.label()),
+                        access: learned.access.unwrap_or("none"),
                     });
                     m.observe_request(route, elapsed);
                 }
@@ -105,8 +104,8 @@ where
                     method = %method,
                     path = %uri.path(),
                     status,
-                    api = facts.map_or("-", |f| f.api),
-                    access = facts.map_or("-", |f| f.mode.label()),
+                    api = learned.route.unwrap_or("-"),
+                    access = learned.access.unwrap_or("-"),
                     elapsed_ms = format!("{elapsed_ms:.1}"),
                     "request"
                 );

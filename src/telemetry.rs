@@ -5,6 +5,7 @@
 
 mod oslo_format;
 
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -15,15 +16,56 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
 tokio::task_local! {
-    /// The `req-<uuid>` of the request this task is serving.
-    static REQUEST_ID: Arc<str>;
+    /// The request this task is serving.
+    static SERVING: Serving;
 }
 
-/// Runs `f` (a request's handling) with `id` as its request id. Awaited
-/// by the actix worker serving the request, that is on a tokio `LocalSet`
-/// (which [`spawn`] relies on).
-pub(crate) async fn with_request_id<F: std::future::Future>(id: Arc<str>, f: F) -> F::Output {
-    REQUEST_ID.scope(id, f).await
+/// A request being served: its `req-<uuid>`, and what its stages have
+/// learned of it for its access-log line and metrics.
+struct Serving {
+    id: Arc<str>,
+    learned: Cell<Learned>,
+}
+
+/// What the stages learned of a request, as the labels of its access-log
+/// line and metrics: the route's name, and how far it got in deciding who
+/// may do what. `None` until a stage says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Learned {
+    pub(crate) route: Option<&'static str>,
+    pub(crate) access: Option<&'static str>,
+}
+
+/// Runs `f` (a request's handling) with `id` as its request id, and
+/// returns what its stages learned ([`learn`]). Awaited by the actix
+/// worker serving the request, that is on a tokio `LocalSet` (which
+/// [`spawn`] relies on).
+pub(crate) async fn with_request_id<F: std::future::Future>(
+    id: Arc<str>,
+    f: F,
+) -> (F::Output, Learned) {
+    let serving = Serving {
+        id,
+        learned: Cell::default(),
+    };
+    let mut fut = std::pin::pin!(SERVING.scope(serving, f));
+    let out = fut.as_mut().await;
+    let learned = fut
+        .as_mut()
+        .take_value()
+        .map_or_else(Learned::default, |s| s.learned.get());
+    (out, learned)
+}
+
+/// Records what a stage learned of the request this task serves (nothing
+/// outside one): `route`, when given, and `access`.
+pub(crate) fn learn(route: Option<&'static str>, access: &'static str) {
+    let _ = SERVING.try_with(|s| {
+        let mut l = s.learned.get();
+        l.route = route.or(l.route);
+        l.access = Some(access);
+        s.learned.set(l);
+    });
 }
 
 /// Spawns `task` (a backend connection's) on this thread. Within a
@@ -37,7 +79,7 @@ pub(crate) fn spawn<F>(task: F)
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    if REQUEST_ID.try_with(|_| ()).is_ok() {
+    if SERVING.try_with(|_| ()).is_ok() {
         tokio::task::spawn_local(task);
     } else {
         tokio::spawn(task);
@@ -47,7 +89,7 @@ where
 /// The request id of the request being served, if this runs for one (not
 /// in background tasks such as health checks).
 pub(crate) fn request_id() -> Option<Arc<str>> {
-    REQUEST_ID.try_with(Arc::clone).ok()
+    SERVING.try_with(|s| s.id.clone()).ok()
 }
 
 /// What oslo.log's options say about where and how to log.
@@ -167,9 +209,37 @@ mod tests {
 
     #[actix_web::test]
     async fn within_a_request_a_task_is_spawned_beside_it_on_the_workers_local_set() {
-        assert!(with_request_id("req-1".into(), spawned_on_local_set()).await);
+        assert!(
+            with_request_id("req-1".into(), spawned_on_local_set())
+                .await
+                .0
+        );
         // Outside a request's handling, even on this thread: the runtime's queue.
         assert!(!spawned_on_local_set().await);
+    }
+
+    #[tokio::test]
+    async fn what_the_stages_learn_of_a_request_is_returned_with_its_answer() {
+        let (out, learned) = with_request_id("req-2".into(), async {
+            assert_eq!(request_id().as_deref(), Some("req-2"));
+            learn(Some("query"), "unauthenticated");
+            learn(None, "scoped");
+            7
+        })
+        .await;
+        assert_eq!(out, 7);
+        assert_eq!(
+            learned,
+            Learned {
+                route: Some("query"),
+                access: Some("scoped")
+            }
+        );
+        let (_, nothing) = with_request_id("req-3".into(), async {}).await;
+        assert_eq!(nothing, Learned::default());
+        // Outside a request: nothing to record, no panic.
+        learn(Some("query"), "scoped");
+        assert_eq!(request_id(), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

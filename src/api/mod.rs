@@ -19,7 +19,7 @@ pub mod versions;
 use std::sync::Arc;
 
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use crate::auth::{self, AuthError};
@@ -162,18 +162,15 @@ impl Mode {
     }
 }
 
-/// What the access log and metrics need to know about a request.
-#[derive(Clone, Copy, Debug)]
-pub struct RequestFacts {
-    /// The route's name (`route` label).
-    pub api: &'static str,
-    pub mode: Mode,
+/// The first thing a route's stages learn of a request: which route it is,
+/// not yet authenticated (for the access log and metrics).
+fn learn_route(api: &routes::Api) {
+    crate::telemetry::learn(Some(api.name), Mode::Unauthenticated.label());
 }
 
-fn set_mode(req: &HttpRequest, mode: Mode) {
-    if let Some(f) = req.extensions_mut().get_mut::<RequestFacts>() {
-        f.mode = mode;
-    }
+/// How far the request got in deciding who may do what.
+fn set_mode(mode: Mode) {
+    crate::telemetry::learn(None, mode.label());
 }
 
 /// [`stream_unfiltered`], holding the request's admission until the last

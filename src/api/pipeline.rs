@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use actix_web::http::Method;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::refusal::BackendKind;
 use super::routes::{Api, ParamsIn};
-use super::{authenticate, filter, set_mode, stream_held, Mode, Refusal, RequestFacts};
+use super::{authenticate, filter, learn_route, set_mode, stream_held, Mode, Refusal};
 use crate::auth::AuthError;
 use crate::authz::{self, Access};
 use crate::backend::{BackendRequest, FORWARDED_REQUEST_HEADERS};
@@ -31,10 +31,7 @@ pub(super) async fn api_request(
     api: Api,
     backend_path: Result<String, String>,
 ) -> HttpResponse {
-    req.extensions_mut().insert(RequestFacts {
-        api: api.name,
-        mode: Mode::Unauthenticated,
-    });
+    learn_route(&api);
     let answered = async {
         let admitted = admit(&req, &state, &api, backend_path).await?;
         let prepared = prepare(&req, payload, &state, &api, &admitted).await?;
@@ -90,7 +87,7 @@ pub(super) async fn admit(
 ) -> Result<Admitted, Refusal> {
     let (access, key, identity) = if matches!(state.authn, Authn::Passthrough) {
         // Signing-proxy mode: privileged without identity, forwarded as is.
-        set_mode(req, Mode::Passthrough);
+        set_mode(Mode::Passthrough);
         (Access::Privileged, None, None)
     } else {
         let identity = authenticate(req, state).await.map_err(|e| match e {
@@ -102,12 +99,12 @@ pub(super) async fn admit(
         })?;
         match authz::authorize(&state.enforcer, &identity, api.rule, api.guard) {
             Ok(access) => {
-                set_mode(req, mode(&access));
+                set_mode(mode(&access));
                 let key = limit_key(&access, &identity);
                 (access, Some(key), Some(identity))
             }
             Err(denied) => {
-                set_mode(req, Mode::Denied);
+                set_mode(Mode::Denied);
                 tracing::info!(user = identity.user_id.as_deref().unwrap_or("-"),
                     project = identity.project_id.as_deref().unwrap_or("-"),
                     rule = %denied.rule, "policy denied the request");
@@ -244,8 +241,10 @@ async fn scoped(
     project: &str,
     grants: Option<CallerGrants>,
 ) -> Result<Params, Refusal> {
-    let bytes = request::scoped_input_bytes(params, scoping);
-    limited(key, limits.check_query_bytes(bytes))?;
+    // What is sent bounds what it decodes to: decoded only when over the limit as sent.
+    let sent = params.url.len() + params.body.as_ref().map_or(0, String::len);
+    let bytes = || request::scoped_input_bytes(params, scoping);
+    limited(key, limits.check_query_bytes(sent, bytes))?;
     let done = scope(scoper, params, scoping, project, grants).await;
     let (params, selectors) = done.map_err(|e| {
         tracing::info!("refused a scoped request: {e}");

@@ -233,3 +233,17 @@ fn durations_and_times_parse_as_operators_write_them() {
     assert_eq!(parse_time("NaN"), None);
     assert_eq!(parse_time("x"), None);
 }
+
+#[test]
+fn the_query_size_is_measured_only_when_what_was_sent_is_over_the_limit() {
+    let mut v = LimitValues::unlimited();
+    let never = || -> usize { panic!("measured although the bound decides") };
+    assert!(v.check_query_bytes(1 << 20, never).is_ok(), "no limit");
+    v.max_query_bytes = 100;
+    assert!(v.check_query_bytes(100, never).is_ok());
+    assert!(v.check_query_bytes(101, || 100).is_ok(), "decoded within");
+    match v.check_query_bytes(300, || 101) {
+        Err(Refusal::QueryBytes { got: 101, max: 100 }) => {}
+        other => panic!("{other:?}"),
+    }
+}

@@ -5,10 +5,25 @@
 
 use std::borrow::Cow;
 
+/// The non-empty `&`-separated pieces of `s`, found by a vectorised byte
+/// search (a query is often a kilobyte with a few pieces).
+pub fn pieces(s: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    memchr::memchr_iter(b'&', s.as_bytes())
+        .chain(std::iter::once(s.len()))
+        .map(move |end| {
+            // `&` is ASCII: both ends are character boundaries.
+            let piece = &s[start..end];
+            start = end + 1;
+            piece
+        })
+        .filter(|p| !p.is_empty())
+}
+
 /// One `name=value` pair per non-empty `&`-separated piece, decoded
 /// (`+` is a space, `%XX` a byte, invalid escapes kept, UTF-8 lossy).
 pub fn parse(s: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
-    s.split('&').filter(|p| !p.is_empty()).map(|piece| {
+    pieces(s).map(|piece| {
         let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
         (decode(k), decode(v))
     })
@@ -16,9 +31,7 @@ pub fn parse(s: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
 
 /// Whether any pair's decoded name is `key`.
 pub fn has_key(s: &str, key: &str) -> bool {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .any(|piece| decode(piece.split_once('=').map_or(piece, |(k, _)| k)) == key)
+    pieces(s).any(|piece| decode(piece.split_once('=').map_or(piece, |(k, _)| k)) == key)
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -83,10 +96,8 @@ fn escape_at(b: &[u8], i: usize) -> Option<u8> {
 /// returns for valid UTF-8, without building it (for size limits).
 pub fn decoded_len(s: &str) -> usize {
     let b = s.as_bytes();
-    let escapes = b
-        .iter()
-        .enumerate()
-        .filter(|&(i, &c)| c == b'%' && escape_at(b, i).is_some())
+    let escapes = memchr::memchr_iter(b'%', b)
+        .filter(|&i| escape_at(b, i).is_some())
         .count();
     b.len() - 2 * escapes
 }
@@ -199,6 +210,12 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn pieces_are_the_non_empty_ampersand_separated_parts(s in "[a&b=€]{0,40}") {
+            let want: Vec<&str> = s.split('&').filter(|p| !p.is_empty()).collect();
+            prop_assert_eq!(pieces(&s).collect::<Vec<_>>(), want);
+        }
+
         #[test]
         fn parsing_equals_form_urlencoded(s in "[a-z=&%+0-9A-Fa-f€\\[\\] ;]{0,40}") {
             prop_assert_eq!(ours(&s), theirs(&s));

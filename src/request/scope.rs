@@ -254,7 +254,7 @@ fn scope_one(
 ) -> Result<String, TenancyError> {
     let mut out = String::with_capacity(s.len() + 64);
     let mut found = false;
-    for piece in s.split('&').filter(|p| !p.is_empty()) {
+    for piece in form::pieces(s) {
         let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
         let k = form::decode(k);
         if k == key {
@@ -308,7 +308,7 @@ pub fn scoped_input_bytes(params: &Params, scoping: Scoping) -> usize {
     [Some(params.url.as_str()), params.body.as_deref()]
         .into_iter()
         .flatten()
-        .flat_map(|s| s.split('&'))
+        .flat_map(form::pieces)
         .filter_map(|piece| {
             let (k, v) = piece.split_once('=').unwrap_or((piece, ""));
             (form::decode(k) == key).then(|| form::decoded_len(v))

@@ -21,14 +21,14 @@ mod scope;
 use std::sync::Arc;
 
 use actix_web::http::Method;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use super::filter;
 use super::pipeline::{self, Admitted};
 use super::refusal::BackendKind;
 use super::routes::{Api, AM_SILENCES_WRITE};
-use super::{stream_held, stream_unfiltered, Mode, Refusal, RequestFacts};
+use super::{learn_route, stream_held, stream_unfiltered, Refusal};
 use crate::authz::Access;
 use crate::backend::{Backend, BackendRequest};
 use crate::request::{AmEndpoint, Params, Scoping};
@@ -53,10 +53,7 @@ pub(super) async fn api_request(
     api: Api,
     path: String,
 ) -> HttpResponse {
-    req.extensions_mut().insert(RequestFacts {
-        api: api.name,
-        mode: Mode::Unauthenticated,
-    });
+    learn_route(&api);
     let answered = async {
         let Some(am) = state.alertmanager.as_ref() else {
             return Err(Refusal::Alertmanager {
