@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::time::Instant;
 
 use super::Cached;
@@ -47,7 +47,14 @@ const HASHED_END: usize = 32;
 /// bytes differ.
 fn end_hash(keys: &RandomState, token: &str) -> u64 {
     let b = token.as_bytes();
-    keys.hash_one((b.len(), &b[b.len().saturating_sub(HASHED_END)..]))
+    let end = &b[b.len().saturating_sub(HASHED_END)..];
+    // Length and end in one buffer, hashed in one write.
+    let mut buf = [0u8; 8 + HASHED_END];
+    buf[..8].copy_from_slice(&(b.len() as u64).to_le_bytes());
+    buf[8..8 + end.len()].copy_from_slice(end);
+    let mut h = keys.build_hasher();
+    h.write(&buf[..8 + end.len()]);
+    h.finish()
 }
 
 /// Equality in a time that depends on the length only (no early exit at
